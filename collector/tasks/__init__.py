@@ -1,0 +1,5 @@
+"""Tasks: the model, the built-in families, user JSONL suites, and the verifiers."""
+
+from collector.tasks.model import Task, VerifierSpec
+
+__all__ = ["Task", "VerifierSpec"]

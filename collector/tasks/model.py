@@ -1,0 +1,57 @@
+"""The task model: a task is data (messages, servers it needs, workspace setup, verifier spec)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Task", "VerifierSpec", "VERIFIER_TYPES"]
+
+VERIFIER_TYPES = ("exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls")
+
+
+class VerifierSpec(BaseModel):
+    """How to judge an episode. Which fields matter depends on `type`:
+
+    - exact / contains: `expected` (str or list of accepted str), `case_sensitive`
+    - numeric / math: `expected` (number or expression such as "12/5"), `tolerance` (absolute), `rel_tolerance`
+    - regex: `pattern`
+    - file_state: `files` {relative path: expected content or null for "must not exist"}, `contains` (substring
+      match instead of equality)
+    - unit_tests: `test_code`, `entry_point` (the solution is the final answer's code, or `solution_path` in the
+      workspace)
+    - expected_calls: `calls` [{"name", "arguments"}], `ordered`
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls"]
+    expected: Any = None
+    case_sensitive: bool = False
+    tolerance: float = 1e-6
+    rel_tolerance: float = 0.0
+    pattern: str | None = None
+    files: dict[str, str | None] | None = None
+    contains: bool = False
+    test_code: str | None = None
+    entry_point: str | None = None
+    solution_path: str | None = None
+    calls: list[dict[str, Any]] | None = None
+    ordered: bool = False
+
+
+class Task(BaseModel):
+    """One task. `messages` are OpenAI chat messages (system and user) that open the episode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    family: str
+    split: Literal["train", "test"] = "train"
+    messages: list[dict[str, Any]]
+    servers: list[str] = Field(default_factory=list)
+    setup_files: dict[str, str] = Field(default_factory=dict)
+    optimal_steps: int = 1
+    verifier: VerifierSpec
+    metadata: dict[str, Any] = Field(default_factory=dict)

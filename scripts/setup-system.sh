@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# System packages the test-suite uses, installed where we are root: bubblewrap and util-linux (sandbox), Docker engine,
+# Chromium with its driver (viewer tests), and the Node packages for the cross-language MCP client tests.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v unshare >/dev/null || need+=(util-linux)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ -f tests/node/package.json ] && command -v npm >/dev/null; then
+  (cd tests/node && npm install --no-audit --no-fund --silent)
+fi

@@ -1,0 +1,78 @@
+"""The SQLite store on a real file: runs, episodes in one transaction, resume bookkeeping, schema changes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from collector.errors import StoreError
+from collector.store import Store
+
+TASK = {"id": "weather-0001", "family": "weather", "split": "train"}
+
+
+def test_episode_roundtrip(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    store.create_run("r1", policy="scripted", model="expert", config={"seed": 1})
+    eid = store.start_episode("r1", TASK, 0, policy="scripted", model="expert")
+    msgs = [
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_current_weather", "arguments": "{\"location\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "name": "get_current_weather", "content": "12 C"},
+        {"role": "assistant", "content": "12 C", "latency_s": 0.5},
+    ]
+    store.finish_episode(eid, fields={"status": "done", "passed": True, "score": 1.0, "reward": 10.0,
+                                      "reward_components": {"success": 10.0}},
+                         messages=msgs, tool_calls=[{"call_id": "c1", "turn": 0, "server": "weather",
+                                                     "tool": "get_current_weather", "arguments": "{}", "result": "12 C",
+                                                     "is_error": 0, "duration_s": 0.01}])
+    store.close()
+    ro = Store(tmp_path / "t.db", readonly=True)
+    [ep] = list(ro.episodes(["r1"]))
+    assert ep["passed"] is True and ep["reward_components"] == {"success": 10.0}
+    got = ro.messages(eid)
+    assert got[1]["tool_calls"][0]["function"]["arguments"] == "{\"location\": \"Paris\"}"
+    assert got[3]["latency_s"] == 0.5 and got[3]["content"] == "12 C"
+    assert ro.tool_calls(eid)[0]["tool"] == "get_current_weather"
+
+
+def test_resume_bookkeeping(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    store.create_run("r1", policy="scripted", model="expert", config={})
+    done = store.start_episode("r1", TASK, 0, policy="scripted", model="expert")
+    store.finish_episode(done, fields={"status": "done"}, messages=[{"role": "user", "content": "x"}])
+    store.start_episode("r1", TASK, 1, policy="scripted", model="expert")  # in flight at a crash
+    assert store.done_keys("r1") == {("weather-0001", 0)}
+    assert store.reset_in_flight("r1") == 1
+    assert len(list(store.episodes(["r1"]))) == 1
+
+
+def test_tool_definition_change_is_flagged(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    store.create_run("r1", policy="p", model="m", config={})
+    tool = {"name": "search", "inputSchema": {"type": "object"}}
+    assert store.record_tools("r1", "search", [tool]) == []
+    assert store.record_tools("r1", "search", [tool]) == []
+    assert store.record_tools("r1", "search", [{**tool, "description": "new"}]) == ["search"]
+
+
+def test_corrupt_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open"):
+        Store(bad)
+    with pytest.raises(StoreError, match="no trajectory database"):
+        Store(tmp_path / "missing.db", readonly=True)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "t.db").close()
+    conn = sqlite3.connect(tmp_path / "t.db")
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(tmp_path / "t.db")
