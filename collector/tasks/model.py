@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Task", "VerifierSpec", "VERIFIER_TYPES"]
+__all__ = ["Task", "VerifierSpec", "VerifyContext", "VERIFIER_TYPES"]
 
 VERIFIER_TYPES = ("exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls")
 
@@ -55,3 +57,22 @@ class Task(BaseModel):
     optimal_steps: int = 1
     verifier: VerifierSpec
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass
+class VerifyContext:
+    """What a verifier may look at: the final answer, the workspace's final files, the calls made, and (for
+    unit_tests) a way to run tests in the sandbox through the exec server.
+
+    Attributes:
+        final_answer: the last assistant message's text ("" when the episode ended without one).
+        files: relative path -> text of every file in the workspace at the end (None when no files server).
+        tool_calls: the calls made, in order: {"name": un-namespaced tool name, "arguments": dict or None when
+            the arguments were not valid JSON}.
+        run_tests: async (code, test_code, entry_point) -> {"passed", "total", "failures", "timed_out", "error"}.
+    """
+
+    final_answer: str = ""
+    files: dict[str, str] | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    run_tests: Callable[[str, str, str | None], Awaitable[dict[str, Any]]] | None = None

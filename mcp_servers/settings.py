@@ -1,0 +1,73 @@
+"""Environment settings of the tool servers: one `BaseSettings`, prefix `MCPGYM_` (nested with `__`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServerSettings", "FilesSettings", "SearchSettings", "WeatherSettings", "ExecSettings", "HttpSettings"]
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".cache" / "mcpgym"
+
+
+class FilesSettings(BaseModel):
+    max_read_bytes: int = 256_000  # read_text_file / read_multiple_files cap per file
+    max_binary_bytes: int = 1_000_000
+    max_grep_results: int = 200
+
+
+class SearchSettings(BaseModel):
+    backend: Literal["local", "searxng"] = "local"
+    index_path: Path | None = None  # default: <data_dir>/search.db
+    corpus: list[Path] = Field(default_factory=list)  # extra user corpora: folders of .md/.txt or JSONL files
+    searxng_url: str | None = None
+    allowed_hosts: list[str] = Field(default_factory=list)  # web backend: hosts it may contact
+    timeout_s: float = 10.0
+
+
+class WeatherSettings(BaseModel):
+    backend: Literal["offline", "open-meteo"] = "offline"
+    forecast_url: str = "https://api.open-meteo.com/v1/forecast"
+    geocoding_url: str = "https://geocoding-api.open-meteo.com/v1/search"
+    timeout_s: float = 10.0
+    retries: int = 2
+    cache_ttl_s: float = 600.0
+
+
+class ExecSettings(BaseModel):
+    backend: Literal["process", "docker"] = "process"
+    timeout_s: float = 10.0
+    max_timeout_s: float = 60.0
+    memory_mb: int = 512
+    max_processes: int = 64
+    max_output_bytes: int = 65_536
+    max_file_bytes: int = 64 * 1024 * 1024
+    docker_image: str = "python:3.11-slim"
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_body_bytes: int = 4 * 1024 * 1024
+    call_timeout_s: float = 120.0
+    session_idle_timeout_s: float = 900.0
+
+
+class ServerSettings(BaseSettings):
+    """All tool-server settings. Example: `MCPGYM_SEARCH__BACKEND=searxng MCPGYM_TOKEN=... mcpgym serve all`."""
+
+    model_config = SettingsConfigDict(env_prefix="MCPGYM_", env_nested_delimiter="__", extra="ignore")
+
+    workspace: Path = Path("workspaces")
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    token: SecretStr | None = None
+    files: FilesSettings = Field(default_factory=FilesSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    weather: WeatherSettings = Field(default_factory=WeatherSettings)
+    exec: ExecSettings = Field(default_factory=ExecSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
