@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -26,8 +27,13 @@ class SearchSettings(BaseModel):
     index_path: Path | None = None  # default: <data_dir>/search.db
     corpus: list[Path] = Field(default_factory=list)  # extra user corpora: folders of .md/.txt or JSONL files
     searxng_url: str | None = None
-    allowed_hosts: list[str] = Field(default_factory=list)  # web backend: hosts it may contact
+    allowed_hosts: list[str] = Field(default_factory=list)  # web backend: hosts it may contact ("*" = any public)
     timeout_s: float = 10.0
+    # Web backend: private, loopback and link-local destinations are refused unless exempted here.
+    allow_private: bool = False  # exempt every destination (tests and trusted networks only)
+    allow_private_hosts: list[str] = Field(default_factory=list)  # exempt these "host" or "host:port" entries
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_fetch_bytes: int = Field(default=2_000_000, ge=1_000)
 
 
 class WeatherSettings(BaseModel):
@@ -37,6 +43,9 @@ class WeatherSettings(BaseModel):
     timeout_s: float = 10.0
     retries: int = 2
     cache_ttl_s: float = 600.0
+    cache_max_entries: int = Field(default=512, ge=0)
+    # Offline backend: the date "now" is pinned so results depend only on (city, date, units); "today" uses the clock.
+    fixed_date: date | Literal["today"] = date(2025, 6, 15)
 
 
 class ExecSettings(BaseModel):
