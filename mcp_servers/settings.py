@@ -65,6 +65,7 @@ class HttpSettings(BaseModel):
     max_body_bytes: int = 4 * 1024 * 1024
     call_timeout_s: float = 120.0
     session_idle_timeout_s: float = 900.0
+    allowed_hosts: list[str] = Field(default_factory=list)  # extra Host header values accepted (e.g. "myhost:8765")
 
 
 class ServerSettings(BaseSettings):

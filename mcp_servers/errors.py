@@ -1,0 +1,181 @@
+"""Errors of the tool servers, and the one function that turns them into MCP tool errors.
+
+Hierarchy::
+
+    McpGymServerError
+    ├── PathSecurityError      a path is outside the workspace, escapes it through a symlink, or is malformed
+    ├── ToolInputError         an argument broke a rule (names the argument and the rule)
+    │   ├── NotFoundError      the named file, directory, document or location does not exist
+    │   └── ConflictError      the target already exists / the edit text is ambiguous
+    ├── WorkspaceError         no workspace for this caller (e.g. sessionless HTTP without a workspace header)
+    ├── BackendError           a backend (sandbox, index, remote API) failed; the message says which and why
+    │   └── BackendTimeoutError
+    ├── ServerUnavailableError a server module is not installed or not built yet
+    └── ConfigError            a setting is invalid or a required one (e.g. a token) is missing
+
+Tools raise these; `as_tool_error` (or the `tool_errors` decorator) turns them into the SDK's `ToolError`, which
+the client receives as a result with `is_error=True` and a one-line message, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar, cast
+
+__all__ = [
+    "McpGymServerError",
+    "PathSecurityError",
+    "ToolInputError",
+    "NotFoundError",
+    "ConflictError",
+    "WorkspaceError",
+    "BackendError",
+    "BackendTimeoutError",
+    "ServerUnavailableError",
+    "ConfigError",
+    "as_tool_error",
+    "tool_errors",
+]
+
+_log = logging.getLogger("mcp_servers")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class McpGymServerError(Exception):
+    """Base class of every error the tool servers raise on purpose."""
+
+
+class PathSecurityError(McpGymServerError):
+    """A path is refused: outside the workspace root, a symlink escape, a NUL byte, or changed during the call."""
+
+
+class ToolInputError(McpGymServerError):
+    """A tool argument broke a rule; the message names the argument and what is accepted."""
+
+
+class NotFoundError(ToolInputError):
+    """The named file, directory, document or location does not exist."""
+
+
+class ConflictError(ToolInputError):
+    """The target already exists, or an edit's text matches more than once."""
+
+
+class WorkspaceError(McpGymServerError):
+    """The caller has no workspace (for example sessionless HTTP without the workspace header)."""
+
+
+class BackendError(McpGymServerError):
+    """A backend (sandbox, search index, remote API) failed."""
+
+
+class BackendTimeoutError(BackendError):
+    """A backend did not answer within its time limit."""
+
+
+class ServerUnavailableError(McpGymServerError):
+    """A server module is not available in this installation."""
+
+
+class ConfigError(McpGymServerError):
+    """A setting is invalid, or a required one is missing."""
+
+
+_OS_MESSAGES: dict[int, str] = {
+    errno.ENOENT: "does not exist",
+    errno.EEXIST: "already exists",
+    errno.ENOTDIR: "a path component is not a directory",
+    errno.EISDIR: "is a directory, not a file",
+    errno.ENOTEMPTY: "directory is not empty (pass recursive=true to delete it with its contents)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ELOOP: "is a symbolic link where a real file or directory is required",
+    errno.ENOSPC: "no space left in the workspace",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.ENAMETOOLONG: "name is too long",
+    errno.EINVAL: "invalid argument",
+}
+
+
+def describe_os_error(exc: OSError, what: str | None = None) -> str:
+    """A one-line, path-free description of an OS error (the caller's own path label is used instead).
+
+    Args:
+        exc: The OS error.
+        what: How to name the object in the message, e.g. "path 'a/b.txt'".
+
+    Returns:
+        A message such as "path 'a.txt': does not exist".
+    """
+    reason = _OS_MESSAGES.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return f"{what}: {reason}" if what else reason
+
+
+def as_tool_error(exc: BaseException, tool: str | None = None) -> Exception:
+    """Map an exception raised inside a tool onto the SDK's `ToolError` (an `is_error` result with a clear message).
+
+    Our own errors keep their message; OS errors become a short description without internal paths; anything else
+    becomes a generic message (and is logged with its traceback on the server side only).
+
+    Args:
+        exc: The exception the tool raised.
+        tool: The tool name, used in the generic message.
+
+    Returns:
+        A `mcp.server.mcpserver.exceptions.ToolError` to raise.
+    """
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    if isinstance(exc, ToolError):
+        return exc
+    if isinstance(exc, McpGymServerError):
+        return ToolError(str(exc))
+    if isinstance(exc, OSError):
+        return ToolError(describe_os_error(exc))
+    if isinstance(exc, TimeoutError):
+        return ToolError(f"{tool or 'tool'}: timed out")
+    _log.error("tool %s failed unexpectedly", tool, exc_info=exc)
+    return ToolError(f"{tool or 'tool'}: internal error ({type(exc).__name__}); the server log has details")
+
+
+def tool_errors(fn: Callable[P, Awaitable[R]] | Callable[P, R]) -> Callable[P, Awaitable[R]] | Callable[P, R]:
+    """Decorate a tool function so that every exception it raises reaches the client via `as_tool_error`.
+
+    Works for sync and async functions and keeps the signature (the SDK builds the input schema from it).
+
+    Args:
+        fn: The tool function.
+
+    Returns:
+        The wrapped function.
+    """
+    name = getattr(fn, "__name__", "tool")
+    if inspect.iscoroutinefunction(fn):
+        afn = cast(Callable[P, Awaitable[R]], fn)
+
+        @functools.wraps(fn)
+        async def awrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await afn(*args, **kwargs)
+            except Exception as exc:
+                raise as_tool_error(exc, name) from None
+
+        return awrapper
+    sfn = cast(Callable[P, R], fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return sfn(*args, **kwargs)
+        except Exception as exc:
+            raise as_tool_error(exc, name) from None
+
+    return wrapper
+
+

@@ -1,0 +1,6 @@
+"""Workspaces and path security: where file and exec tools may act, and how paths are checked."""
+
+from mcp_servers.workspace.manager import WORKSPACE_HEADER, WorkspaceManager
+from mcp_servers.workspace.paths import display_path, normalize_root, relative_parts, resolve_path
+
+__all__ = ["WorkspaceManager", "WORKSPACE_HEADER", "resolve_path", "relative_parts", "display_path", "normalize_root"]
