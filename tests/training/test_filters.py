@@ -1,0 +1,127 @@
+"""Every episode filter, proven on planted episodes in a real store."""
+
+from __future__ import annotations
+
+import json
+
+from collector.store import Store
+from training.datasets.filters import (
+    FilterConfig,
+    apply_filters,
+    call_problems,
+    check_code,
+    check_format,
+    check_length,
+    check_reward,
+    check_tool_errors,
+    check_turns,
+    extract_solution,
+)
+from training.datasets.records import load_records
+
+from episode_factory import WEATHER_TOOL, code_messages, weather_messages
+
+
+def _records(store: Store) -> dict[str, object]:
+    return {r.task_id: r for r in load_records(str(store.path))}
+
+
+def test_reward_and_pass_filters(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
+    add_episode("r", "good", "weather", weather_messages("Paris", 21), reward=12.0)
+    add_episode("r", "failed-verdict", "weather", weather_messages("Rome", 25), passed=False, reward=1.0)
+    add_episode("r", "low", "weather", weather_messages("Oslo", 3), reward=4.0)
+    recs = _records(store)
+    assert check_reward(recs["good"], True, 10.0) is None
+    assert check_reward(recs["failed-verdict"], True, None) == "not passed"
+    assert check_reward(recs["failed-verdict"], False, None) is None
+    assert check_reward(recs["low"], True, 10.0) == "reward below threshold"
+
+
+def test_turns_filter(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
+    add_episode("r", "t", "weather", weather_messages("Paris", 21))
+    rec = _records(store)["t"]
+    assert check_turns(rec, 2) is None
+    assert check_turns(rec, 1) == "too many turns"
+    assert check_turns(rec, None) is None
+
+
+def test_tool_error_rate_filter(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
+    add_episode("r", "clean", "weather", weather_messages("Paris", 21))
+    add_episode("r", "erring", "weather", weather_messages("Rome", 25), tool_errors=1)
+    recs = _records(store)
+    assert check_tool_errors(recs["clean"], 0.0) is None
+    assert check_tool_errors(recs["erring"], 0.5) == "tool error rate"
+    assert check_tool_errors(recs["erring"], 1.0) is None
+
+
+def test_call_problems_names_what_is_wrong() -> None:
+    tools = {"weather__get_weather": WEATHER_TOOL["function"]["parameters"]}
+    assert call_problems("weather__get_weather", '{"city": "Paris"}', tools) is None
+    assert call_problems("weather__get_weather", {"city": "Paris", "units": "metric"}, tools) is None
+    assert call_problems("get_wether", '{"city": "Paris"}', tools) == "unknown tool 'get_wether'"
+    assert call_problems("weather__get_weather", '{"city": "Paris"', tools) == "arguments are not JSON"
+    assert call_problems("weather__get_weather", "[1]", tools) == "arguments are not a JSON object"
+    problem = call_problems("weather__get_weather", '{"units": "kelvin"}', tools)
+    assert problem is not None and problem.startswith("arguments do not match the schema")
+
+
+def test_format_filter(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
+    add_episode("r", "valid", "weather", weather_messages("Paris", 21))
+    add_episode("r", "bad-json", "weather", weather_messages("Rome", 25, arguments='{"city": "Rome"'))
+    add_episode("r", "bad-schema", "weather", weather_messages("Oslo", 3, arguments=json.dumps({"town": "Oslo"})))
+    add_episode("r", "unoffered", "weather", weather_messages("Nice", 19), tools=[])
+    add_episode("r", "marked", "weather", weather_messages("Lyon", 18), malformed=1)
+    recs = _records(store)
+    assert check_format(recs["valid"]) is None
+    assert check_format(recs["bad-json"]) == "invalid tool call"
+    assert check_format(recs["bad-schema"]) == "invalid tool call"
+    assert check_format(recs["unoffered"]) == "invalid tool call"
+    assert check_format(recs["marked"]) == "malformed output"
+
+
+def test_length_filter_counts_with_the_given_counter() -> None:
+    msgs = [{"role": "user", "content": "one two three four"}]
+    words = lambda m, t: sum(len(x["content"].split()) for x in m)  # noqa: E731
+    assert check_length(msgs, [], 4, words) is None
+    assert check_length(msgs, [], 3, words) == "too long"
+    assert check_length(msgs, [], None, words) is None
+
+
+def test_code_filter(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
+    unit = {"type": "unit_tests", "test_code": "assert add(1, 2) == 3", "entry_point": "add"}
+    add_episode("r", "ok", "code", code_messages("def add(a, b):\n    return a + b"), verifier=unit, tools=[])
+    add_episode("r", "syntax", "code", code_messages("def add(a, b)\n    return a + b"), verifier=unit, tools=[])
+    add_episode(
+        "r", "leaky", "code",
+        code_messages('API_KEY = "sk-proj-Ab3dEfGhIjKlMnOpQrStUvWxYz0123"\ndef add(a, b):\n    return a + b'),
+        verifier=unit, tools=[],
+    )
+    recs = _records(store)
+    assert extract_solution(recs["ok"]) == "def add(a, b):\n    return a + b\n"
+    assert check_code(recs["ok"]) is None
+    assert check_code(recs["syntax"]) == "code: does not parse"
+    assert check_code(recs["leaky"]) == "code: secret in solution"
+    config = FilterConfig()
+    assert apply_filters(recs["syntax"], config) == "code: does not parse"
+    assert apply_filters(recs["ok"], config) is None
+
+
+def test_code_solution_read_from_the_written_file(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
+    unit = {"type": "unit_tests", "test_code": "assert add(1, 2) == 3", "solution_path": "solution.py"}
+    messages = [
+        {"role": "user", "content": "Write add(a, b) into solution.py"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {
+            "name": "files__write_file",
+            "arguments": json.dumps({"path": "solution.py", "content": "def add(a, b):\n    return a + b\n"})}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "written"},
+        {"role": "assistant", "content": "Done: solution.py holds add."},
+    ]
+    add_episode("r", "file", "code", messages, verifier=unit)
+    rec = _records(store)["file"]
+    assert extract_solution(rec) == "def add(a, b):\n    return a + b\n"
+    assert check_code(rec) is None
+
+
+def test_failed_status_is_dropped_first(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
+    add_episode("r", "crashed", "weather", weather_messages("Paris", 21), status="failed")
+    assert apply_filters(_records(store)["crashed"], FilterConfig(require_passed=False)) == "status failed"
