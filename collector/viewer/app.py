@@ -1,0 +1,276 @@
+"""The trajectory viewer: a read-only FastAPI app with server-rendered pages and a JSON twin for each."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.templating import Jinja2Templates
+
+from collector.errors import ConfigError, StoreError
+from collector.store import Store
+from collector.viewer import charts as ch
+from collector.viewer import queries as q
+from collector.viewer.episode import episode_view
+
+__all__ = ["create_app", "serve"]
+
+_HERE = Path(__file__).parent
+# No script at all: pages are plain HTML and CSS, so model output shown on them can never run.
+_CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+
+class NotFound(Exception):
+    """A run or episode the store does not hold."""
+
+
+def _fmt_time(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) if ts else "—"
+
+
+def _fmt_num(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _fmt_dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_HERE / "templates"),
+        autoescape=True,  # everything, whatever the file name: episodes hold model output
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        time=_fmt_time, num=_fmt_num, pct=_fmt_pct, dur=_fmt_dur,
+        pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, sort_keys=True, default=str),
+    )
+    env.globals.update(
+        episode_url=lambda eid: "/episodes/" + quote(str(eid), safe="/"),
+        run_url=lambda rid: "/runs/" + quote(str(rid), safe="/"),
+        qs=lambda args: ("?" + urlencode(args)) if args else "",
+    )
+    return Jinja2Templates(env=env)
+
+
+class _SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = _CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+
+def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
+    """Build the viewer over one trajectory database, opened read-only on each request.
+
+    Args:
+        db: the SQLite file written by `mcpgym collect`.
+        per_page: episodes per page in the episode list (1-500; `?per_page=` overrides it).
+
+    Returns:
+        The FastAPI app (pages under /, JSON under /api/).
+
+    Raises:
+        StoreError: the file does not exist or is not a trajectory database.
+    """
+    db = Path(db)
+    Store(db, readonly=True).close()  # fail now, with a clear message, rather than on the first request
+    if not 1 <= per_page <= q.MAX_PAGE_SIZE:
+        raise ConfigError(f"per_page must be from 1 to {q.MAX_PAGE_SIZE}, got {per_page}")
+    templates = _templates()
+    app = FastAPI(title="mcpgym viewer", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app.add_middleware(_SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+
+    def open_store() -> Iterator[Store]:
+        store = Store(db, readonly=True)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("db_name", db.name)
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    def error(request: Request, status: int, message: str) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": message}, status_code=status)
+        return page(request, "error.html", status=status, status_code=status, message=message, nav="")
+
+    @app.exception_handler(ConfigError)
+    async def bad_input(request: Request, exc: ConfigError) -> Response:
+        return error(request, 400, str(exc))
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        return error(request, 404, str(exc))
+
+    @app.exception_handler(StoreError)
+    async def store_broken(request: Request, exc: StoreError) -> Response:
+        return error(request, 503, str(exc))
+
+    @app.get("/", include_in_schema=False)
+    def index() -> RedirectResponse:
+        return RedirectResponse("/runs")
+
+    @app.get("/healthz")
+    def healthz(store: Store = Depends(open_store)) -> dict[str, Any]:
+        """Liveness: the database opens and answers."""
+        return {"ok": True, "runs": store.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]}
+
+    # ------------------------------------------------------------------ runs
+    @app.get("/api/runs")
+    def api_runs(store: Store = Depends(open_store)) -> dict[str, Any]:
+        """Every run with its summary."""
+        return {"runs": q.run_summaries(store)}
+
+    @app.get("/runs", response_class=HTMLResponse, include_in_schema=False)
+    def runs_page(request: Request, store: Store = Depends(open_store)) -> HTMLResponse:
+        return page(request, "runs.html", nav="runs", runs=q.run_summaries(store))
+
+    def _run(store: Store, run_id: str) -> dict[str, Any]:
+        if not store.has_run(run_id):
+            known = ", ".join(store.run_ids()[-10:]) or "none"
+            raise NotFound(f"no run named {run_id!r} in {db.name}; recent runs: {known}")
+        summary = q.run_summary(store, run_id)
+        summary["by_family"] = q.success_by_family(store, [run_id])
+        return summary
+
+    @app.get("/api/runs/{run_id:path}")
+    def api_run(run_id: str, store: Store = Depends(open_store)) -> dict[str, Any]:
+        """One run: summary, config, success by family."""
+        return _run(store, run_id)
+
+    @app.get("/runs/{run_id:path}", response_class=HTMLResponse, include_in_schema=False)
+    def run_page(request: Request, run_id: str, store: Store = Depends(open_store)) -> HTMLResponse:
+        run = _run(store, run_id)
+        chart = ch.bar_chart(
+            [ch.Bar(f["family"], f["rate"], f"{f['family']}: {f['passed']}/{f['episodes']}") for f in run["by_family"]],
+            title="Success rate by family", y_max=1.0, fmt=lambda v: f"{v:.0%}",
+        )
+        return page(request, "run.html", nav="runs", run=run, chart=chart)
+
+    # ------------------------------------------------------------------ episodes
+    def _episodes(request: Request, store: Store) -> dict[str, Any]:
+        flt = q.EpisodeFilter.from_params(request.query_params, per_page=per_page)
+        result = q.list_episodes(store, flt)
+        return {"filter": flt, "total": result.total, "pages": result.pages, "episodes": result.rows}
+
+    @app.get("/api/episodes")
+    def api_episodes(request: Request, store: Store = Depends(open_store)) -> dict[str, Any]:
+        """Episodes filtered by run, family, passed, status, reward_min/reward_max, error_type and q (text);
+        paginated with page and per_page."""
+        data = _episodes(request, store)
+        return {**data, "filter": data["filter"].__dict__}
+
+    @app.get("/episodes", response_class=HTMLResponse, include_in_schema=False)
+    def episodes_page(request: Request, store: Store = Depends(open_store)) -> HTMLResponse:
+        data = _episodes(request, store)
+        return page(request, "episodes.html", nav="episodes", choices=q.filter_choices(store),
+                    passed_choices=q.PASSED_CHOICES, status_choices=q.STATUS_CHOICES, **data)
+
+    def _episode(store: Store, episode_id: str) -> dict[str, Any]:
+        if store.db.execute("SELECT 1 FROM episodes WHERE id = ?", [episode_id]).fetchone() is None:
+            raise NotFound(f"no episode {episode_id!r} in {db.name}; episode ids look like <run>/<task>/<sample>")
+        return episode_view(store, episode_id)
+
+    @app.get("/api/episodes/{episode_id:path}")
+    def api_episode(episode_id: str, store: Store = Depends(open_store)) -> dict[str, Any]:
+        """One episode: its row, messages (OpenAI format), tool calls and the readable turns."""
+        return _episode(store, episode_id)
+
+    @app.get("/episodes/{episode_id:path}", response_class=HTMLResponse, include_in_schema=False)
+    def episode_page(request: Request, episode_id: str, store: Store = Depends(open_store)) -> HTMLResponse:
+        return page(request, "episode.html", nav="episodes", view=_episode(store, episode_id))
+
+    # ------------------------------------------------------------------ charts
+    def _chart_data(request: Request, store: Store) -> dict[str, Any]:
+        run_ids = [r for r in request.query_params.getlist("run") if r]
+        unknown = [r for r in run_ids if not store.has_run(r)]
+        if unknown:
+            raise ConfigError(f"unknown run(s) {', '.join(map(repr, unknown))}; see /runs for the runs in {db.name}")
+        return {
+            "runs": run_ids,
+            "reward_histogram": q.reward_histogram(store, run_ids),
+            "success_by_family": q.success_by_family(store, run_ids),
+            "turns": q.value_distribution(store, "turns", run_ids),
+            "tool_calls": q.value_distribution(store, "tool_calls", run_ids),
+            "eval": q.eval_comparison(store, [r for r in run_ids if store.get_run(r)["kind"] == "eval"]),
+        }
+
+    @app.get("/api/charts")
+    def api_charts(request: Request, store: Store = Depends(open_store)) -> dict[str, Any]:
+        """The data behind the charts (repeat ?run= to restrict to some runs)."""
+        return _chart_data(request, store)
+
+    @app.get("/charts", response_class=HTMLResponse, include_in_schema=False)
+    def charts_page(request: Request, store: Store = Depends(open_store)) -> HTMLResponse:
+        data = _chart_data(request, store)
+        ev = data["eval"]
+        svgs = {
+            "reward": ch.bar_chart(
+                [ch.Bar(f"{b['low']:.2g}", b["count"], f"[{b['low']:.3g}, {b['high']:.3g}): {b['count']}")
+                 for b in data["reward_histogram"]],
+                title="Reward histogram (done episodes)",
+            ),
+            "family": ch.bar_chart(
+                [ch.Bar(f["family"], f["rate"], f"{f['family']}: {f['passed']}/{f['episodes']} passed")
+                 for f in data["success_by_family"]],
+                title="Success rate by family", y_max=1.0, fmt=lambda v: f"{v:.0%}", color=ch.PALETTE[2],
+            ),
+            "turns": ch.bar_chart([ch.Bar(d["value"], d["count"]) for d in data["turns"]],
+                                  title="Turns per episode", color=ch.PALETTE[1]),
+            "tool_calls": ch.bar_chart([ch.Bar(d["value"], d["count"]) for d in data["tool_calls"]],
+                                       title="Tool calls per episode", color=ch.PALETTE[4]),
+            "eval": ch.grouped_bar_chart(
+                ev["families"],
+                [(" ".join(filter(None, [r["label"], r["model"] or r["id"]])),
+                  [ev["rates"][r["id"]].get(f) for f in ev["families"]]) for r in ev["runs"]],
+                title="Evaluation runs: success rate by family",
+            ),
+        }
+        return page(request, "charts.html", nav="charts", data=data, svgs=svgs,
+                    all_runs=q.filter_choices(store)["runs"])
+
+    return app
+
+
+def serve(db: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the viewer until interrupted.
+
+    Args:
+        db: the trajectory database (opened read-only).
+        host: the interface to bind; the default keeps it on this machine. Use 0.0.0.0 only behind a trusted network.
+        port: the TCP port.
+
+    Raises:
+        StoreError: the database is missing or unreadable.
+    """
+    import uvicorn
+
+    app = create_app(db)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
