@@ -1,0 +1,1 @@
+"""The files server: workspace-confined file tools."""

@@ -1,0 +1,86 @@
+"""Run servers: one server on stdio, or the gateway over streamable HTTP with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mcp_servers.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mcp_servers.settings import ServerSettings
+
+__all__ = ["serve_stdio", "serve_http", "check_http_settings"]
+
+
+def serve_stdio(name: str, settings: ServerSettings) -> None:
+    """Serve one server on stdin/stdout until the client closes the stream.
+
+    File and exec tools work directly in `settings.workspace` (one client, one workspace).
+
+    Args:
+        name: The server name (files, search, weather, exec).
+        settings: Server settings.
+    """
+    import anyio
+
+    from mcp_servers.registry import build_server
+    from mcp_servers.workspace import WorkspaceManager
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    workspaces = WorkspaceManager(settings.workspace, per_session=False)
+    server = build_server(name, settings, workspaces)
+    anyio.run(server.run_stdio_async)
+
+
+def check_http_settings(settings: ServerSettings) -> None:
+    """Refuse settings that would expose tools without protection.
+
+    Args:
+        settings: Server settings.
+
+    Raises:
+        ConfigError: The host is not loopback and no token is set, or a limit is not positive.
+    """
+    from mcp_servers.gateway.app import is_loopback
+
+    http = settings.http
+    if not is_loopback(http.host) and (settings.token is None or not settings.token.get_secret_value()):
+        raise ConfigError(
+            f"--host {http.host} accepts connections from other machines, so a bearer token is required: "
+            "pass --token or set MCPGYM_TOKEN (or bind to 127.0.0.1)"
+        )
+    if not 0 < http.port < 65536:
+        raise ConfigError(f"--port: must be 1-65535, got {http.port}")
+    for label, value in (("max_body_bytes", http.max_body_bytes), ("call_timeout_s", http.call_timeout_s),
+                         ("session_idle_timeout_s", http.session_idle_timeout_s)):
+        if value <= 0:
+            raise ConfigError(f"http.{label}: must be > 0, got {value}")
+
+
+def serve_http(names: Sequence[str], settings: ServerSettings) -> None:
+    """Serve the named servers over streamable HTTP at `/<name>/mcp` (plus `/healthz`) until interrupted.
+
+    Args:
+        names: Servers to mount; unavailable ones are skipped with a warning.
+        settings: Server settings.
+
+    Raises:
+        ConfigError: See `check_http_settings`, or no server is available.
+    """
+    import uvicorn
+
+    from mcp_servers.gateway.app import build_gateway
+
+    check_http_settings(settings)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    gateway = build_gateway(settings, names)
+    for name, reason in gateway.skipped.items():
+        print(f"mcpgym: skipping {name}: {reason}", file=sys.stderr)
+    host = settings.http.host
+    shown = f"[{host}]" if ":" in host else host
+    for name, path in gateway.paths.items():
+        print(f"mcpgym: {name} at http://{shown}:{settings.http.port}{path}", file=sys.stderr)
+    uvicorn.run(gateway.app, host=host, port=settings.http.port, log_level="warning", lifespan="on")
