@@ -219,7 +219,7 @@ def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
             "success_by_family": q.success_by_family(store, run_ids),
             "turns": q.value_distribution(store, "turns", run_ids),
             "tool_calls": q.value_distribution(store, "tool_calls", run_ids),
-            "eval": q.eval_comparison(store, [r for r in run_ids if store.get_run(r)["kind"] == "eval"]),
+            "eval": q.eval_comparison(store, run_ids or None),
         }
 
     @app.get("/api/charts")

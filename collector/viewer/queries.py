@@ -281,20 +281,20 @@ def value_distribution(store: Store, column: str, run_ids: Sequence[str] = (), c
     return [{"value": f"{v}+" if v == cap else str(v), "count": int(n)} for v, n in rows]
 
 
-def eval_comparison(store: Store, run_ids: Sequence[str] = (), limit: int = 4) -> dict[str, Any]:
+def eval_comparison(store: Store, run_ids: Sequence[str] | None = None, limit: int = 4) -> dict[str, Any]:
     """Success rate per family of evaluation runs (kind = 'eval'), oldest first, for a before/after chart.
 
     Args:
         store: the open store.
-        run_ids: the eval runs to compare; default: the `limit` most recent ones.
+        run_ids: the runs to compare (non-eval ones are ignored); None: the `limit` most recent eval runs.
         limit: how many recent eval runs to show when `run_ids` is empty.
 
     Returns:
         {"runs": [{"id", "model", "policy", "episodes", "rate"}], "families": [...],
          "rates": {run_id: {family: rate}}}
     """
-    if run_ids:
-        clause, params = _run_clause(run_ids, prefix=" AND ")
+    if run_ids is not None:
+        clause, params = _run_clause(run_ids, prefix=" AND ") if run_ids else (" AND 0", [])
         runs = list(
             store.db.query(f"SELECT id, model, policy, config FROM runs WHERE kind = 'eval'"
                            f"{clause.replace('run_id', 'id')} ORDER BY created_at", params)
