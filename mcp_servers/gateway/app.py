@@ -74,6 +74,30 @@ class BearerTokenMiddleware:
         await send({"type": "http.response.body", "body": body.encode()})
 
 
+class SessionEndWatcher:
+    """Releases a session's workspace once the client ends the MCP session (a successful HTTP DELETE)."""
+
+    def __init__(self, app: ASGIApp, workspaces: WorkspaceManager) -> None:
+        self.app = app
+        self.workspaces = workspaces
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "DELETE":
+            await self.app(scope, receive, send)
+            return
+        session_id = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"mcp-session-id"), None)
+        status: list[int] = []
+
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if session_id and status and status[0] < 400:
+            self.workspaces.release_session(session_id)
+
+
 def _call_timeout_middleware(seconds: float) -> Any:
     """A server middleware that ends a `tools/call` after `seconds` with an `is_error` result."""
     from mcp_types import CallToolResult, TextContent
@@ -161,7 +185,7 @@ def build_gateway(
             host=http.host,
         )
         servers[name] = server
-        routes.append(Mount(f"/{name}", app=sub))
+        routes.append(Mount(f"/{name}", app=SessionEndWatcher(sub, workspaces)))
     if not servers:
         raise ConfigError("no server could be started: " + "; ".join(skipped.values()))
 

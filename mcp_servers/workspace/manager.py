@@ -24,6 +24,8 @@ WORKSPACE_HEADER = "Mcpgym-Workspace"
 several servers (say /files/mcp and /exec/mcp) sees one workspace by sending the same value to each; it is required
 where the negotiated protocol has no sessions (2026-07-28 and later)."""
 
+SESSION_HEADER = "mcp-session-id"
+
 WORKSPACE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 ReleaseCallback = Callable[[str, Path], None]
@@ -33,7 +35,6 @@ ReleaseCallback = Callable[[str, Path], None]
 class _Entry:
     path: Path
     last_used: float
-    holders: int = 0
 
 
 class WorkspaceManager:
@@ -81,10 +82,9 @@ class WorkspaceManager:
             WorkspaceError: Neither a workspace header nor a session id is available.
             ToolInputError: The header value is malformed.
         """
-        request_context = _request_context(ctx)
-        headers = _headers(request_context)
+        headers = _headers(ctx)
         if headers is not None:
-            value = headers.get(WORKSPACE_HEADER.lower()) or headers.get(WORKSPACE_HEADER)
+            value = headers.get(WORKSPACE_HEADER.lower())
             if value:
                 if not WORKSPACE_ID_PATTERN.match(value):
                     raise ToolInputError(
@@ -92,9 +92,9 @@ class WorkspaceManager:
                         "'.', '_' or '-', starting with a letter or digit"
                     )
                 return f"w-{value}"
-        session_id = getattr(request_context, "session_id", None) if request_context is not None else None
-        if session_id:
-            return f"s-{session_id}"
+            session_id = headers.get(SESSION_HEADER)
+            if session_id and WORKSPACE_ID_PATTERN.match(session_id):
+                return f"s-{session_id}"
         raise WorkspaceError(
             "this server gives every client its own workspace, but the request carries neither an MCP session id nor "
             f"a {WORKSPACE_HEADER} header; send '{WORKSPACE_HEADER}: <id>' (letters, digits, '.', '_', '-')"
@@ -104,9 +104,9 @@ class WorkspaceManager:
         """The calling MCP session's workspace directory (created on first use).
 
         With `per_session=False` (stdio) this is always the root. With `per_session=True` (HTTP) it is a directory
-        under the root keyed by the `Mcpgym-Workspace` header when sent, else by the MCP session id. A session-keyed
-        (or header-keyed, while a session uses it) workspace is released when the session ends; one used only by
-        sessionless requests is released after `idle_timeout_s` without use.
+        under the root keyed by the `Mcpgym-Workspace` header when sent, else by the MCP session id. The gateway
+        releases a session's workspace when the client ends the session (HTTP DELETE); any workspace unused for
+        `idle_timeout_s` is released by `sweep`.
 
         Args:
             ctx: The tool's `Context`; None outside a request (only valid with `per_session=False`).
@@ -128,34 +128,17 @@ class WorkspaceManager:
                 path.mkdir(exist_ok=True)
                 entry = self._entries[key] = _Entry(path=path, last_used=now)
             entry.last_used = now
-        self._hold(ctx, key, entry)
         if now - self._last_sweep > min(self.idle_timeout_s / 4, 30.0):
             self.sweep(now)
         return entry.path
 
-    def _hold(self, ctx: Any, key: str, entry: _Entry) -> None:
-        """Tie the workspace to the request's connection (if it has a session) so it is released when that ends."""
-        request_context = _request_context(ctx)
-        connection = getattr(request_context, "connection", None)
-        if connection is None or not getattr(connection, "session_id", None):
-            return
-        marker = f"mcpgym.workspace:{key}"
-        if connection.state.get(marker):
-            return
-        connection.state[marker] = True
-        with self._lock:
-            entry.holders += 1
-        connection.exit_stack.callback(self._drop_holder, key)
+    def release_session(self, session_id: str) -> None:
+        """Release the workspace of an MCP session that ended (no-op if it never used one).
 
-    def _drop_holder(self, key: str) -> None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return
-            entry.holders -= 1
-            done = entry.holders <= 0
-        if done:
-            self.release(key)
+        Args:
+            session_id: The `Mcp-Session-Id` of the ended session.
+        """
+        self.release(f"s-{session_id}")
 
     # -- release --------------------------------------------------------------------------------------------------
     def on_release(self, callback: ReleaseCallback) -> None:
@@ -185,7 +168,7 @@ class WorkspaceManager:
         _log.info("released workspace %s", key)
 
     def sweep(self, now: float | None = None) -> list[str]:
-        """Release every workspace no session holds that has been idle for longer than `idle_timeout_s`.
+        """Release every workspace that has been idle for longer than `idle_timeout_s`.
 
         Args:
             now: The current `time.monotonic()` (for tests); defaults to now.
@@ -197,7 +180,7 @@ class WorkspaceManager:
         self._last_sweep = now
         with self._lock:
             idle = [
-                k for k, e in self._entries.items() if e.holders <= 0 and now - e.last_used > self.idle_timeout_s
+                k for k, e in self._entries.items() if now - e.last_used > self.idle_timeout_s
             ]
         for key in idle:
             self.release(key)
@@ -214,23 +197,13 @@ class WorkspaceManager:
             return {k: e.path for k, e in self._entries.items()}
 
 
-def _request_context(ctx: Any | None) -> Any | None:
-    """The low-level request context behind a `Context` (or the object itself if it already is one)."""
+def _headers(ctx: Any | None) -> Any | None:
+    """The HTTP request headers behind a tool's `Context` (None on stdio or outside a request)."""
     if ctx is None:
         return None
-    if hasattr(ctx, "connection"):
-        return ctx
     try:
-        return ctx.request_context
-    except (ValueError, AttributeError):  # Context outside a request
-        return None
-
-
-def _headers(request_context: Any | None) -> Any | None:
-    """The HTTP headers of a request: the transport's (sessionless path) or the HTTP request's (session path)."""
-    if request_context is None:
-        return None
-    headers = getattr(request_context, "headers", None)
-    if headers is None:
-        headers = getattr(getattr(request_context, "request", None), "headers", None)
-    return headers
+        request_context = ctx.request_context
+    except (ValueError, AttributeError):  # a Context outside a request, or already a low-level context
+        request_context = ctx
+    request = getattr(request_context, "request", None)
+    return getattr(request, "headers", None)
