@@ -1,0 +1,368 @@
+"""The MCP client pool: per-episode tool sessions to stdio or HTTP servers, with cached tool lists and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED
+
+from collector.errors import ConfigError, ToolSessionError
+from collector.servers import ManagedGateway, ServerSpec
+from collector.settings import CollectorSettings
+from collector.tools import ToolRef, ToolResult, mcp_tool_to_openai, namespaced, parse_arguments, result_text
+from collector.tools import truncate_output
+from collector.types import OpenAITool
+from collector.workspace import WorkspaceOps
+
+__all__ = ["ToolPool", "ToolSession", "WORKSPACE_HEADER"]
+
+WORKSPACE_HEADER = "Mcpgym-Workspace"  # the gateway keys workspaces by it: one workspace across a session's servers
+
+ToolsCallback = Callable[[str, list[dict[str, Any]]], Sequence[str]]
+
+
+def _tool_dict(tool: Any) -> dict[str, Any]:
+    data: dict[str, Any] = tool.model_dump(by_alias=True, exclude_none=True, mode="json")
+    data.pop("_meta", None)
+    return data
+
+
+class _Connection:
+    """One MCP client session to one server, owned by a background task.
+
+    The MCP SDK runs its transport in a task group; if the server dies, that group fails and cancels the task that
+    entered it. Entering the client in a task of its own keeps the episode's task alive: a dead server becomes a
+    `ToolSessionError` for the caller, not a cancellation.
+    """
+
+    def __init__(self, spec: ServerSpec, *, mode: str, errlog: TextIO) -> None:
+        self.spec = spec
+        self._mode = mode
+        self._errlog = errlog
+        self._client: Client | None = None
+        self._ready = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._error: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _own(self) -> None:
+        try:
+            if self.spec.url:
+                async with create_mcp_http_client(headers=self.spec.headers or None) as http:
+                    transport = streamable_http_client(self.spec.url, http_client=http)
+                    async with Client(transport, mode=self._mode) as client:
+                        self._client = client
+                        self._ready.set()
+                        await self._closing.wait()
+            else:
+                params = StdioServerParameters(command=self.spec.command or "", args=list(self.spec.args),
+                                               env=self.spec.env or None, cwd=self.spec.cwd)
+                async with Client(stdio_client(params, errlog=self._errlog), mode=self._mode) as client:
+                    self._client = client
+                    self._ready.set()
+                    await self._closing.wait()
+        except BaseException as exc:  # noqa: BLE001 - the transport's failure is reported to callers
+            self._error = exc
+
+    def _describe(self, exc: BaseException | None) -> str:
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        where = self.spec.url or " ".join([self.spec.command or "", *self.spec.args])
+        detail = f"{type(exc).__name__}: {exc}" if exc is not None else "connection closed"
+        return f"MCP server {self.spec.name!r} ({where}): {detail}"
+
+    async def open(self, timeout: float) -> None:
+        """Connect (handshake included) within `timeout` seconds.
+
+        Raises:
+            ToolSessionError: the server could not be reached or spawned.
+        """
+        self._task = asyncio.create_task(self._own(), name=f"mcp-{self.spec.name}")
+        waiter = asyncio.create_task(self._ready.wait())
+        done, _ = await asyncio.wait({waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            waiter.cancel()
+            if self._task not in done:
+                await self.close()
+                raise ToolSessionError(f"cannot connect to {self._describe(TimeoutError(f'no answer in {timeout}s'))}")
+            raise ToolSessionError(f"cannot connect to {self._describe(self._error)}")
+
+    @property
+    def dead(self) -> bool:
+        """The transport ended (server exited or connection lost)."""
+        return self._task is None or self._task.done()
+
+    async def request(self, coro_factory: Callable[[Client], Any], timeout: float) -> Any:
+        """Run one request; TimeoutError after `timeout`, ToolSessionError when the server dies meanwhile."""
+        if self._client is None or self.dead:
+            raise ToolSessionError(f"server died: {self._describe(self._error)}")
+        assert self._task is not None
+        call = asyncio.ensure_future(coro_factory(self._client))
+        done, _ = await asyncio.wait({call, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if call in done:
+            exc = call.exception()
+            if isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED:
+                raise ToolSessionError(f"server died: {self._describe(exc)}") from exc
+            return call.result()
+        call.cancel()
+        if self._task in done:
+            raise ToolSessionError(f"server died: {self._describe(self._error)}")
+        raise TimeoutError(f"no answer in {timeout:g}s")
+
+    async def close(self) -> None:
+        """End the session (and a stdio server's process)."""
+        self._closing.set()
+        if self._task is not None and not self._task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except (TimeoutError, asyncio.TimeoutError):
+                self._task.cancel()
+
+
+class ToolSession(WorkspaceOps):
+    """The tools of one episode: one MCP session per attached server (hence one workspace per server).
+
+    Use through `ToolPool.session(...)`. `tools` are the OpenAI tools offered (namespaced `server__tool` when several
+    servers are attached); `call` runs one model-emitted call and never raises for a bad call: unknown tools, invalid
+    JSON and schema-violating arguments come back as error results the model can read.
+    """
+
+    def __init__(self, conns: dict[str, _Connection], tools_by_server: dict[str, list[dict[str, Any]]], *,
+                 call_timeout_s: float, max_output_chars: int, workspace_id: str = "",
+                 scratch: Path | None = None) -> None:
+        self._conns = conns
+        self.workspace_id = workspace_id
+        self._scratch = scratch
+        self.servers = list(conns)
+        self.call_timeout_s = call_timeout_s
+        self.max_output_chars = max_output_chars
+        several = len(conns) > 1
+        self.refs: dict[str, ToolRef] = {}
+        self.tools: list[OpenAITool] = []
+        for server, tools in tools_by_server.items():
+            for tool in tools:
+                exposed = namespaced(server, str(tool["name"]), several=several)
+                self.refs[exposed] = ToolRef(exposed, server, str(tool["name"]), dict(tool.get("inputSchema") or {}))
+                self.tools.append(mcp_tool_to_openai(tool, name=exposed))
+
+    def resolve(self, name: str) -> ToolRef | None:
+        """The tool a (possibly namespaced) name refers to, or None."""
+        return self.refs.get(name)
+
+    async def call(self, name: str, arguments_json: str) -> ToolResult:
+        """Run one call as the model emitted it (`arguments_json` is the raw JSON string).
+
+        Raises:
+            ToolSessionError: the server died during the call (the episode cannot go on).
+        """
+        ref = self.refs.get(name)
+        if ref is None:
+            offered = ", ".join(sorted(self.refs)) or "none"
+            return ToolResult(f"Error: unknown tool '{name}'. Available tools: {offered}.", is_error=True,
+                              error_kind="unknown_tool")
+        args, error = parse_arguments(ref, arguments_json)
+        if error is not None:
+            return error
+        assert args is not None
+        return await self.call_tool(ref.server, ref.tool, args)
+
+    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
+        """Call a tool by server and MCP name with already-parsed arguments (no schema check).
+
+        Raises:
+            ToolSessionError: the server is not attached to this session, or died during the call.
+        """
+        conn = self._conns.get(server)
+        if conn is None:
+            raise ToolSessionError(f"server {server!r} is not attached to this session (attached: {self.servers})")
+        start = time.perf_counter()
+        try:
+            result = await conn.request(lambda c: c.call_tool(tool, arguments), self.call_timeout_s)
+        except TimeoutError:
+            return ToolResult(f"Error: the tool '{tool}' did not answer within {self.call_timeout_s:g} seconds.",
+                              is_error=True, duration_s=time.perf_counter() - start, server=server, tool=tool,
+                              error_kind="timeout")
+        except MCPError as exc:
+            return ToolResult(f"Error: {exc.error.message}", is_error=True, duration_s=time.perf_counter() - start,
+                              server=server, tool=tool, error_kind="protocol_error")
+        text, truncated = truncate_output(result_text(result.content), self.max_output_chars)
+        return ToolResult(text, is_error=bool(result.is_error), structured=result.structured_content,
+                          duration_s=time.perf_counter() - start, server=server, tool=tool,
+                          error_kind="tool_error" if result.is_error else None, truncated=truncated)
+
+    async def aclose(self) -> None:
+        """Close every server session."""
+        await asyncio.gather(*(c.close() for c in self._conns.values()), return_exceptions=True)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+class ToolPool:
+    """Attaches to a set of MCP servers and opens a fresh session per episode.
+
+    Args:
+        servers: name -> spec (from `load_server_config`); None starts `mcpgym serve all --transport http` on a free
+            loopback port (run-scoped workspace root) and stops it at the end.
+        settings: timeouts and output budget (default: from the environment).
+        on_tools: called with (server, MCP tool dicts) whenever a server's tools are (re)listed; returns the names
+            whose definition changed (e.g. `Store.record_tools`).
+        errlog: where stdio servers' stderr goes (default: discarded).
+
+    Example:
+        async with ToolPool() as pool, pool.session(["weather"]) as s:
+            result = await s.call("get_current_weather", '{"location": "Paris"}')
+    """
+
+    def __init__(self, servers: Mapping[str, ServerSpec] | None = None, *, settings: CollectorSettings | None = None,
+                 on_tools: ToolsCallback | None = None, errlog: TextIO | None = None) -> None:
+        self.settings = settings or CollectorSettings()
+        self.gateway = None if servers is not None else ManagedGateway(
+            self.settings.workspace_root, start_timeout_s=self.settings.server_start_timeout_s,
+            keep_workspaces=self.settings.keep_workspaces)
+        self._specs = dict(servers) if servers is not None else {}
+        self._on_tools = on_tools
+        self._own_errlog = errlog is None
+        self._errlog: TextIO = errlog or open(os.devnull, "w")  # noqa: SIM115 - closed in aclose()
+        self._tools: dict[str, list[dict[str, Any]]] = {}
+        self._tool_locks: dict[str, asyncio.Lock] = {}
+        self._restart_lock = asyncio.Lock()
+        self.changed_tools: list[tuple[str, str]] = []
+        self._scratch: Path | None = None
+
+    @property
+    def server_names(self) -> list[str]:
+        """Names of the attachable servers."""
+        return list(self._specs)
+
+    async def start(self) -> None:
+        """Start the managed server (no-op for a configured pool)."""
+        if self.gateway is not None:
+            await asyncio.to_thread(self.gateway.start)
+            self._specs = self.gateway.specs()
+
+    async def aclose(self) -> None:
+        """Stop the managed server and release resources."""
+        if self.gateway is not None:
+            await asyncio.to_thread(self.gateway.cleanup)
+        if self._own_errlog:
+            self._errlog.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    async def __aenter__(self) -> ToolPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _ensure_gateway(self) -> None:
+        if self.gateway is None or self.gateway.alive():
+            return
+        async with self._restart_lock:
+            if await asyncio.to_thread(self.gateway.ensure_running):
+                self._specs = self.gateway.specs()
+                self._tools.clear()
+
+    def _spec(self, name: str) -> ServerSpec:
+        spec = self._specs.get(name)
+        if spec is None:
+            raise ConfigError(f"no MCP server named {name!r}; attached servers: {', '.join(self._specs) or 'none'}")
+        return spec
+
+    def _session_spec(self, name: str, workspace_id: str) -> ServerSpec:
+        """The spec for one session: the shared workspace header (HTTP) or `{workspace}` filled in (stdio)."""
+        spec = self._spec(name)
+        if spec.url:
+            return replace(spec, headers={WORKSPACE_HEADER: workspace_id, **spec.headers})
+        texts = [spec.cwd or "", *spec.args, *spec.env.values()]
+        if not any("{workspace}" in t for t in texts):
+            return spec
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="mcpgym-stdio-ws-"))
+        ws = self._scratch / workspace_id
+        ws.mkdir(parents=True, exist_ok=True)
+        fill = lambda t: t.replace("{workspace}", str(ws))  # noqa: E731
+        return replace(spec, args=tuple(fill(a) for a in spec.args), cwd=fill(spec.cwd) if spec.cwd else None,
+                       env={k: fill(v) for k, v in spec.env.items()})
+
+    async def _connect(self, name: str, workspace_id: str) -> _Connection:
+        conn = _Connection(self._session_spec(name, workspace_id), mode=self.settings.mcp_mode, errlog=self._errlog)
+        await conn.open(self.settings.connect_timeout_s)
+        return conn
+
+    async def _tools_of(self, name: str, conn: _Connection) -> list[dict[str, Any]]:
+        lock = self._tool_locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            if name not in self._tools:
+                try:
+                    listing = await conn.request(lambda c: c.list_tools(), self.settings.connect_timeout_s)
+                except TimeoutError as exc:
+                    raise ToolSessionError(f"MCP server {name!r} did not list its tools in time") from exc
+                tools = [_tool_dict(t) for t in listing.tools]
+                self._tools[name] = tools
+                if self._on_tools is not None:
+                    self.changed_tools.extend((name, t) for t in self._on_tools(name, tools))
+            return self._tools[name]
+
+    async def open_session(self, servers: Sequence[str]) -> ToolSession:
+        """Open one session per named server; close it with `aclose()` (or use `session()`).
+
+        Raises:
+            ConfigError: a server name is not attached.
+            ToolSessionError: a server cannot be reached (after restarting a dead managed server).
+        """
+        names = list(dict.fromkeys(servers))
+        for n in names:
+            self._spec(n)
+        await self._ensure_gateway()
+        conns: dict[str, _Connection] = {}
+        workspace_id = f"ep-{uuid.uuid4().hex[:16]}"
+        try:
+            for n in names:
+                conns[n] = await self._connect(n, workspace_id)
+            tools = {n: await self._tools_of(n, c) for n, c in conns.items()}
+        except BaseException:
+            await asyncio.gather(*(c.close() for c in conns.values()), return_exceptions=True)
+            raise
+        scratch = self._scratch / workspace_id if self._scratch is not None else None
+        return ToolSession(conns, tools, call_timeout_s=self.settings.call_timeout_s,
+                           max_output_chars=self.settings.max_tool_output_chars, workspace_id=workspace_id,
+                           scratch=scratch if scratch is not None and scratch.exists() else None)
+
+    @asynccontextmanager
+    async def session(self, servers: Sequence[str]) -> AsyncIterator[ToolSession]:
+        """`async with pool.session(["files", "exec"]) as s:` a fresh session (and workspace) per server."""
+        s = await self.open_session(servers)
+        try:
+            yield s
+        finally:
+            await s.aclose()
+
+    def forget(self, server: str) -> None:
+        """Drop a server's cached tool list (it is listed again, and re-recorded, on the next session)."""
+        self._tools.pop(server, None)
+
+    async def list_tools(self, servers: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The MCP tool definitions of each server (for schema task generation and docs)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name in servers or self.server_names:
+            async with self.session([name]):
+                out[name] = self._tools[name]
+        return out
+

@@ -1,0 +1,165 @@
+"""MCP tools as OpenAI tools: the one conversion function, argument checking, and tool results."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from collector.types import OpenAITool
+
+__all__ = [
+    "NAMESPACE_SEP",
+    "MALFORMED_KINDS",
+    "ToolRef",
+    "ToolResult",
+    "mcp_tool_to_openai",
+    "namespaced",
+    "parse_arguments",
+    "truncate_output",
+]
+
+NAMESPACE_SEP = "__"
+MALFORMED_KINDS = frozenset({"unknown_tool", "invalid_json", "invalid_arguments"})
+
+
+def namespaced(server: str, tool: str, *, several: bool) -> str:
+    """The name the model sees: `server__tool` when several servers are attached, else the tool's own name."""
+    return f"{server}{NAMESPACE_SEP}{tool}" if several else tool
+
+
+def mcp_tool_to_openai(tool: dict[str, Any], *, name: str | None = None) -> OpenAITool:
+    """Convert one MCP tool definition into an OpenAI function tool.
+
+    This is the only place where that conversion happens (DESIGN.md, data contract 1).
+
+    Args:
+        tool: the MCP tool as a dict (`name`, `description`, `inputSchema`, optional `title`/`annotations`).
+        name: the name to expose (a namespaced name); defaults to the tool's own name.
+
+    Returns:
+        `{"type": "function", "function": {"name", "description", "parameters"}}`.
+    """
+    schema = dict(tool.get("inputSchema") or tool.get("input_schema") or {})
+    schema.setdefault("type", "object")
+    if schema.get("type") == "object":
+        schema.setdefault("properties", {})
+    description = tool.get("description") or tool.get("title") or ""
+    return {
+        "type": "function",
+        "function": {"name": name or str(tool["name"]), "description": str(description), "parameters": schema},
+    }
+
+
+@dataclass
+class ToolRef:
+    """A tool offered in a session: the exposed name, its server, its MCP name and its argument schema."""
+
+    exposed: str
+    server: str
+    tool: str
+    schema: dict[str, Any]
+    _validator: Any = field(default=None, repr=False)
+
+    def validator(self) -> Any:
+        """A cached jsonschema validator for the tool's input schema."""
+        if self._validator is None:
+            cls = jsonschema.validators.validator_for(self.schema, default=jsonschema.Draft202012Validator)
+            self._validator = cls(self.schema)
+        return self._validator
+
+
+@dataclass
+class ToolResult:
+    """The outcome of one tool call as the model and the store see it.
+
+    Attributes:
+        text: what the model reads (tool output, or an error message it can act on).
+        is_error: the call failed (server-side tool error, malformed call, timeout).
+        structured: the tool's structured content, when it returned any.
+        duration_s: wall time of the call.
+        server: the server that ran it ("" for a call that never reached a server).
+        tool: the un-namespaced tool name ("" when unknown).
+        error_kind: None, "tool_error", "unknown_tool", "invalid_json", "invalid_arguments", "timeout",
+            "protocol_error".
+        truncated: the text was cut to the output budget.
+    """
+
+    text: str
+    is_error: bool = False
+    structured: Any = None
+    duration_s: float = 0.0
+    server: str = ""
+    tool: str = ""
+    error_kind: str | None = None
+    truncated: bool = False
+
+    @property
+    def malformed(self) -> bool:
+        """The model's call itself was malformed (unknown tool, invalid JSON, schema-violating arguments)."""
+        return self.error_kind in MALFORMED_KINDS
+
+
+def parse_arguments(ref: ToolRef, arguments_json: str) -> tuple[dict[str, Any] | None, ToolResult | None]:
+    """Parse and validate a call's arguments string against the tool's input schema.
+
+    Returns:
+        `(arguments, None)` when valid, else `(None, error result)` whose text tells the model what to fix.
+    """
+    text = arguments_json if isinstance(arguments_json, str) else json.dumps(arguments_json)
+    if not text.strip():
+        text = "{}"
+    try:
+        args = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, ToolResult(
+            f"Error: the arguments of '{ref.exposed}' are not valid JSON ({exc.msg} at position {exc.pos}). "
+            "Send a JSON object matching the tool's parameters.",
+            is_error=True, server=ref.server, tool=ref.tool, error_kind="invalid_json",
+        )
+    if not isinstance(args, dict):
+        return None, ToolResult(
+            f"Error: the arguments of '{ref.exposed}' must be a JSON object, got {type(args).__name__}.",
+            is_error=True, server=ref.server, tool=ref.tool, error_kind="invalid_arguments",
+        )
+    error = jsonschema.exceptions.best_match(ref.validator().iter_errors(args))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        return None, ToolResult(
+            f"Error: invalid arguments for '{ref.exposed}' at {where}: {error.message}. "
+            f"Expected parameters: {json.dumps(ref.schema.get('properties', {}), sort_keys=True)[:1500]}",
+            is_error=True, server=ref.server, tool=ref.tool, error_kind="invalid_arguments",
+        )
+    return args, None
+
+
+def truncate_output(text: str, budget: int) -> tuple[str, bool]:
+    """Cut `text` to `budget` characters (head and tail kept) with a visible marker naming what was dropped."""
+    if len(text) <= budget:
+        return text, False
+    marker = f"\n[... truncated: {len(text) - budget} of {len(text)} characters omitted ...]\n"
+    keep = max(budget - len(marker), 0)
+    head = keep * 3 // 4
+    tail = keep - head
+    return text[:head] + marker + (text[len(text) - tail:] if tail else ""), True
+
+
+def result_text(content: list[Any]) -> str:
+    """Flatten MCP content blocks into the text a model reads."""
+    parts: list[str] = []
+    for block in content:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            parts.append(block.text)
+        elif kind in ("image", "audio"):
+            parts.append(f"[{kind}: {getattr(block, 'mime_type', 'unknown type')}]")
+        elif kind == "resource":
+            res = block.resource
+            parts.append(getattr(res, "text", None) or f"[resource: {getattr(res, 'uri', '')}]")
+        elif kind == "resource_link":
+            parts.append(f"[resource link: {getattr(block, 'uri', '')}]")
+        else:
+            parts.append(str(block))
+    return "\n".join(parts)
