@@ -1,0 +1,195 @@
+"""Outbound HTTP for the web backend: host allow-list, refusal of private destinations, checked redirects.
+
+Every hop (the first request and each redirect) is checked before any connection is made: the scheme must be
+http or https, the host must be allowed, and every address the host resolves to must be public (not private,
+loopback, link-local, shared, reserved or multicast, IPv4-mapped forms included). The request then goes to the
+checked address itself (the Host header and TLS server name keep the original name), so a second DNS answer
+cannot swap in a private address between check and connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+
+import httpx
+
+from mcp_servers.errors import BackendError, BackendTimeoutError, ToolInputError
+
+__all__ = ["DestinationPolicy", "FetchResult", "check_destination", "guarded_get"]
+
+_REDIRECTS = {301, 302, 303, 307, 308}
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class DestinationPolicy:
+    """Which destinations outbound requests may reach.
+
+    Attributes:
+        allowed_hosts: Host names that may be contacted; ``"*.example.org"`` also matches subdomains, ``"*"``
+            matches any host (private addresses stay refused).
+        allow_private: Exempt every destination from the private-address refusal (tests, trusted networks).
+        allow_private_hosts: ``"host"`` or ``"host:port"`` entries exempt from the private-address refusal
+            (e.g. a self-hosted SearXNG on ``localhost:8888``).
+    """
+
+    allowed_hosts: tuple[str, ...] = ()
+    allow_private: bool = False
+    allow_private_hosts: tuple[str, ...] = field(default_factory=tuple)
+
+    def host_allowed(self, host: str) -> bool:
+        """Whether ``host`` is on the allow-list."""
+        host = host.lower().rstrip(".")
+        for entry in self.allowed_hosts:
+            entry = entry.lower().rstrip(".")
+            if entry == "*" or entry == host or (entry.startswith("*.") and host.endswith(entry[1:])):
+                return True
+        return False
+
+    def private_exempt(self, host: str, port: int) -> bool:
+        """Whether ``host:port`` may resolve to a private address."""
+        if self.allow_private:
+            return True
+        host = host.lower()
+        return host in self.allow_private_hosts or f"{host}:{port}" in self.allow_private_hosts
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The final response of a guarded GET, after redirects."""
+
+    url: str
+    status_code: int
+    content_type: str
+    body: bytes
+    truncated: bool
+
+
+def _is_public(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+async def _resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise BackendError(f"host {host!r} could not be resolved") from None
+    addresses: list[IPAddress] = []
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+async def check_destination(url: httpx.URL, policy: DestinationPolicy) -> IPAddress:
+    """Check one destination and return the address to connect to.
+
+    Args:
+        url: The destination.
+        policy: The destination policy.
+
+    Returns:
+        The (first) checked address of the host.
+
+    Raises:
+        ToolInputError: The scheme is not http/https, the host is not allowed, or it resolves to a
+            private, loopback or link-local address.
+        BackendError: The host name cannot be resolved.
+    """
+    if url.scheme not in ("http", "https"):
+        raise ToolInputError(f"destination {url} refused: only http and https URLs are accepted")
+    host = url.host
+    if not host:
+        raise ToolInputError(f"destination {url} refused: the URL has no host")
+    if not policy.host_allowed(host):
+        allowed = ", ".join(policy.allowed_hosts) or "none"
+        raise ToolInputError(
+            f"destination {url} refused: host {host!r} is not on the allow-list "
+            f"(allowed: {allowed}; set MCPGYM_SEARCH__ALLOWED_HOSTS)"
+        )
+    port = url.port or (443 if url.scheme == "https" else 80)
+    addresses = await _resolve(host, port)
+    if not addresses:
+        raise BackendError(f"host {host!r} has no address")
+    if not policy.private_exempt(host, port):
+        for address in addresses:
+            if not _is_public(address):
+                raise ToolInputError(
+                    f"destination {url} refused: {host!r} resolves to {address}, a private, loopback, link-local "
+                    "or reserved address"
+                )
+    return addresses[0]
+
+
+async def guarded_get(
+    client: httpx.AsyncClient,
+    url: str,
+    policy: DestinationPolicy,
+    *,
+    params: dict[str, str | int] | None = None,
+    max_redirects: int = 5,
+    max_bytes: int = 2_000_000,
+) -> FetchResult:
+    """GET a URL, checking it and every redirect target against ``policy`` before connecting.
+
+    Args:
+        client: An httpx client; it must not follow redirects itself.
+        url: The URL.
+        policy: The destination policy.
+        params: Query parameters for the first request.
+        max_redirects: Redirects followed at most.
+        max_bytes: The body is cut after this many bytes (``truncated`` is then true).
+
+    Returns:
+        The final response.
+
+    Raises:
+        ToolInputError: A destination is refused, or there were too many redirects.
+        BackendTimeoutError: The server did not answer in time. BackendError: the connection failed.
+    """
+    current = httpx.URL(url, params=params) if params else httpx.URL(url)
+    for _hop in range(max_redirects + 1):
+        address = await check_destination(current, policy)
+        target = current.copy_with(host=str(address))
+        headers = {"Host": current.netloc.decode("ascii"), "Accept-Encoding": "identity"}
+        extensions = {"sni_hostname": current.host} if current.scheme == "https" else {}
+        request = client.build_request("GET", target, headers=headers, extensions=extensions)
+        try:
+            response = await client.send(request, stream=True, follow_redirects=False)
+        except httpx.TimeoutException:
+            raise BackendTimeoutError(f"{current.host} did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise BackendError(f"request to {current.host} failed ({type(exc).__name__})") from None
+        try:
+            if response.status_code in _REDIRECTS and "location" in response.headers:
+                current = current.join(response.headers["location"])
+                continue
+            body = bytearray()
+            truncated = False
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > max_bytes:
+                    del body[max_bytes:]
+                    truncated = True
+                    break
+            return FetchResult(
+                url=str(current),
+                status_code=response.status_code,
+                content_type=response.headers.get("content-type", ""),
+                body=bytes(body),
+                truncated=truncated,
+            )
+        finally:
+            await response.aclose()
+    raise ToolInputError(f"{url}: more than {max_redirects} redirects")
