@@ -17,7 +17,8 @@ class VerifierSpec(BaseModel):
     """How to judge an episode. Which fields matter depends on `type`:
 
     - exact / contains: `expected` (str or list of accepted str), `case_sensitive`
-    - numeric / math: `expected` (number or expression such as "12/5"), `tolerance` (absolute), `rel_tolerance`
+    - numeric / math: `expected` (number or expression such as "12/5"), `tolerance` (absolute), `rel_tolerance`;
+      numeric may name a `unit` ("°F", "km/h") to pick the number stated with that unit out of a free-text answer
     - regex: `pattern`
     - file_state: `files` {relative path: expected content or null for "must not exist"}, `contains` (substring
       match instead of equality)
@@ -33,6 +34,7 @@ class VerifierSpec(BaseModel):
     case_sensitive: bool = False
     tolerance: float = 1e-6
     rel_tolerance: float = 0.0
+    unit: str | None = None
     pattern: str | None = None
     files: dict[str, str | None] | None = None
     contains: bool = False

@@ -1,0 +1,122 @@
+"""Task suites by name: the built-in families and user JSONL files, with a deterministic split, shuffle and limit."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from collector.errors import ConfigError
+from collector.tasks._split import check_split, seeded_rng
+from collector.tasks.model import Task
+
+__all__ = ["FAMILIES", "interleave", "load_suite", "load_tasks"]
+
+# family name -> module with `generate(seed, n) -> list[Task]`
+FAMILIES: dict[str, str] = {
+    "weather": "collector.tasks.weather",
+    "files": "collector.tasks.files",
+    "search": "collector.tasks.search",
+    "code": "collector.tasks.code",
+}
+_SCHEMA = "schema"
+
+
+def _is_path(suite: str) -> bool:
+    return suite.endswith((".jsonl", ".json")) or "/" in suite or "\\" in suite or Path(suite).is_file()
+
+
+def load_suite(
+    suite: str, *, seed: int = 0, tools_by_server: dict[str, list[dict[str, Any]]] | None = None
+) -> list[Task]:
+    """Every task of one suite, in generation order (no split filter, no shuffle).
+
+    Args:
+        suite: a built-in family name (weather, files, search, code), "schema" (needs `tools_by_server`), or the
+            path of a JSONL file of tasks.
+        seed: the generation seed.
+        tools_by_server: the live tool lists (MCP tool dicts) of the attached servers, for the schema suite.
+
+    Raises:
+        ConfigError: unknown suite name, unreadable or invalid JSONL file, or schema without tool lists.
+    """
+    name = suite.strip()
+    if name in FAMILIES:
+        module = importlib.import_module(FAMILIES[name])
+        tasks: list[Task] = module.generate(seed)
+        return tasks
+    if name == _SCHEMA:
+        if not tools_by_server:
+            raise ConfigError(
+                "the 'schema' suite is generated from the attached servers' tool lists: "
+                "pass tools_by_server (the collector does this after listing the tools)"
+            )
+        from collector.tasks.schema_tasks import generate_schema_tasks
+
+        return generate_schema_tasks(tools_by_server, seed=seed, n=100)
+    if _is_path(name):
+        if not Path(name).is_file():
+            raise ConfigError(f"task file {name!r} does not exist")
+        from collector.tasks.jsonl import load_jsonl_tasks
+
+        return load_jsonl_tasks(name)
+    accepted = ", ".join([*FAMILIES, _SCHEMA])
+    raise ConfigError(f"unknown task suite {name!r}; accepted: {accepted}, or the path of a .jsonl file of tasks")
+
+
+def interleave(groups: list[list[Task]]) -> list[Task]:
+    """Round-robin over groups: the first of each, then the second of each, and so on."""
+    out: list[Task] = []
+    longest = max((len(g) for g in groups), default=0)
+    for i in range(longest):
+        out.extend(g[i] for g in groups if i < len(g))
+    return out
+
+
+def load_tasks(
+    suites: list[str],
+    *,
+    split: str | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    tools_by_server: dict[str, list[dict[str, Any]]] | None = None,
+) -> list[Task]:
+    """Load and mix task suites deterministically.
+
+    Each suite's tasks are filtered by split (by task id, so a task is always in the same split), shuffled with
+    the seed, and the suites are interleaved round-robin, so `limit` takes a mix of every suite.
+
+    Args:
+        suites: built-in family names (weather, files, search, code, schema) or paths of JSONL task files.
+        split: "train", "test", or None for both.
+        seed: the generation and shuffle seed: the same seed gives the same tasks in the same order.
+        limit: keep the first `limit` tasks of the mix.
+        tools_by_server: live MCP tool lists by server name, needed only by the schema suite.
+
+    Returns:
+        The tasks, without duplicate ids (the first occurrence wins).
+
+    Raises:
+        ConfigError: an unknown suite (the message lists the accepted ones), a bad split or limit, no suite, or an
+            invalid task file.
+    """
+    check_split(split)
+    if limit is not None and limit < 0:
+        raise ConfigError(f"limit must be >= 0, got {limit}")
+    names = [s.strip() for s in suites if s.strip()]
+    if not names:
+        raise ConfigError(f"no task suite given; accepted: {', '.join([*FAMILIES, _SCHEMA])}, or a .jsonl path")
+    groups: list[list[Task]] = []
+    for name in dict.fromkeys(names):
+        tasks = load_suite(name, seed=seed, tools_by_server=tools_by_server)
+        if split is not None:
+            tasks = [t for t in tasks if t.split == split]
+        seeded_rng(seed, "shuffle", name).shuffle(tasks)
+        groups.append(tasks)
+    seen: set[str] = set()
+    mixed: list[Task] = []
+    for task in interleave(groups):
+        if task.id not in seen:
+            seen.add(task.id)
+            mixed.append(task)
+    return mixed if limit is None else mixed[:limit]

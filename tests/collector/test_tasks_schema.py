@@ -1,0 +1,156 @@
+"""Tests of schema tasks: arguments sampled from real tool lists validate against the schemas; requests and
+expected calls are deterministic; the verifier accepts the expected calls in any order."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import jsonschema
+import pytest
+from mcp.client.client import Client
+
+from collector.errors import ConfigError
+from collector.policies.base import Completion
+from collector.tasks._schema_sample import SchemaSampleError, sample_arguments
+from collector.tasks.model import Task, VerifyContext
+from collector.tasks.schema_tasks import agenerate_schema_tasks, generate_schema_tasks
+from collector.verifiers import verify
+from mcp_servers.settings import ServerSettings
+
+HAND_WRITTEN = [
+    {
+        "name": "create_ticket",
+        "description": "Create a support ticket. Use it when a customer reports a problem.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "title": {"type": "string", "minLength": 12, "maxLength": 40},
+                "priority": {"type": "string", "enum": ["low", "normal", "urgent"]},
+                "estimate_h": {"type": "number", "exclusiveMinimum": 0, "maximum": 8},
+                "count": {"type": "integer", "minimum": 5, "maximum": 50, "multipleOf": 5},
+                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3},
+                "assignee": {"anyOf": [{"$ref": "#/$defs/Person"}, {"type": "null"}], "default": None},
+                "due": {"type": "string", "format": "date"},
+                "notify": {"type": "boolean", "default": False},
+            },
+            "required": ["title", "priority", "count", "assignee"],
+            "$defs": {
+                "Person": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "email": {"type": "string", "format": "email"}},
+                    "required": ["name"],
+                }
+            },
+        },
+    },
+    {"name": "ping", "description": "Check that the service answers.", "inputSchema": {"type": "object"}},
+]
+
+
+async def listed_tools(server: Any) -> list[dict[str, Any]]:
+    async with Client(server) as client:
+        result = await client.list_tools()
+    return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in result.tools]
+
+
+@pytest.fixture(scope="module")
+def weather_tools() -> list[dict[str, Any]]:
+    import asyncio
+
+    from mcp_servers.weather.server import build_weather_server
+
+    return asyncio.run(listed_tools(build_weather_server(ServerSettings())))
+
+
+def tool_schemas(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t["inputSchema"] for t in tools}
+
+
+def test_sampled_arguments_validate_hand_written() -> None:
+    schema = HAND_WRITTEN[0]["inputSchema"]
+    rng = random.Random(0)
+    for _ in range(200):
+        args = sample_arguments(schema, rng)
+        jsonschema.validate(args, schema)
+        assert {"title", "priority", "count", "assignee"} <= set(args)
+
+
+def test_sampler_refuses_unsupported() -> None:
+    with pytest.raises(SchemaSampleError, match="pattern"):
+        sample_arguments(
+            {"type": "object", "properties": {"x": {"type": "string", "pattern": "^[A-Z]{3}$"}}, "required": ["x"]},
+            random.Random(0),
+        )
+    with pytest.raises(SchemaSampleError, match="range"):
+        sample_arguments(
+            {"type": "object", "properties": {"x": {"type": "integer", "minimum": 5, "maximum": 1}}, "required": ["x"]},
+            random.Random(0),
+        )
+
+
+def test_weather_schema_tasks_validate_and_are_deterministic(weather_tools: list[dict[str, Any]]) -> None:
+    tasks = generate_schema_tasks({"weather": weather_tools}, seed=3, n=30)
+    again = generate_schema_tasks({"weather": weather_tools}, seed=3, n=30)
+    assert [t.model_dump() for t in tasks] == [t.model_dump() for t in again]
+    assert len(tasks) == 30
+    schemas = tool_schemas(weather_tools)
+    kinds = {t.metadata["kind"] for t in tasks}
+    assert kinds == {"single", "parallel"}
+    for task in tasks:
+        assert task.servers == ["weather"] and task.verifier.type == "expected_calls"
+        for call in task.verifier.calls or []:
+            assert "__" not in call["name"]
+            jsonschema.validate(call["arguments"], schemas[call["name"]])
+            assert call["name"] in task.messages[-1]["content"]
+        if task.metadata["kind"] == "parallel":
+            assert 2 <= len(task.verifier.calls or []) <= 3
+    test_only = generate_schema_tasks({"weather": weather_tools}, seed=3, n=30, split="test")
+    assert {t.id for t in test_only} == {t.id for t in tasks if t.split == "test"}
+
+
+async def test_expected_calls_verify_any_order(weather_tools: list[dict[str, Any]]) -> None:
+    tasks = generate_schema_tasks({"weather": weather_tools, "tickets": HAND_WRITTEN}, seed=1, n=24)
+    assert {t.servers[0] for t in tasks} == {"weather", "tickets"}
+    parallel = [t for t in tasks if t.metadata["kind"] == "parallel"]
+    assert parallel
+    for task in parallel:
+        calls = task.verifier.calls or []
+        made = [{"name": f"{task.servers[0]}__{c['name']}", "arguments": c["arguments"]} for c in reversed(calls)]
+        v = await verify(task.verifier, VerifyContext(tool_calls=made))
+        assert v["passed"], v
+        v = await verify(task.verifier, VerifyContext(tool_calls=made[:1]))
+        assert not v["passed"] and 0 < v["score"] < 1
+
+
+class Rephraser:
+    """A phrasing policy that rewrites the request (keeping it) or drops values (so the template is kept)."""
+
+    name = "scripted"
+    model = "rephraser"
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+
+    async def complete(self, messages: list[Any], tools: list[Any], *, task: Task) -> Completion:
+        text = messages[-1]["content"]
+        content = f"Hi! Could you help me out? {text} Thanks." if self.keep else "Do the weather thing please."
+        return Completion(message={"role": "assistant", "content": content})
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_policy_phrasing_kept_only_when_faithful(weather_tools: list[dict[str, Any]]) -> None:
+    kept = await agenerate_schema_tasks({"weather": weather_tools}, seed=0, n=4, policy=Rephraser(True))
+    assert all(t.messages[-1]["content"].startswith("Hi! Could you help me out?") for t in kept)
+    dropped = await agenerate_schema_tasks({"weather": weather_tools}, seed=0, n=4, policy=Rephraser(False))
+    plain = generate_schema_tasks({"weather": weather_tools}, seed=0, n=4)
+    assert [t.messages for t in dropped] == [t.messages for t in plain]
+    with pytest.raises(ConfigError, match="agenerate_schema_tasks"):
+        generate_schema_tasks({"weather": weather_tools}, seed=0, n=4, policy=Rephraser(True))
+
+
+def test_no_tools_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="at least one attached server"):
+        generate_schema_tasks({}, seed=0, n=3)
