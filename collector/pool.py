@@ -271,13 +271,16 @@ class ToolPool:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _ensure_gateway(self) -> None:
-        if self.gateway is None or self.gateway.alive():
-            return
+    async def _ensure_gateway(self, *, check_health: bool = False) -> bool:
+        """Restart the managed gateway if it died; True when it was restarted."""
+        if self.gateway is None or (not check_health and self.gateway.alive()):
+            return False
         async with self._restart_lock:
-            if await asyncio.to_thread(self.gateway.ensure_running):
+            if await asyncio.to_thread(self.gateway.ensure_running, check_health=check_health):
                 self._specs = self.gateway.specs()
                 self._tools.clear()
+                return True
+        return False
 
     def _spec(self, name: str) -> ServerSpec:
         spec = self._specs.get(name)
@@ -320,6 +323,18 @@ class ToolPool:
                     self.changed_tools.extend((name, t) for t in self._on_tools(name, tools))
             return self._tools[name]
 
+    async def _open_all(self, names: list[str], workspace_id: str
+                        ) -> tuple[dict[str, _Connection], dict[str, list[dict[str, Any]]]]:
+        conns: dict[str, _Connection] = {}
+        try:
+            for n in names:
+                conns[n] = await self._connect(n, workspace_id)
+            tools = {n: await self._tools_of(n, c) for n, c in conns.items()}
+        except BaseException:
+            await asyncio.gather(*(c.close() for c in conns.values()), return_exceptions=True)
+            raise
+        return conns, tools
+
     async def open_session(self, servers: Sequence[str]) -> ToolSession:
         """Open one session per named server; close it with `aclose()` (or use `session()`).
 
@@ -331,15 +346,13 @@ class ToolPool:
         for n in names:
             self._spec(n)
         await self._ensure_gateway()
-        conns: dict[str, _Connection] = {}
         workspace_id = f"ep-{uuid.uuid4().hex[:16]}"
         try:
-            for n in names:
-                conns[n] = await self._connect(n, workspace_id)
-            tools = {n: await self._tools_of(n, c) for n, c in conns.items()}
-        except BaseException:
-            await asyncio.gather(*(c.close() for c in conns.values()), return_exceptions=True)
-            raise
+            conns, tools = await self._open_all(names, workspace_id)
+        except ToolSessionError:
+            if not await self._ensure_gateway(check_health=True):
+                raise
+            conns, tools = await self._open_all(names, workspace_id)  # the managed server was restarted
         scratch = self._scratch / workspace_id if self._scratch is not None else None
         return ToolSession(conns, tools, call_timeout_s=self.settings.call_timeout_s,
                            max_output_chars=self.settings.max_tool_output_chars, workspace_id=workspace_id,

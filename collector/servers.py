@@ -139,6 +139,7 @@ class ManagedGateway:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.headers: dict[str, str] = {}
+        self.paths: dict[str, str] = {n: f"/{n}/mcp" for n in GATEWAY_SERVERS}  # what /healthz says is mounted
         token = os.environ.get("MCPGYM_TOKEN")
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
@@ -149,8 +150,8 @@ class ManagedGateway:
         return f"http://127.0.0.1:{self.port}"
 
     def specs(self) -> dict[str, ServerSpec]:
-        """The gateway's servers as specs (URLs under the current port)."""
-        return {n: ServerSpec(name=n, url=f"{self.base_url}/{n}/mcp", headers=self.headers) for n in GATEWAY_SERVERS}
+        """The gateway's mounted servers as specs (URLs under the current port)."""
+        return {n: ServerSpec(name=n, url=f"{self.base_url}{p}", headers=self.headers) for n, p in self.paths.items()}
 
     def alive(self) -> bool:
         """The gateway process is running."""
@@ -174,18 +175,31 @@ class ManagedGateway:
             if self._proc.poll() is not None:
                 break
             try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1.0, headers=self.headers).status_code == 200:
+                health = httpx.get(f"{self.base_url}/healthz", timeout=1.0, headers=self.headers)
+                if health.status_code == 200:
+                    served = health.json().get("servers")
+                    if isinstance(served, dict) and served:
+                        self.paths = {str(k): str(v) for k, v in served.items()}
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.1)
         tail = log_path.read_text(errors="replace")[-2000:]
         self.stop()
         raise ToolSessionError(f"the managed MCP server ({' '.join(cmd[2:])}) did not become healthy:\n{tail}")
 
-    def ensure_running(self) -> bool:
-        """Restart the gateway if it died. Returns True when it was restarted."""
-        if self.alive():
+    def healthy(self) -> bool:
+        """The gateway process runs and answers `/healthz`."""
+        if not self.alive():
+            return False
+        try:
+            return httpx.get(f"{self.base_url}/healthz", timeout=2.0, headers=self.headers).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def ensure_running(self, *, check_health: bool = False) -> bool:
+        """Restart the gateway if it died (or, with `check_health`, stopped answering). True when restarted."""
+        if self.healthy() if check_health else self.alive():
             return False
         self.stop()
         self.restarts += 1

@@ -77,7 +77,7 @@ class WorkspaceOps:
             ToolSessionError: no files server in the session, or listing failed.
         """
         self._need(FILES_SERVER, "a workspace snapshot")
-        tree = _payload(await self._checked(FILES_SERVER, "directory_tree", {"path": "."}))
+        tree = _payload(await self._checked(FILES_SERVER, "directory_tree", {"path": ".", "max_depth": 20}))
         nodes = tree.get("tree", []) if isinstance(tree, dict) else tree if isinstance(tree, list) else []
         paths = sorted(_tree_files(nodes))[:_SNAPSHOT_MAX_FILES]
         files: dict[str, str] = {}

@@ -63,7 +63,7 @@ def read_text_file(path: str) -> str:
 
 
 @server.tool()
-def directory_tree(path: str = ".") -> dict:
+def directory_tree(path: str = ".", max_depth: int = 3) -> dict:
     """The workspace's files as a tree."""
 
     def walk(p: Path) -> list[dict]:
