@@ -1,0 +1,126 @@
+"""What the scripted experts share: reading the conversation so far and building assistant turns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.errors import PolicyError
+from collector.tasks.model import Task
+from collector.types import Message, OpenAITool
+
+__all__ = ["Call", "Episode", "ToolOutput", "answer", "tool_turn"]
+
+
+@dataclass
+class ToolOutput:
+    """One tool result the expert reads: the call it answers, its text, and its JSON payload when it has one."""
+
+    name: str
+    arguments: dict[str, Any]
+    text: str
+    is_error: bool
+    data: Any = None
+
+
+@dataclass
+class Call:
+    """A tool call the expert wants to make (the bare tool name; resolved against the offered tools)."""
+
+    tool: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class Episode:
+    """The conversation as the expert sees it: the task, the offered tools, and what each earlier turn returned.
+
+    Attributes:
+        task: the task.
+        tools: the OpenAI tools offered (names may be namespaced `server__tool`).
+        turns: the tool outputs of each earlier assistant turn that made calls, oldest first.
+    """
+
+    task: Task
+    tools: list[OpenAITool]
+    turns: list[list[ToolOutput]] = field(default_factory=list)
+
+    @property
+    def step(self) -> int:
+        """How many tool-calling turns happened so far."""
+        return len(self.turns)
+
+    @property
+    def last(self) -> list[ToolOutput]:
+        """The tool outputs of the latest turn ([] before the first)."""
+        return self.turns[-1] if self.turns else []
+
+    def resolve(self, bare: str) -> str:
+        """The offered name of a tool: the exact name, or a namespaced `server__<bare>`.
+
+        Raises:
+            PolicyError: no offered tool has that name.
+        """
+        names = [t["function"]["name"] for t in self.tools]
+        for name in names:
+            if name == bare:
+                return name
+        for name in names:
+            if name.endswith("__" + bare):
+                return name
+        raise PolicyError(
+            f"the scripted expert for '{self.task.family}' needs the tool '{bare}', which is not offered "
+            f"(offered: {', '.join(names) or 'none'})"
+        )
+
+
+def _is_error(text: str) -> bool:
+    head = text.lstrip()[:200].casefold()
+    return head.startswith(("error", "[error")) or "error executing tool" in head
+
+
+def read_episode(messages: list[Message], tools: list[OpenAITool], task: Task) -> Episode:
+    """Pair every assistant tool call with its tool message, turn by turn."""
+    episode = Episode(task=task, tools=tools)
+    results = {m.get("tool_call_id"): m for m in messages if m.get("role") == "tool"}
+    for message in messages:
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if not calls:
+            continue
+        outputs: list[ToolOutput] = []
+        for call in calls:
+            result = results.get(call.get("id"))
+            text = str((result or {}).get("content") or "")
+            try:
+                args = json.loads(call["function"].get("arguments") or "{}")
+            except json.JSONDecodeError:
+                args = {}
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError:
+                data = None
+            name = call["function"]["name"].rsplit("__", 1)[-1]
+            outputs.append(ToolOutput(name, args if isinstance(args, dict) else {}, text, _is_error(text), data))
+        episode.turns.append(outputs)
+    return episode
+
+
+def tool_turn(episode: Episode, calls: list[Call]) -> dict[str, Any]:
+    """An assistant message making `calls` (in parallel when several), with ids unique in the episode."""
+    salt = hashlib.sha256(episode.task.id.encode()).hexdigest()[:8]
+    tool_calls = [
+        {
+            "id": f"call_{salt}_{episode.step}_{i}",
+            "type": "function",
+            "function": {"name": episode.resolve(c.tool), "arguments": json.dumps(c.arguments, ensure_ascii=False)},
+        }
+        for i, c in enumerate(calls)
+    ]
+    return {"role": "assistant", "content": None, "tool_calls": tool_calls}
+
+
+def answer(text: str) -> dict[str, Any]:
+    """A final assistant message."""
+    return {"role": "assistant", "content": text}
