@@ -58,6 +58,17 @@ class ExecSettings(BaseModel):
     max_output_bytes: int = 65_536
     max_file_bytes: int = 64 * 1024 * 1024
     docker_image: str = "python:3.11-slim"
+    # (fields below: see docs/exec.md)
+    tmp_mb: int = 64  # size of each execution's private /tmp
+    max_code_bytes: int = 1_000_000  # largest code / command / test_code a tool accepts
+    max_concurrency: int = 16  # executions running at once per server; more wait their turn
+    python: str | None = None  # process backend: interpreter inside the sandbox (default: the real one behind ours)
+    ro_paths: list[Path] = Field(default_factory=list)  # process backend: extra host paths visible read-only
+    uid_base: int = 200_000  # process backend: first host uid of the per-workspace sandbox uids
+    pool_size: int = 8  # process backend: idle pre-forked supervisors
+    loopback: bool = True  # process backend: a private, isolated loopback interface in each sandbox
+    docker_cpus: float = 1.0  # docker backend: CPUs per container
+    docker_user: str = "65534:65534"  # docker backend: uid:gid commands run as
 
 
 class HttpSettings(BaseModel):

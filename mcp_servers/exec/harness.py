@@ -1,0 +1,182 @@
+"""The unit-test harness of `run_tests`: finds the tests in test code, runs each one, reports one line per test.
+
+This file is stdlib-only on purpose: the server imports it to plan (count) the tests, and sends its source into the
+sandbox, where `_harness_main` runs the solution and the tests.
+
+Counting rule (what `total` counts):
+
+1. ``check(candidate)`` (HumanEval style, needs `entry_point`): every top-level statement of check's body that contains
+   an ``assert`` is one test (an ``assert`` of a constant, such as HumanEval's ``assert True, "..."``, is not a test);
+   the other statements run in order as set-up. A body without any assert counts as one test: the whole call.
+2. otherwise, top-level ``test_*`` functions: each is one test, called without arguments.
+3. otherwise, ``unittest.TestCase`` subclasses: each ``test*`` method is one test.
+4. otherwise, top-level ``assert`` statements: each is one test; the other top-level statements are set-up.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+__all__ = ["plan_tests", "TestPlanError"]
+
+
+class TestPlanError(ValueError):
+    """The test code has no tests, a syntax error, or needs an entry point it was not given."""
+
+    __test__ = False  # not a pytest test class
+
+
+def _has_assert(node: ast.AST) -> bool:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assert) and not isinstance(sub.test, ast.Constant):
+            return True
+    return False
+
+
+def _label(node: ast.AST, source: str) -> str:
+    text = ast.get_source_segment(source, node) or ""
+    text = " ".join(text.split())
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def plan_tests(test_code: str, entry_point: str | None = None) -> dict[str, Any]:
+    """Find the tests in `test_code` by the counting rule in this module's docstring.
+
+    Args:
+        test_code: Python source of the tests.
+        entry_point: Name of the solution's function passed to `check(candidate)`, when the tests use that style.
+
+    Returns:
+        {"kind": "check" | "functions" | "unittest" | "asserts", "tests": [{"name", "line"}, ...]}.
+
+    Raises:
+        TestPlanError: A syntax error, no tests found, or `check` without `entry_point`.
+    """
+    try:
+        tree = ast.parse(test_code)
+    except SyntaxError as exc:
+        raise TestPlanError(f"test_code has a syntax error at line {exc.lineno}: {exc.msg}") from None
+    funcs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    if "check" in funcs and entry_point:
+        body = funcs["check"].body
+        tests = [{"name": _label(s, test_code), "line": s.lineno, "index": i} for i, s in enumerate(body) if _has_assert(s)]
+        if not tests:
+            tests = [{"name": f"check({entry_point})", "line": funcs["check"].lineno, "index": -1}]
+        return {"kind": "check", "tests": tests}
+    names = [n for n in funcs if n.startswith("test")]
+    if names:
+        return {"kind": "functions", "tests": [{"name": n, "line": funcs[n].lineno} for n in names]}
+    cases: list[dict[str, Any]] = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any("TestCase" in ast.unparse(b) for b in node.bases):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name.startswith("test"):
+                    cases.append({"name": f"{node.name}.{item.name}", "line": item.lineno})
+    if cases:
+        return {"kind": "unittest", "tests": cases}
+    tests = [{"name": _label(s, test_code), "line": s.lineno, "index": i} for i, s in enumerate(tree.body) if _has_assert(s)]
+    if tests:
+        return {"kind": "asserts", "tests": tests}
+    if "check" in funcs:
+        raise TestPlanError("test_code defines check(candidate): pass entry_point, the name of the function to test")
+    raise TestPlanError(
+        "test_code contains no tests: write top-level assert statements, test_* functions, unittest.TestCase "
+        "methods, or a check(candidate) function together with entry_point"
+    )
+
+
+def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce: str) -> None:
+    """Run inside the sandbox: execute the solution, then each planned test, printing one result line per test."""
+    import io
+    import json
+    import os
+    import sys
+    import unittest
+
+    out = os.dup(1)
+    sink = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(sink, 1)  # the code under test writes to nowhere; results go only to `out`
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
+
+    def emit(record: dict[str, Any]) -> None:
+        os.write(out, (nonce + " " + json.dumps(record) + "\n").encode())
+
+    def describe(exc: BaseException) -> str:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return text[:500]
+
+    plan = plan_tests(test_code, entry_point)
+    ns: dict[str, Any] = {"__name__": "__solution__", "__builtins__": __builtins__}
+    try:
+        exec(compile(solution, "<solution>", "exec"), ns)
+    except BaseException as exc:  # noqa: BLE001 - the solution's failure is the result
+        emit({"fatal": f"the solution raised {describe(exc)}"})
+        return
+    tree = ast.parse(test_code)
+    kind = plan["kind"]
+    try:
+        if kind == "asserts":
+            setup = [s for s in tree.body if not _has_assert(s)]
+            exec(compile(ast.Module(body=setup, type_ignores=[]), "<tests>", "exec"), ns)
+        else:
+            exec(compile(test_code, "<tests>", "exec"), ns)
+    except BaseException as exc:  # noqa: BLE001
+        emit({"fatal": f"the test code raised {describe(exc)}"})
+        return
+    if kind in ("check", "asserts"):
+        if kind == "check":
+            if entry_point not in ns:
+                emit({"fatal": f"the solution defines no {entry_point!r} (the entry_point)"})
+                return
+            body = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check").body
+            scope = dict(ns)
+            scope[ns["check"].__code__.co_varnames[0] if ns["check"].__code__.co_argcount else "candidate"] = ns[
+                entry_point
+            ]
+        else:
+            body, scope = tree.body, ns
+        planned = {t["index"]: i for i, t in enumerate(plan["tests"])}
+        if -1 in planned:  # a check() without asserts: one test, the whole call
+            try:
+                ns["check"](ns[entry_point])
+                emit({"test": 0, "ok": True})
+            except BaseException as exc:  # noqa: BLE001
+                emit({"test": 0, "ok": False, "error": describe(exc)})
+        else:
+            broken: str | None = None
+            for index, stmt in enumerate(body):
+                number = planned.get(index)
+                if number is None and kind == "asserts":
+                    continue  # set-up already ran
+                if broken is not None and number is not None:
+                    emit({"test": number, "ok": False, "error": broken})
+                    continue
+                try:
+                    exec(compile(ast.Module(body=[stmt], type_ignores=[]), "<tests>", "exec"), scope)
+                    if number is not None:
+                        emit({"test": number, "ok": True})
+                except BaseException as exc:  # noqa: BLE001
+                    if number is not None:
+                        emit({"test": number, "ok": False, "error": describe(exc)})
+                    else:
+                        broken = f"set-up failed: {describe(exc)}"
+    elif kind == "functions":
+        for number, test in enumerate(plan["tests"]):
+            try:
+                ns[test["name"]]()
+                emit({"test": number, "ok": True})
+            except BaseException as exc:  # noqa: BLE001
+                emit({"test": number, "ok": False, "error": describe(exc)})
+    else:
+        for number, test in enumerate(plan["tests"]):
+            cls_name, method = test["name"].split(".", 1)
+            result = unittest.TestResult()
+            ns[cls_name](method).run(result)
+            problems = result.failures + result.errors
+            if problems:
+                last = problems[0][1].strip().splitlines()[-1]
+                emit({"test": number, "ok": False, "error": last[:500]})
+            else:
+                emit({"test": number, "ok": True})
+    emit({"done": True})

@@ -1,0 +1,119 @@
+"""Run a solution against unit tests in a sandbox and turn the harness's report into a `TestReport`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from mcp_servers.errors import ToolInputError
+from mcp_servers.exec import harness
+from mcp_servers.exec.models import TestFailure, TestReport
+from mcp_servers.exec.sandbox.base import Limits, Sandbox
+
+__all__ = ["run_tests", "harness_program"]
+
+MAX_FAILURES = 20
+
+
+@lru_cache(maxsize=1)
+def _harness_source() -> str:
+    return Path(harness.__file__).read_text(encoding="utf-8")
+
+
+def harness_program(code: str, test_code: str, entry_point: str | None, nonce: str) -> str:
+    """The Python program that runs `code` against `test_code` inside the sandbox.
+
+    Args:
+        code: The solution's source.
+        test_code: The tests' source.
+        entry_point: The function `check(candidate)` receives, for HumanEval-style tests.
+        nonce: A random marker that prefixes every result line.
+
+    Returns:
+        Python source: the harness module followed by a call of its entry function.
+    """
+    call = f"\n_harness_main({code!r}, {test_code!r}, {entry_point!r}, {nonce!r})\n"
+    return _harness_source() + call
+
+
+async def run_tests(
+    sandbox: Sandbox,
+    workspace: Path,
+    code: str,
+    test_code: str,
+    entry_point: str | None = None,
+    limits: Limits | None = None,
+) -> TestReport:
+    """Run `code` against `test_code` in `sandbox` and count passed tests (rule: `mcp_servers.exec.harness`).
+
+    Args:
+        sandbox: The sandbox backend.
+        workspace: The caller's workspace (the working directory of the run).
+        code: Solution source.
+        test_code: Test source: asserts, test_* functions, TestCase classes or a check(candidate) function.
+        entry_point: Name of the solution's function, for check(candidate) tests.
+        limits: Resource limits of the run.
+
+    Returns:
+        The report; a solution that fails to import or a timeout is a result, not an exception.
+
+    Raises:
+        ToolInputError: The test code has a syntax error or no tests, or entry_point is malformed.
+        BackendError: The sandbox failed.
+    """
+    if entry_point is not None and not entry_point.isidentifier():
+        raise ToolInputError(f"entry_point {entry_point[:80]!r}: must be a Python identifier, e.g. 'has_close_elements'")
+    try:
+        plan = harness.plan_tests(test_code, entry_point)
+    except harness.TestPlanError as exc:
+        raise ToolInputError(str(exc)) from None
+    tests = plan["tests"]
+    nonce = secrets.token_hex(16)
+    result = await sandbox.run(workspace, code=harness_program(code, test_code, entry_point, nonce), limits=limits)
+    outcomes: dict[int, dict[str, object]] = {}
+    fatal: str | None = None
+    done = False
+    for line in result.stdout.splitlines():
+        if not line.startswith(nonce + " "):
+            continue
+        try:
+            record = json.loads(line[len(nonce) + 1 :])
+        except ValueError:
+            continue
+        if "fatal" in record:
+            fatal = str(record["fatal"])
+        elif record.get("done"):
+            done = True
+        elif isinstance(record.get("test"), int) and 0 <= record["test"] < len(tests):
+            outcomes.setdefault(record["test"], record)
+    error = fatal
+    if error is None and not done:
+        if result.timed_out:
+            error = f"timed out after {result.duration_s:.1f}s"
+        elif result.memory_exceeded:
+            error = "the memory limit was exceeded"
+        elif result.output_limit_exceeded:
+            error = "the output limit was exceeded"
+        else:
+            tail = result.stderr.strip().splitlines()[-1:] or [""]
+            error = f"the test run ended early (exit code {result.exit_code}) {tail[0][:300]}".rstrip()
+    failures: list[TestFailure] = []
+    passed = 0
+    for number, test in enumerate(tests):
+        outcome = outcomes.get(number)
+        if outcome is not None and outcome.get("ok") is True:
+            passed += 1
+            continue
+        reason = str(outcome.get("error", "")) if outcome else (error or "not run")
+        if len(failures) < MAX_FAILURES:
+            failures.append(TestFailure(test=number, name=test["name"], line=test["line"], error=reason or "failed"))
+    return TestReport(
+        passed=passed,
+        total=len(tests),
+        failures=failures,
+        timed_out=result.timed_out,
+        error=error,
+        duration_s=result.duration_s,
+    )

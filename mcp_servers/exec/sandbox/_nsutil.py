@@ -1,0 +1,277 @@
+"""Linux primitives of the process sandbox (namespaces, mounts, cgroups) over ctypes; stdlib only, run by the zygote."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import socket
+import struct
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+
+_SYSCALLS = {
+    "x86_64": {"pivot_root": 155, "mount_setattr": 442, "clone": 56},
+    "aarch64": {"pivot_root": 41, "mount_setattr": 442, "clone": 220},
+}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.syscall.restype = ctypes.c_long
+_pylibc = ctypes.PyDLL(None, use_errno=True)  # keeps the GIL held across the call, as fork(2) needs
+_pylibc.syscall.restype = ctypes.c_long
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def _check(ret: int, what: str) -> None:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _b(value: str | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+def unshare(flags: int) -> None:
+    """Move the calling process into new namespaces (`unshare(2)`)."""
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+    """Call `mount(2)`; raise OSError naming the target on failure."""
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), f"mount {target}")
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    """Call `umount2(2)`."""
+    _check(_libc.umount2(_b(target), flags), f"umount {target}")
+
+
+def _syscall_no(name: str) -> int | None:
+    return _SYSCALLS.get(platform.machine(), {}).get(name)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """Call `pivot_root(2)`."""
+    number = _syscall_no("pivot_root")
+    if number is None:
+        raise OSError(errno.ENOSYS, f"pivot_root: unsupported architecture {platform.machine()}")
+    _check(_libc.syscall(number, _b(new_root), _b(put_old)), "pivot_root")
+
+
+def clone(flags: int) -> int:
+    """Fork into new namespaces in one step (`clone(2)` without a new stack), like `os.fork` for the interpreter.
+
+    Returns:
+        0 in the child, the child's pid in the parent.
+    """
+    import signal
+
+    number = _syscall_no("clone")
+    if number is None:
+        raise OSError(errno.ENOSYS, f"clone: unsupported architecture {platform.machine()}")
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    zero = ctypes.c_ulong(0)
+    pid = _pylibc.syscall(ctypes.c_long(number), ctypes.c_ulong(flags | signal.SIGCHLD), zero, zero, zero, zero)
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, f"clone: {os.strerror(err)}")
+    return int(pid)
+
+
+def make_readonly(path: str, nodev: bool = True) -> None:
+    """Make the mount at `path` and every mount below it read-only and nosuid (and nodev unless told otherwise)."""
+    number = _syscall_no("mount_setattr")
+    if number is not None:
+        attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | (MOUNT_ATTR_NODEV if nodev else 0), 0, 0, 0)
+        ret = _libc.syscall(number, AT_FDCWD, _b(path), AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr))
+        if ret == 0:
+            return
+    mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | (MS_NODEV if nodev else 0))
+
+
+def sethostname(name: str) -> None:
+    """Set the host name of the current UTS namespace."""
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname")
+
+
+def prctl(option: int, arg: int) -> None:
+    """Call `prctl(2)` with one argument."""
+    _check(_libc.prctl(option, arg, 0, 0, 0), f"prctl {option}")
+
+
+def loopback_up() -> None:
+    """Bring up `lo` in the current (fresh) network namespace: a private loopback, no route anywhere else."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    import fcntl
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        ifreq = struct.pack("16sh14x", b"lo", 0)
+        flags = struct.unpack("16sh14x", fcntl.ioctl(sock.fileno(), siocgifflags, ifreq))[1]
+        fcntl.ioctl(sock.fileno(), siocsifflags, struct.pack("16sh14x", b"lo", flags | iff_up))
+
+
+class Cgroup:
+    """One execution's cgroup (v1: memory and pids hierarchies; v2: one unified directory) with its limits."""
+
+    def __init__(self, dirs: list[str]) -> None:
+        self.dirs = dirs
+
+    @staticmethod
+    def roots() -> dict[str, str]:
+        """Find writable parent directories for our cgroups: {"memory": dir, "pids": dir} or {"unified": dir}."""
+        found: dict[str, str] = {}
+        try:
+            with open("/proc/self/cgroup") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            return found
+        own: dict[str, str] = {}
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            for ctl in controllers.split(",") if controllers else ["unified"]:
+                own[ctl] = path
+        if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # pure v2
+            with open("/sys/fs/cgroup/cgroup.controllers") as fh:
+                ctls = fh.read().split()
+            if "memory" in ctls and "pids" in ctls:
+                found["unified"] = "/sys/fs/cgroup" + own.get("unified", "/")
+        else:
+            for ctl in ("memory", "pids"):
+                base = f"/sys/fs/cgroup/{ctl}"
+                if os.path.isdir(base) and ctl in own:
+                    found[ctl] = base + own[ctl]
+        usable: dict[str, str] = {}
+        for ctl, parent in found.items():
+            target = os.path.join(parent.rstrip("/"), "mcpgym")
+            try:
+                os.makedirs(target, exist_ok=True)
+                if ctl == "unified":
+                    with open(os.path.join(parent, "cgroup.subtree_control"), "w") as fh:
+                        fh.write("+memory +pids")
+                    with open(os.path.join(target, "cgroup.subtree_control"), "w") as fh:
+                        fh.write("+memory +pids")
+            except OSError:
+                continue
+            if os.access(target, os.W_OK):
+                usable[ctl] = target
+        return usable
+
+    @classmethod
+    def create(cls, roots: dict[str, str], name: str) -> "Cgroup":
+        """Create the cgroup directories `name` under each root."""
+        dirs: list[str] = []
+        for parent in roots.values():
+            path = os.path.join(parent, name)
+            os.makedirs(path, exist_ok=True)
+            dirs.append(path)
+        return cls(dirs)
+
+    def set_limits(self, memory_bytes: int, pids: int) -> None:
+        """Write the memory (without swap) and pids limits."""
+        for path in self.dirs:
+            if os.path.exists(os.path.join(path, "memory.limit_in_bytes")):  # v1 memory
+                _write(path, "memory.limit_in_bytes", str(memory_bytes))
+                _write(path, "memory.memsw.limit_in_bytes", str(memory_bytes), optional=True)
+            if os.path.exists(os.path.join(path, "memory.max")):  # v2
+                _write(path, "memory.max", str(memory_bytes))
+                _write(path, "memory.swap.max", "0", optional=True)
+            if os.path.exists(os.path.join(path, "pids.max")):
+                _write(path, "pids.max", str(pids))
+
+    @staticmethod
+    def remove_named(roots: dict[str, str], name: str) -> bool:
+        """Remove the cgroup `name` under each root; False when one is still busy (retry later)."""
+        done = True
+        for parent in roots.values():
+            try:
+                os.rmdir(os.path.join(parent, name))
+            except FileNotFoundError:
+                continue
+            except OSError:
+                done = False
+        return done
+
+    def add(self, pid: int) -> None:
+        """Move process `pid` into every directory of this cgroup."""
+        for path in self.dirs:
+            _write(path, "cgroup.procs", str(pid))
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer fired, or the memory limit was hit, in this cgroup."""
+        for path in self.dirs:
+            for name in ("memory.oom_control", "memory.events"):
+                try:
+                    with open(os.path.join(path, name)) as fh:
+                        for line in fh:
+                            key, _, value = line.partition(" ")
+                            if key in ("oom_kill", "oom") and int(value) > 0:
+                                return True
+                except OSError:
+                    continue
+        return False
+
+    def peak_memory(self) -> int | None:
+        """Peak memory use in bytes, where the kernel reports it."""
+        for path in self.dirs:
+            for name in ("memory.max_usage_in_bytes", "memory.peak"):
+                try:
+                    with open(os.path.join(path, name)) as fh:
+                        return int(fh.read().strip())
+                except (OSError, ValueError):
+                    continue
+        return None
+
+
+def _write(directory: str, name: str, value: str, optional: bool = False) -> None:
+    try:
+        with open(os.path.join(directory, name), "w") as fh:
+            fh.write(value)
+    except OSError:
+        if not optional:
+            raise

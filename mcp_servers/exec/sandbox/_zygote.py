@@ -1,0 +1,476 @@
+"""Fork server of the process sandbox: a preloaded interpreter that forks each execution into fresh namespaces.
+
+Run by `ProcessSandbox` as ``python -I _zygote.py CONFIG_JSON`` with a scrubbed environment; stdlib only. It listens on
+a Unix socket; for every connection it forks a supervisor, which reads one request, runs it and answers:
+
+    supervisor (host namespaces, root)  -- unshare(mnt, ipc, uts, net, pid) --> init (pid 1, builds the file system)
+        init --fork--> the execution (drops to an unprivileged uid, rlimits, runs the code or execs the argv)
+
+When init exits the kernel kills every process left in the pid namespace, so nothing outlives a call.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _nsutil as ns  # noqa: E402
+
+del sys.path[0]
+
+NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS | ns.CLONE_NEWNET
+DEV_NODES = ("null", "zero", "full", "random", "urandom")
+SUPERVISOR_SLACK = 32 * 1024 * 1024  # the supervisor shares its cgroup with the sandbox
+SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
+
+
+def recv_msg(conn: socket.socket) -> dict:
+    """Read one length-prefixed JSON message."""
+    head = _recv_exact(conn, 4)
+    return json.loads(_recv_exact(conn, struct.unpack(">I", head)[0]))
+
+
+def send_msg(conn: socket.socket, msg: dict) -> None:
+    """Write one length-prefixed JSON message."""
+    raw = json.dumps(msg).encode()
+    conn.sendall(struct.pack(">I", len(raw)) + raw)
+
+
+def _recv_exact(conn: socket.socket, size: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = conn.recv(size - len(buf))
+        if not chunk:
+            raise EOFError("connection closed")
+        buf += chunk
+    return bytes(buf)
+
+
+# ---------------------------------------------------------------- workspace ownership (supervisor, host side)
+
+
+def own_tree(root: str, uid: int, gid: int) -> None:
+    """Give the workspace tree to the sandbox uid without ever following a symlink (fd-relative walk)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    top = os.open(root, flags)
+    try:
+        st = os.fstat(top)
+        if st.st_uid != uid or st.st_gid != gid:
+            os.fchown(top, uid, gid)
+        _own_dir(top, uid, gid, flags, depth=0)
+    finally:
+        os.close(top)
+
+
+def _own_dir(dfd: int, uid: int, gid: int, flags: int, depth: int) -> None:
+    if depth > 64:
+        return
+    with os.scandir(dfd) as entries:
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if st.st_uid != uid or st.st_gid != gid:
+                    os.chown(entry.name, uid, gid, dir_fd=dfd, follow_symlinks=False)
+                if entry.is_dir(follow_symlinks=False):
+                    sub = os.open(entry.name, flags, dir_fd=dfd)
+                    try:
+                        _own_dir(sub, uid, gid, flags, depth + 1)
+                    finally:
+                        os.close(sub)
+            except OSError:
+                continue
+
+
+# ---------------------------------------------------------------- inside the namespaces
+
+
+def build_root(cfg: dict, req: dict) -> None:
+    """Build the sandbox's file system in the fresh mount namespace and pivot into it (run by init, as root)."""
+    ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
+    new = cfg["stage_dir"]
+    ns.mount("sandbox-root", new, "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, "mode=0755,size=1m")
+    for link, target in cfg["symlinks"].items():
+        os.symlink(target, new + link)
+    for path in cfg["ro_binds"]:
+        dest = new + path
+        if os.path.isdir(path):
+            os.makedirs(dest, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            open(dest, "a").close()
+        ns.mount(path, dest, None, ns.MS_BIND | ns.MS_REC)
+        ns.make_readonly(dest)
+    for path in SECRET_FILES:
+        if os.path.exists(new + path):
+            ns.mount("/dev/null", new + path, None, ns.MS_BIND)
+    # /dev: a few harmless nodes only
+    os.makedirs(new + "/dev", exist_ok=True)
+    ns.mount("sandbox-dev", new + "/dev", "tmpfs", ns.MS_NOSUID | ns.MS_NOEXEC, "mode=0755,size=64k")
+    for node in DEV_NODES:
+        if os.path.exists("/dev/" + node):
+            open(f"{new}/dev/{node}", "a").close()
+            ns.mount("/dev/" + node, f"{new}/dev/{node}", None, ns.MS_BIND)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{new}/dev/{name}")
+    os.symlink("/tmp", new + "/dev/shm")  # POSIX shared memory lives in the private /tmp
+    ns.make_readonly(new + "/dev", nodev=False)
+    os.makedirs(new + "/tmp")
+    tmp_opts = f"mode=1777,size={req['limits']['tmp_bytes']}"
+    ns.mount("sandbox-tmp", new + "/tmp", "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, tmp_opts)
+    os.makedirs(new + "/workspace")
+    ns.mount(req["workspace"], new + "/workspace", None, ns.MS_BIND)
+    ns.mount(None, new + "/workspace", None, ns.MS_REMOUNT | ns.MS_BIND | ns.MS_NOSUID | ns.MS_NODEV)
+    os.makedirs(new + "/proc")
+    ns.mount("proc", new + "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
+    ns.mount(None, new, None, ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_NOSUID | ns.MS_NODEV)
+    os.chdir(new)
+    ns.pivot_root(".", ".")
+    ns.umount(".", ns.MNT_DETACH)
+    os.chdir("/")
+
+
+def set_limits(lim: dict) -> None:
+    """Apply the rlimits of one execution."""
+    cpu = int(lim["cpu_s"])
+    pairs = {
+        resource.RLIMIT_CPU: (cpu, cpu + 1),
+        resource.RLIMIT_AS: (lim["address_bytes"], lim["address_bytes"]),
+        resource.RLIMIT_FSIZE: (lim["file_bytes"], lim["file_bytes"]),
+        resource.RLIMIT_NOFILE: (lim["open_files"], lim["open_files"]),
+        resource.RLIMIT_NPROC: (lim["processes"], lim["processes"]),
+        resource.RLIMIT_CORE: (0, 0),
+    }
+    for which, value in pairs.items():
+        resource.setrlimit(which, value)
+
+
+def run_execution(req: dict, setup_fd: int) -> None:
+    """Become the execution: drop privileges, apply limits, then run the Python code or exec the argv. Never returns.
+
+    A failure before the user's code starts is written to `setup_fd` (closed once the code runs) and exits 127.
+    """
+    try:
+        os.setsid()
+        os.chdir("/workspace")
+        uid, gid = req["uid"], req["gid"]
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
+        set_limits(req["limits"])
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        os.environ.clear()
+        os.environ.update(req["env"])
+        if req.get("argv"):
+            try:
+                os.execvpe(req["argv"][0], req["argv"], req["env"])
+            except OSError as exc:  # like a shell: a missing command is the command's failure, not the sandbox's
+                os.close(setup_fd)
+                os.write(2, f"{req['argv'][0]}: {exc.strerror}\n".encode())
+                os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+    except BaseException as exc:  # noqa: BLE001 - reported to the supervisor as a set-up failure
+        _setup_failed(setup_fd, exc)
+    os.close(setup_fd)
+    os._exit(run_python(req["code"]))
+
+
+def _setup_failed(setup_fd: int, exc: BaseException) -> None:
+    try:
+        os.write(setup_fd, f"{type(exc).__name__}: {exc}".encode()[:4000])
+    finally:
+        os._exit(127)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    try:
+        print(exc.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001
+        pass
+    return 1
+
+
+def run_python(code: str) -> int:
+    """Run `code` as `__main__` in this fresh fork of the preloaded interpreter and return its exit status."""
+    import builtins
+    import io
+    import types
+
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=False
+    )
+    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+    )
+    sys.argv = ["-c"]
+    sys.path[:] = ["/workspace"] + [p for p in sys.path if p]
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main
+    status = 0
+    try:
+        exec(compile(code, "<code>", "exec"), main.__dict__)
+    except SystemExit as exc:
+        status = _exit_code(exc)
+    except BaseException:  # noqa: BLE001 - the user's exception, printed like the interpreter would
+        import traceback
+
+        traceback.print_exc()
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+    return status
+
+
+def sandbox_main(cfg: dict, req: dict, fds: dict) -> None:
+    """Pid 1 of a fresh sandbox (already in new namespaces): build the file system, then become the execution."""
+    setup_fd = fds["setup_w"]
+    try:
+        ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)
+        build_root(cfg, req)
+        ns.sethostname("sandbox")
+        if cfg.get("loopback", True):
+            ns.loopback_up()
+        os.dup2(fds["stdin"], 0)
+        os.dup2(fds["out_w"], 1)
+        os.dup2(fds["err_w"], 2)
+        os.dup2(setup_fd, 3)
+        os.closerange(4, 65536)
+        os.set_inheritable(3, False)
+    except BaseException as exc:  # noqa: BLE001
+        _setup_failed(setup_fd, exc)
+    run_execution(req, 3)
+
+
+# ---------------------------------------------------------------- supervisor
+
+
+def supervise(cfg: dict, conn: socket.socket, cgroup: "ns.Cgroup | None") -> None:
+    """Serve one request on `conn`: run it in fresh namespaces and answer with the result."""
+    req = recv_msg(conn)
+    try:
+        result = execute(cfg, req, cgroup)
+    except BaseException as exc:  # noqa: BLE001
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    send_msg(conn, result)
+
+
+def execute(cfg: dict, req: dict, cgroup: "ns.Cgroup | None") -> dict:
+    """Run one request and collect its output, status and resource use."""
+    t0 = time.monotonic()
+    lim = req["limits"]
+    if req.get("chown", True):
+        own_tree(req["workspace"], req["uid"], req["gid"])
+    if cgroup is not None:  # this supervisor is already inside; the sandbox inherits it
+        cgroup.set_limits(lim["memory_bytes"] + SUPERVISOR_SLACK, lim["processes"] + 1)
+    stdin_fd = os.memfd_create("stdin", 0)
+    data = base64.b64decode(req.get("stdin", ""))
+    if data:
+        os.write(stdin_fd, data)
+        os.lseek(stdin_fd, 0, os.SEEK_SET)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    setup_r, setup_w = os.pipe()
+    pid = ns.clone(NS_FLAGS)
+    if pid == 0:
+        try:
+            sandbox_main(cfg, req, {"stdin": stdin_fd, "out_w": out_w, "err_w": err_w, "setup_w": setup_w})
+        finally:
+            os._exit(127)
+    for fd in (stdin_fd, out_w, err_w, setup_w):
+        os.close(fd)
+    try:
+        collected = collect(pid, out_r, err_r, setup_r, t0 + lim["timeout_s"], lim["output_bytes"])
+    finally:
+        for fd in (out_r, err_r, setup_r):
+            os.close(fd)
+    _, wstatus, usage = os.wait4(pid, 0)
+    exit_code = signal_no = None
+    if not collected["timed_out"] and not collected["output_limit_exceeded"]:
+        if os.WIFEXITED(wstatus):
+            exit_code = os.WEXITSTATUS(wstatus)
+        elif os.WIFSIGNALED(wstatus):
+            signal_no = os.WTERMSIG(wstatus)
+            exit_code = -signal_no
+    collected.update(exit_code=exit_code, signal=signal_no, duration_s=time.monotonic() - t0)
+    collected["rusage"] = {"user_s": usage.ru_utime, "system_s": usage.ru_stime, "max_rss_kb": usage.ru_maxrss}
+    stderr_tail = base64.b64decode(collected["stderr"])[-2000:]
+    collected["memory_exceeded"] = exit_code not in (0, None) and b"MemoryError" in stderr_tail
+    if cgroup is not None:
+        collected["memory_exceeded"] = collected["memory_exceeded"] or cgroup.oom_killed()
+        collected["rusage"]["peak_memory_bytes"] = cgroup.peak_memory()
+    return collected
+
+
+def collect(pid: int, out_r: int, err_r: int, setup_r: int, deadline: float, cap: int) -> dict:
+    """Read stdout/stderr (capped) until the sandbox's pid 1 exits or the deadline passes.
+
+    On timeout, or when a stream passes the cap, pid 1 is killed, which makes the kernel kill everything in its pid
+    namespace: nothing outlives the call.
+    """
+    pidfd = os.pidfd_open(pid)
+    bufs = {out_r: bytearray(), err_r: bytearray(), setup_r: bytearray()}
+    caps = {out_r: cap, err_r: cap, setup_r: 4096}
+    truncated = {out_r: False, err_r: False, setup_r: False}
+    poller = select.poll()
+    for fd in (out_r, err_r, setup_r, pidfd):
+        poller.register(fd, select.POLLIN)
+    timed_out = output_exceeded = exited = False
+
+    def take(fd: int, chunk: bytes) -> None:
+        room = caps[fd] - len(bufs[fd])
+        bufs[fd] += chunk[: max(room, 0)]
+        if len(chunk) > room:
+            truncated[fd] = True
+
+    while not exited:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            break
+        for fd, _ in poller.poll(remaining * 1000):
+            if fd == pidfd:
+                exited = True
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                poller.unregister(fd)
+                continue
+            take(fd, chunk)
+            if truncated[out_r] or truncated[err_r]:
+                output_exceeded = True
+        if output_exceeded:
+            break
+    if not exited:
+        os.kill(pid, signal.SIGKILL)
+    os.close(pidfd)
+    for fd in (out_r, err_r, setup_r):  # pid 1 is gone: take what is already in the pipes, never wait for more
+        os.set_blocking(fd, False)
+        try:
+            while len(bufs[fd]) <= caps[fd]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                take(fd, chunk)
+        except BlockingIOError:
+            pass
+    return {
+        "stdout": base64.b64encode(bytes(bufs[out_r])).decode(),
+        "stderr": base64.b64encode(bytes(bufs[err_r])).decode(),
+        "stdout_truncated": truncated[out_r],
+        "stderr_truncated": truncated[err_r],
+        "output_limit_exceeded": output_exceeded,
+        "timed_out": timed_out,
+        "setup_error": bufs[setup_r].decode("utf-8", "replace") or None,
+    }
+
+
+# ---------------------------------------------------------------- the fork server
+
+
+def preload(modules: list[str]) -> None:
+    """Import the modules every execution may use, so a fork finds them in memory."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a missing optional module is not an error
+            continue
+
+
+def spawn_supervisor(cfg: dict, listener: socket.socket, accepted_w: int) -> tuple[int, str]:
+    """Fork one idle supervisor: it joins its own cgroup, waits for one connection, serves it and exits."""
+    name = f"sup-{os.getpid()}-{time.monotonic_ns()}"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
+            cgroup = None
+            if cfg["cgroups"]:
+                cgroup = ns.Cgroup.create(cfg["cgroups"], name)
+                cgroup.add(os.getpid())  # joining is slow (an RCU grace period): done while idle, not per call
+            conn, _ = listener.accept()
+            listener.close()
+            os.write(accepted_w, b"+")
+            supervise(cfg, conn, cgroup)
+        finally:
+            os._exit(0)
+    return pid, name
+
+
+def serve(cfg: dict) -> None:
+    """Keep a pool of idle supervisors on the listening socket, replacing each one that takes a connection.
+
+    Exits (and its idle supervisors with it) when stdin closes.
+    """
+    preload(cfg.get("preload", []))
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the preloaded objects are never scanned again, so forks do not copy their pages for the GC
+    cfg["cgroups"] = ns.Cgroup.roots() if cfg.get("use_cgroups", True) else {}
+    os.makedirs(cfg["stage_dir"], exist_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(cfg["socket"])
+    os.chmod(cfg["socket"], 0o600)
+    listener.listen(1024)
+    accepted_r, accepted_w = os.pipe()
+    pool: dict[int, str] = {}
+    stale: list[str] = []
+    for _ in range(cfg.get("pool", 8)):
+        pid, name = spawn_supervisor(cfg, listener, accepted_w)
+        pool[pid] = name
+    sys.stdout.write(json.dumps({"ready": True, "cgroups": sorted(cfg["cgroups"])}) + "\n")
+    sys.stdout.flush()
+    poller = select.poll()
+    poller.register(accepted_r, select.POLLIN)
+    poller.register(0, select.POLLIN)
+    while True:
+        events = poller.poll(500)
+        if any(fd == 0 for fd, _ in events):
+            break
+        if events:
+            for _ in os.read(accepted_r, 4096):
+                pid, name = spawn_supervisor(cfg, listener, accepted_w)
+                pool[pid] = name
+        while True:  # reap finished supervisors and remove their cgroups
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid in pool:
+                stale.append(pool.pop(pid))
+        stale = [name for name in stale if not ns.Cgroup.remove_named(cfg["cgroups"], name)]
+    for pid in pool:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+if __name__ == "__main__":
+    serve(json.loads(sys.argv[1]))

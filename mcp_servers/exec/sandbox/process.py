@@ -1,0 +1,268 @@
+"""The process backend: Linux namespaces, rlimits and cgroups around a warm fork server (see `_zygote.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcp_servers.errors import BackendError, BackendTimeoutError, ConfigError
+from mcp_servers.exec.sandbox.base import ExecResult, Limits, Sandbox, check_command
+
+__all__ = ["ProcessSandbox", "ProcessSandboxConfig", "DEFAULT_PRELOAD"]
+
+_ZYGOTE = Path(__file__).with_name("_zygote.py")
+_SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc")
+
+# Modules imported once by the fork server so that executions find them in memory (the warm path).
+DEFAULT_PRELOAD: tuple[str, ...] = (
+    "abc", "argparse", "array", "base64", "bisect", "collections", "copy", "csv", "dataclasses", "datetime",
+    "decimal", "enum", "fractions", "functools", "hashlib", "heapq", "io", "itertools", "json", "math",
+    "operator", "pathlib", "random", "re", "statistics", "string", "struct", "subprocess", "textwrap",
+    "traceback", "typing", "unittest", "ast",
+)  # fmt: skip
+
+
+def _base_python() -> str:
+    """The real interpreter behind this (possibly virtual) environment: its files are visible in the sandbox."""
+    for cand in (getattr(sys, "_base_executable", None), sys.executable):
+        if cand and os.path.exists(cand):
+            return os.path.realpath(cand)
+    raise ConfigError("cannot find a Python interpreter for the sandbox; set MCPGYM_EXEC__PYTHON")
+
+
+@dataclass(frozen=True)
+class ProcessSandboxConfig:
+    """Configuration of the process backend.
+
+    Attributes:
+        limits: Default limits of an execution.
+        python: Interpreter used inside the sandbox (default: the real interpreter behind the running one).
+        ro_paths: Extra host paths mounted read-only at the same place inside the sandbox.
+        uid_base: First host uid given to sandboxes; each workspace gets its own uid from `uid_base` on.
+        uid_count: How many uids the pool holds.
+        preload: Modules the fork server imports once so executions start warm.
+        use_cgroups: Put each execution in its own memory and pids cgroup where cgroups are writable.
+        loopback: Bring up a private loopback interface in each sandbox (it reaches nothing outside).
+        pool_size: Idle pre-forked supervisors kept ready (more absorbs bursts; each is a copy-on-write fork).
+    """
+
+    limits: Limits = field(default_factory=Limits)
+    python: str | None = None
+    ro_paths: tuple[str, ...] = ()
+    uid_base: int = 200_000
+    uid_count: int = 50_000
+    preload: tuple[str, ...] = DEFAULT_PRELOAD
+    use_cgroups: bool = True
+    loopback: bool = True
+    pool_size: int = 8
+
+
+class ProcessSandbox(Sandbox):
+    """Runs each execution in fresh pid, mount, ipc, uts and network namespaces, forked from a warm interpreter.
+
+    The fork server starts on first use (or with `start()`); `close()` stops it. Needs root (CAP_SYS_ADMIN).
+
+    Example:
+        sandbox = ProcessSandbox()
+        result = await sandbox.run(Path("ws"), code="print(1 + 1)")
+    """
+
+    name = "process"
+
+    def __init__(self, config: ProcessSandboxConfig | None = None) -> None:
+        self.config = config or ProcessSandboxConfig()
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir: str | None = None
+        self._uids: dict[str, int] = {}
+        self.cgroups: list[str] = []
+
+    # ------------------------------------------------------------------ fork server
+
+    @property
+    def python(self) -> str:
+        """The interpreter used inside the sandbox."""
+        return self.config.python or _base_python()
+
+    def _zygote_config(self, workdir: str) -> dict[str, Any]:
+        python = self.python
+        prefix = os.path.dirname(os.path.dirname(python))
+        symlinks: dict[str, str] = {}
+        binds: list[str] = []
+        for path in _SYSTEM_DIRS:
+            if os.path.islink(path):
+                symlinks[path] = os.readlink(path)
+            elif os.path.isdir(path):
+                binds.append(path)
+        extra = [prefix] if not any(prefix == b or prefix.startswith(b + "/") for b in binds) else []
+        for path in [*extra, *self.config.ro_paths]:
+            real = os.path.realpath(path)
+            if not os.path.exists(real):
+                raise ConfigError(f"sandbox read-only path {path!r} does not exist")
+            binds.append(real)
+        return {
+            "socket": os.path.join(workdir, "zygote.sock"),
+            "stage_dir": os.path.join(workdir, "root"),
+            "ro_binds": binds,
+            "symlinks": symlinks,
+            "preload": list(self.config.preload),
+            "use_cgroups": self.config.use_cgroups,
+            "loopback": self.config.loopback,
+            "pool": self.config.pool_size,
+        }
+
+    def start(self) -> None:
+        """Start the fork server if it is not running.
+
+        Raises:
+            BackendError: Not root, not Linux, or the fork server failed to start.
+        """
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                return
+            self._stop_locked()
+            if sys.platform != "linux":
+                raise BackendError("the process sandbox needs Linux namespaces; use the docker backend elsewhere")
+            if os.geteuid() != 0:
+                raise BackendError(
+                    "the process sandbox needs root (CAP_SYS_ADMIN) to create namespaces; "
+                    "run the server as root or use the docker backend (--backend docker)"
+                )
+            self._dir = tempfile.mkdtemp(prefix="mcpgym-exec-")
+            cfg = self._zygote_config(self._dir)
+            env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+            self._proc = subprocess.Popen(
+                [self.python, "-I", str(_ZYGOTE), json.dumps(cfg)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/", close_fds=True,
+            )  # fmt: skip
+            assert self._proc.stdout is not None
+            line = self._proc.stdout.readline()
+            try:
+                ready = json.loads(line)
+            except ValueError:
+                self._stop_locked()
+                raise BackendError("the process sandbox's fork server failed to start (see the server log)") from None
+            self.cgroups = list(ready.get("cgroups", []))
+            self._socket = cfg["socket"]
+
+    def _stop_locked(self) -> None:
+        if self._proc is not None:
+            if self._proc.stdin:
+                self._proc.stdin.close()  # the fork server exits when its stdin closes
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            if self._proc.stdout:
+                self._proc.stdout.close()
+            self._proc = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    async def close(self) -> None:
+        """Stop the fork server (running executions finish on their own; each has a deadline)."""
+        with self._lock:
+            self._stop_locked()
+
+    # ------------------------------------------------------------------ executions
+
+    def uid_for(self, workspace: Path) -> int:
+        """The host uid that executions in `workspace` run as (one per workspace, so sessions cannot touch each other)."""
+        key = str(workspace)
+        with self._lock:
+            uid = self._uids.get(key)
+            if uid is None:
+                uid = self.config.uid_base + len(self._uids) % self.config.uid_count
+                self._uids[key] = uid
+            return uid
+
+    def environment(self) -> dict[str, str]:
+        """The whole environment an execution sees (nothing of the server's own)."""
+        prefix_bin = os.path.dirname(self.python)
+        return {
+            "PATH": f"{prefix_bin}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONIOENCODING": "utf-8",
+        }
+
+    async def run(
+        self,
+        workspace: Path,
+        *,
+        code: str | None = None,
+        argv: Sequence[str] | None = None,
+        stdin: str | bytes = b"",
+        limits: Limits | None = None,
+    ) -> ExecResult:
+        """Run Python `code` or `argv` in a fresh sandbox; see `Sandbox.run`."""
+        check_command(code, argv)
+        ws = Path(workspace).resolve()
+        if not ws.is_dir():
+            raise BackendError(f"workspace directory {str(workspace)!r} does not exist")
+        lim = limits or self.config.limits
+        if self._proc is None or self._proc.poll() is not None:
+            await asyncio.to_thread(self.start)
+        uid = self.uid_for(ws)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        request = {
+            "workspace": str(ws),
+            "code": code,
+            "argv": list(argv) if argv is not None else None,
+            "stdin": base64.b64encode(data).decode(),
+            "uid": uid,
+            "gid": uid,
+            "env": self.environment(),
+            "limits": lim.to_wire(),
+        }
+        try:
+            reply = await asyncio.wait_for(self._call(request), timeout=lim.timeout_s + 30)
+        except TimeoutError:
+            raise BackendTimeoutError("process sandbox: the fork server did not answer in time") from None
+        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+            raise BackendError(f"process sandbox: lost the fork server ({type(exc).__name__}: {exc})") from None
+        if "error" in reply:
+            raise BackendError(f"process sandbox failed: {reply['error']}")
+        if reply.get("setup_error"):
+            raise BackendError(f"process sandbox set-up failed: {reply['setup_error']}")
+        return ExecResult(
+            exit_code=reply["exit_code"],
+            stdout=base64.b64decode(reply["stdout"]).decode("utf-8", errors="replace"),
+            stderr=base64.b64decode(reply["stderr"]).decode("utf-8", errors="replace"),
+            stdout_truncated=reply["stdout_truncated"],
+            stderr_truncated=reply["stderr_truncated"],
+            timed_out=reply["timed_out"],
+            memory_exceeded=reply["memory_exceeded"],
+            output_limit_exceeded=reply["output_limit_exceeded"],
+            duration_s=reply["duration_s"],
+            rusage=reply["rusage"],
+        )
+
+    async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        reader, writer = await asyncio.open_unix_connection(self._socket)
+        try:
+            raw = json.dumps(request).encode()
+            writer.write(struct.pack(">I", len(raw)) + raw)
+            await writer.drain()
+            head = await reader.readexactly(4)
+            body = await reader.readexactly(struct.unpack(">I", head)[0])
+            reply: dict[str, Any] = json.loads(body)
+            return reply
+        finally:
+            writer.close()
