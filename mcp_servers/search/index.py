@@ -24,13 +24,13 @@ from mcp_servers.search.corpus import Document, iter_source_documents, sources_f
 from mcp_servers.settings import ServerSettings
 
 __all__ = [
-    "Document",
     "SCHEMA_VERSION",
-    "index_path",
+    "Document",
     "build_index",
     "ensure_index",
-    "iter_documents",
     "get_document",
+    "index_path",
+    "iter_documents",
     "match_expression",
     "search_index",
     "suggest_ids",
@@ -42,8 +42,42 @@ _WORD = re.compile(r"\w+")
 _PHRASE = re.compile(r'"([^"]*)"')
 _MAX_TERMS = 32
 _STOPWORDS = frozenset(
-    "a an and are as at be by for from has have how in is it its of on or that the this to was were what when where "
-    "which who whom why with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "with",
+    ]
 )
 
 _SCHEMA = f"""
@@ -256,9 +290,7 @@ def search_index(settings: ServerSettings, query: str, k: int = 10, offset: int 
                 WHERE docs_fts MATCH ? ORDER BY bm25(docs_fts, {TITLE_WEIGHT}, 1.0) LIMIT ? OFFSET ?""",
             (expression, k, offset),
         ).fetchall()
-    hits = [
-        {"id": r[0], "title": r[1], "snippet": r[2], "score": round(float(r[3]), 4), "source": r[4]} for r in rows
-    ]
+    hits = [{"id": r[0], "title": r[1], "snippet": r[2], "score": round(float(r[3]), 4), "source": r[4]} for r in rows]
     return {"total": int(total), "hits": hits}
 
 

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["City", "CITIES", "normalize_name"]
+__all__ = ["CITIES", "City", "normalize_name"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ def normalize_name(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", ascii_only.lower()).strip()
 
 
+# fmt: off
 # name, admin1, country, code, lat, lon, elevation, timezone, population, Jan mean, Jul mean, precip mm, wet days
 _ROWS: tuple[tuple[str, str, str, str, float, float, int, str, int, float, float, int, int], ...] = (
     ("London", "England", "United Kingdom", "GB", 51.5074, -0.1278, 11, "Europe/London", 8_982_000, 5.2, 18.7, 600, 110),
@@ -207,5 +208,6 @@ _ROWS: tuple[tuple[str, str, str, str, float, float, int, str, int, float, float
     ("Brasilia", "Federal District", "Brazil", "BR", -15.7975, -47.8919, 1172, "America/Sao_Paulo", 3_055_000, 21.6, 19.4, 1480, 110),
     ("Manaus", "Amazonas", "Brazil", "BR", -3.119, -60.0217, 92, "America/Manaus", 2_220_000, 26.3, 27.0, 2300, 180),
 )
+# fmt: on
 
 CITIES: tuple[City, ...] = tuple(City(*row) for row in _ROWS)

@@ -9,19 +9,19 @@ from pydantic import BaseModel, Field
 from mcp_servers.errors import ToolInputError
 
 __all__ = [
-    "Units",
-    "UNITS",
     "MAX_FORECAST_DAYS",
-    "UnitLabels",
-    "Location",
+    "UNITS",
     "CurrentWeather",
     "DailyWeather",
     "Forecast",
     "GeocodeResult",
-    "check_units",
+    "Location",
+    "UnitLabels",
+    "Units",
     "check_days",
-    "unit_labels",
+    "check_units",
     "condition_for_code",
+    "unit_labels",
 ]
 
 Units = Literal["metric", "imperial"]
@@ -98,9 +98,7 @@ def check_units(units: str) -> Units:
         return "metric"
     if value == "imperial":
         return "imperial"
-    raise ToolInputError(
-        f"units {units!r} is not supported: use 'metric' (°C, km/h, mm) or 'imperial' (°F, mph, inch)"
-    )
+    raise ToolInputError(f"units {units!r} is not supported: use 'metric' (°C, km/h, mm) or 'imperial' (°F, mph, inch)")
 
 
 def check_days(days: int) -> int:

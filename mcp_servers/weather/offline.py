@@ -33,16 +33,16 @@ from mcp_servers.weather.models import (
 
 __all__ = [
     "CITIES",
-    "City",
     "DEFAULT_DATE",
+    "City",
+    "current",
+    "day_weather",
     "find_cities",
+    "forecast",
+    "geocode",
+    "parse_date",
     "resolve_city",
     "to_location",
-    "geocode",
-    "day_weather",
-    "current",
-    "forecast",
-    "parse_date",
 ]
 
 DEFAULT_DATE = date(2025, 6, 15)

@@ -112,7 +112,9 @@ class OpenMeteo:
         try:
             body = response.json()
         except ValueError:
-            raise BackendError(f"Open-Meteo answered HTTP {response.status_code} with a body that is not JSON") from None
+            raise BackendError(
+                f"Open-Meteo answered HTTP {response.status_code} with a body that is not JSON"
+            ) from None
         if not isinstance(body, dict):
             raise BackendError("Open-Meteo answered with JSON that is not an object")
         if response.status_code >= 400 or body.get("error"):
@@ -193,10 +195,7 @@ class OpenMeteo:
         body = await self._get_json(self.settings.forecast_url, _forecast_params(place, u, current=False, days=n))
         daily = _section(body, "daily")
         dates = _field(daily, "daily", "time")
-        columns = {
-            name: _field(daily, "daily", name)
-            for name in _DAILY_FIELDS.split(",")
-        }
+        columns = {name: _field(daily, "daily", name) for name in _DAILY_FIELDS.split(",")}
         rows: list[DailyWeather] = []
         for i, day in enumerate(list(dates)[:n]):
             code = int(columns["weather_code"][i] or 0)

@@ -95,7 +95,10 @@ def test_queries_without_words_are_refused_clearly(wiki: ServerSettings, query: 
 
 
 def test_match_expression_quotes_every_term() -> None:
-    assert match_expression('the capital of France "Eiffel tower" NEAR') == '"eiffel tower" OR "capital" OR "france" OR "near"'
+    assert (
+        match_expression('the capital of France "Eiffel tower" NEAR')
+        == '"eiffel tower" OR "capital" OR "france" OR "near"'
+    )
     assert match_expression("the of") == '"the" OR "of"'  # only stop words: keep them
 
 

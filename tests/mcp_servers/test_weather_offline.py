@@ -28,7 +28,7 @@ def test_city_keys_are_unique_and_the_list_is_large() -> None:
 def test_northern_cities_are_warmer_in_july_than_january(name: str) -> None:
     july = offline.forecast(name, "2025-07-01", 16).days
     january = offline.forecast(name, "2025-01-01", 16).days
-    mean = lambda days: sum((d.temperature_max + d.temperature_min) / 2 for d in days) / len(days)  # noqa: E731
+    mean = lambda days: sum((d.temperature_max + d.temperature_min) / 2 for d in days) / len(days)
     assert mean(july) > mean(january) + 8
 
 
