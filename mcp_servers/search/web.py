@@ -24,7 +24,7 @@ def highlight(text: str, query: str) -> str:
     words = sorted({w for w in _WORD.findall(query) if len(w) >= 3}, key=len, reverse=True)
     if not words:
         return text
-    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")", re.IGNORECASE)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
     return pattern.sub(r"**\1**", text)
 
 
