@@ -43,6 +43,7 @@ __all__ = [
     "parse_date",
     "resolve_city",
     "to_location",
+    "today",
 ]
 
 DEFAULT_DATE = date(2025, 6, 15)
@@ -79,6 +80,20 @@ for _city in CITIES:
     _BY_NAME.setdefault(normalize_name(_city.name), []).append(_city)
 for _names in _BY_NAME.values():
     _names.sort(key=lambda c: -c.population)
+
+
+def today(fixed: date | str = DEFAULT_DATE) -> date:
+    """The date the offline provider treats as today.
+
+    Args:
+        fixed: A date (or ISO string), or ``"today"`` for the clock's date (`WeatherSettings.fixed_date`).
+
+    Returns:
+        The date.
+    """
+    if fixed == "today":
+        return date.today()
+    return parse_date(fixed)
 
 
 def parse_date(value: date | str) -> date:

@@ -71,7 +71,7 @@ DaysArg = Annotated[
 
 def offline_today(settings: WeatherSettings) -> date:
     """The date the offline provider treats as today: `fixed_date`, or the clock's date when it is ``"today"``."""
-    return date.today() if settings.fixed_date == "today" else settings.fixed_date
+    return offline.today(settings.fixed_date)
 
 
 def build_weather_server(settings: ServerSettings) -> MCPServer:

@@ -131,3 +131,9 @@ def test_bad_arguments_name_what_is_accepted() -> None:
 def test_normalize_name() -> None:
     assert normalize_name("São  Paulo!") == "sao paulo"
     assert normalize_name("St. Petersburg") == "st petersburg"
+
+
+def test_today_is_pinned_unless_asked_for_the_clock() -> None:
+    assert offline.today() == date(2025, 6, 15)
+    assert offline.today("2024-02-29") == date(2024, 2, 29)
+    assert offline.today("today") == date.today()
