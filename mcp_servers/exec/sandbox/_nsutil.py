@@ -275,3 +275,68 @@ def _write(directory: str, name: str, value: str, optional: bool = False) -> Non
     except OSError:
         if not optional:
             raise
+
+
+# ---------------------------------------------------------------- seccomp
+
+_SECCOMP = {
+    # arch: (AUDIT_ARCH, {name: number})
+    "x86_64": (0xC000003E, {"unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155,
+                            "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321, "perf_event_open": 298,
+                            "userfaultfd": 323, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsmount": 432,
+                            "mount_setattr": 442, "clone": 56, "clone3": 435}),
+    "aarch64": (0xC00000B7, {"unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41,
+                             "keyctl": 219, "add_key": 217, "request_key": 218, "bpf": 280, "perf_event_open": 241,
+                             "userfaultfd": 282, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsmount": 432,
+                             "mount_setattr": 442, "clone": 220, "clone3": 435}),
+}  # fmt: skip
+_NS_CLONE_FLAGS = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def install_seccomp() -> bool:
+    """Refuse (EPERM) the system calls that open kernel surface the sandbox never needs: new namespaces (user
+    namespaces included), mounts, keyrings, bpf, perf events, userfaultfd; `clone3` answers ENOSYS so that libc
+    falls back to `clone`, whose namespace flags are checked. Needs no_new_privs set first.
+
+    Returns:
+        False on an architecture without a table here (the sandbox then relies on its other layers).
+    """
+    table = _SECCOMP.get(platform.machine())
+    if table is None:
+        return False
+    arch, nrs = table
+    ld_w_abs, jeq, and_k, ret = 0x20, 0x15, 0x54, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
+    denied = [nr for name, nr in nrs.items() if name not in ("clone", "clone3")]
+    prog: list[tuple[int, int, int, int]] = [
+        (ld_w_abs, 0, 0, 4),  # arch
+        (jeq, 1, 0, arch),
+        (ret, 0, 0, eperm),  # a foreign ABI (e.g. 32-bit calls on x86_64): refuse
+        (ld_w_abs, 0, 0, 0),  # syscall number
+    ]
+    for i, nr in enumerate(denied):
+        # equal: jump to the EPERM return (the second-to-last instruction)
+        prog.append((jeq, len(denied) - i - 1 + 2 + 4, 0, nr))
+    prog += [
+        (jeq, 2 + 4, 0, nrs["clone3"]),  # -> ENOSYS
+        (jeq, 0, 3, nrs["clone"]),  # not clone -> allow
+        (ld_w_abs, 0, 0, 16),  # clone flags (low 32 bits of args[0])
+        (and_k, 0, 0, _NS_CLONE_FLAGS),
+        (jeq, 0, 1, 0),  # no namespace flag -> allow, else -> EPERM
+        (ret, 0, 0, allow),
+        (ret, 0, 0, eperm),
+        (ret, 0, 0, enosys),
+    ]
+    filters = (_SockFilter * len(prog))(*[_SockFilter(c, t, f, k) for c, t, f, k in prog])
+    fprog = _SockFprog(len(prog), filters)
+    pr_set_seccomp, seccomp_mode_filter = 22, 2
+    _check(_libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.addressof(fprog), 0, 0), "seccomp")
+    return True

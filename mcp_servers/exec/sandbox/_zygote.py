@@ -167,6 +167,8 @@ def run_execution(req: dict, setup_fd: int) -> None:
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
         ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
+        if req.get("seccomp", True):
+            ns.install_seccomp()
         set_limits(req["limits"])
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
@@ -227,10 +229,10 @@ def run_python(code: str) -> int:
         exec(compile(code, "<code>", "exec"), main.__dict__)
     except SystemExit as exc:
         status = _exit_code(exc)
-    except BaseException:  # noqa: BLE001 - the user's exception, printed like the interpreter would
+    except BaseException as exc:  # noqa: BLE001 - the user's exception, printed like the interpreter would
         import traceback
 
-        traceback.print_exc()
+        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next if exc.__traceback__ else None)
         status = 1
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -387,8 +389,18 @@ def collect(pid: int, out_r: int, err_r: int, setup_r: int, deadline: float, cap
 
 
 def preload(modules: list[str]) -> None:
-    """Import the modules every execution may use, so a fork finds them in memory."""
+    """Import the modules every execution may use, so a fork finds them in memory.
+
+    The fork server runs without `site` (its start-up imports modules, such as `random`, whose at-fork hooks every
+    execution would pay for); the interpreter's site-packages directories are put on the path directly instead.
+    """
     import importlib
+    import sysconfig
+
+    for key in ("purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path and path not in sys.path and os.path.isdir(path):
+            sys.path.append(path)
 
     for name in modules:
         try:
@@ -403,6 +415,7 @@ def spawn_supervisor(cfg: dict, listener: socket.socket, accepted_w: int) -> tup
     pid = os.fork()
     if pid == 0:
         try:
+            ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)  # never outlive the fork server
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             devnull = os.open(os.devnull, os.O_RDONLY)
             os.dup2(devnull, 0)

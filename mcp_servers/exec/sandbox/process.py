@@ -25,11 +25,12 @@ __all__ = ["ProcessSandbox", "ProcessSandboxConfig", "DEFAULT_PRELOAD"]
 _ZYGOTE = Path(__file__).with_name("_zygote.py")
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc")
 
-# Modules imported once by the fork server so that executions find them in memory (the warm path).
+# Modules imported once by the fork server so that executions find them in memory (the warm path). `random` (and
+# `statistics`, which imports it) are left out: random re-seeds itself in every fork, a cost each execution would pay.
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "abc", "argparse", "array", "base64", "bisect", "collections", "copy", "csv", "dataclasses", "datetime",
     "decimal", "enum", "fractions", "functools", "hashlib", "heapq", "io", "itertools", "json", "math",
-    "operator", "pathlib", "random", "re", "statistics", "string", "struct", "subprocess", "textwrap",
+    "operator", "pathlib", "re", "string", "struct", "subprocess", "textwrap",
     "traceback", "typing", "unittest", "ast",
 )  # fmt: skip
 
@@ -144,7 +145,7 @@ class ProcessSandbox(Sandbox):
             cfg = self._zygote_config(self._dir)
             env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
             self._proc = subprocess.Popen(
-                [self.python, "-I", str(_ZYGOTE), json.dumps(cfg)],
+                [self.python, "-I", "-S", str(_ZYGOTE), json.dumps(cfg)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/", close_fds=True,
             )  # fmt: skip
             assert self._proc.stdout is not None

@@ -1,0 +1,169 @@
+"""The process sandbox library: results, limits, the warm path without leaks, per-workspace uids, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mcp_servers.errors import ToolInputError
+from mcp_servers.exec.sandbox import Limits, ProcessSandbox, ProcessSandboxConfig
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/proc/self/ns/pid"),
+    reason="the process sandbox needs root and Linux namespaces",
+)
+
+FAST = Limits(timeout_s=5)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[ProcessSandbox]:
+    box = ProcessSandbox(ProcessSandboxConfig(pool_size=4))
+    box.start()
+    yield box
+    asyncio.run(box.close())
+
+
+@pytest.fixture()
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root
+
+
+async def test_python_result_fields(sandbox: ProcessSandbox, ws: Path) -> None:
+    result = await sandbox.run(ws, code="import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)")
+    assert (result.exit_code, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    assert not result.timed_out and not result.memory_exceeded and not result.stdout_truncated
+    assert result.duration_s > 0 and result.rusage["max_rss_kb"] > 0
+
+
+async def test_stdin_and_unicode(sandbox: ProcessSandbox, ws: Path) -> None:
+    result = await sandbox.run(ws, code="import sys\nprint(sys.stdin.read().upper())", stdin="héllo wörld")
+    assert result.ok and result.stdout == "HÉLLO WÖRLD\n"
+
+
+async def test_exception_traceback_shows_only_user_frames(sandbox: ProcessSandbox, ws: Path) -> None:
+    result = await sandbox.run(ws, code="def f():\n    1 / 0\nf()")
+    assert result.exit_code == 1
+    assert "ZeroDivisionError" in result.stderr and 'File "<code>", line 2' in result.stderr
+    assert "_zygote" not in result.stderr and "mcp_servers" not in result.stderr
+
+
+async def test_argv_runs_in_workspace_and_files_persist(sandbox: ProcessSandbox, ws: Path) -> None:
+    (ws / "data.txt").write_text("41\n")
+    result = await sandbox.run(ws, argv=["/bin/sh", "-c", "pwd; echo $(( $(cat data.txt) + 1 )) > out.txt"])
+    assert result.ok and result.stdout == "/workspace\n"
+    assert (ws / "out.txt").read_text() == "42\n"
+    missing = await sandbox.run(ws, argv=["no-such-command-xyz"])
+    assert missing.exit_code == 127 and "no-such-command-xyz" in missing.stderr
+
+
+async def test_python_in_sandbox_is_the_same_interpreter(sandbox: ProcessSandbox, ws: Path) -> None:
+    result = await sandbox.run(ws, argv=["python3", "-c", "import sys; print(sys.version_info[:2])"])
+    assert result.ok and result.stdout.strip() == str(sys.version_info[:2])
+
+
+async def test_nothing_leaks_between_executions(sandbox: ProcessSandbox, ws: Path) -> None:
+    first = await sandbox.run(
+        ws,
+        code=(
+            "import json, collections, builtins\n"
+            "json.LEAKED = 1\ncollections.LEAKED = 1\nbuiltins.LEAKED = 1\nGLOBAL_LEAK = 1\n"
+            "open('/tmp/secret', 'w').write('x')\n"
+            "import os; os.environ['LEAK'] = '1'\n"
+            "print('written')"
+        ),
+    )
+    assert first.ok and first.stdout == "written\n"
+    second = await sandbox.run(
+        ws,
+        code=(
+            "import json, collections, builtins, os\n"
+            "print(hasattr(json, 'LEAKED'), hasattr(collections, 'LEAKED'), hasattr(builtins, 'LEAKED'),"
+            " 'GLOBAL_LEAK' in globals(), os.path.exists('/tmp/secret'), 'LEAK' in os.environ, os.listdir('/tmp'))"
+        ),
+    )
+    assert second.ok, second.stderr
+    assert second.stdout == "False False False False False False []\n"
+
+
+async def test_wall_clock_timeout_kills_the_tree(sandbox: ProcessSandbox, ws: Path) -> None:
+    result = await sandbox.run(
+        ws, argv=["/bin/sh", "-c", "sleep 100 & sleep 100 & while :; do :; done"], limits=Limits(timeout_s=1)
+    )
+    assert result.timed_out and result.exit_code is None
+    assert result.duration_s < 30  # bounded by the limit, not by the children's sleeps
+
+
+async def test_output_cap_truncates_and_flags(sandbox: ProcessSandbox, ws: Path) -> None:
+    result = await sandbox.run(ws, code="print('a' * 5000)", limits=Limits(output_bytes=1000))
+    assert result.stdout_truncated and result.output_limit_exceeded
+    assert result.stdout == "a" * 1000
+    small = await sandbox.run(ws, code="print('a' * 500)", limits=Limits(output_bytes=1000))
+    assert not small.stdout_truncated and small.stdout == "a" * 500 + "\n"
+
+
+async def test_memory_limit(sandbox: ProcessSandbox, ws: Path) -> None:
+    result = await sandbox.run(
+        ws, code="blocks = []\nwhile True:\n    blocks.append(bytearray(16 * 1024 * 1024))", limits=Limits(memory_mb=64)
+    )
+    assert result.memory_exceeded and result.exit_code != 0
+
+
+async def test_each_workspace_gets_its_own_uid(sandbox: ProcessSandbox, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "made-by-host.txt").write_text("host")
+    ra = await sandbox.run(a, code="import os; print(os.getuid(), os.getgid(), os.getgroups())")
+    rb = await sandbox.run(b, code="import os; print(os.getuid())")
+    uid_a, uid_b = int(ra.stdout.split()[0]), int(rb.stdout.split()[0])
+    assert uid_a != uid_b and uid_a >= 200_000 and uid_b >= 200_000
+    assert ra.stdout.split()[1] == str(uid_a) and ra.stdout.split()[2] == "[]"
+    assert (a / "made-by-host.txt").stat().st_uid == uid_a  # the workspace is handed to its sandbox uid
+    edit = await sandbox.run(a, code="open('made-by-host.txt', 'a').write('+sandbox')")
+    assert edit.ok and (a / "made-by-host.txt").read_text() == "host+sandbox"
+
+
+async def test_ownership_handover_never_follows_symlinks(sandbox: ProcessSandbox, ws: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("host file")
+    (ws / "link").symlink_to(outside)
+    await sandbox.run(ws, code="pass")
+    assert outside.stat().st_uid == 0
+
+
+async def test_concurrent_executions(sandbox: ProcessSandbox, ws: Path) -> None:
+    results = await asyncio.gather(*(sandbox.run(ws, code=f"print({i} * {i})") for i in range(24)))
+    assert [r.stdout for r in results] == [f"{i * i}\n" for i in range(24)]
+
+
+async def test_bad_input_is_rejected_clearly(sandbox: ProcessSandbox, ws: Path) -> None:
+    with pytest.raises(ToolInputError, match="exactly one of 'code'"):
+        await sandbox.run(ws)
+    with pytest.raises(ToolInputError, match="exactly one of 'code'"):
+        await sandbox.run(ws, code="pass", argv=["ls"])
+    with pytest.raises(ToolInputError, match="non-empty list"):
+        await sandbox.run(ws, argv=[])
+    with pytest.raises(ToolInputError, match="timeout_s must be > 0"):
+        Limits(timeout_s=0)
+    with pytest.raises(ToolInputError, match="memory_mb"):
+        Limits(memory_mb=1)
+
+
+async def test_fork_server_restarts_after_dying(ws: Path) -> None:
+    box = ProcessSandbox(ProcessSandboxConfig(pool_size=1))
+    try:
+        assert (await box.run(ws, code="print(1)")).stdout == "1\n"
+        assert box._proc is not None
+        box._proc.kill()
+        box._proc.wait()
+        assert (await box.run(ws, code="print(2)")).stdout == "2\n"
+    finally:
+        await box.close()
