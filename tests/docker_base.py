@@ -1,0 +1,207 @@
+"""Docker helpers for tests: start a local engine, and build a Python base image from host files (no registry).
+
+`local_python_base()` writes a root file system holding this interpreter, the installed distributions mcpgym needs
+(without its model-side extra) and the shared libraries they link, then `docker import`s it. The Dockerfile builds on
+it with `--build-arg BASE_IMAGE=<tag> --build-arg PIP_ARGS="--no-index --no-build-isolation"`, so nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+__all__ = ["docker_available", "ensure_engine", "local_python_base", "BASE_TAG"]
+
+BASE_TAG = "mcpgym-test-base:py311"
+_SHELL_TOOLS = ("sh", "dash", "bash", "mkdir", "cat", "ls", "rm", "grep", "env", "sleep", "echo", "id", "unshare",
+                "mount", "true", "test", "chmod", "cp", "mv", "ln", "date")
+_DIST_EXTRAS = ("pip", "setuptools", "wheel", "packaging")
+
+
+def docker_available() -> bool:
+    """Whether `docker info` answers (an engine is running and reachable)."""
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+
+
+def ensure_engine(log: Path) -> str | None:
+    """Start `dockerd` in the background when it is installed and not running.
+
+    Returns:
+        None when an engine answers, else the reason it cannot be used.
+    """
+    if docker_available():
+        return None
+    dockerd = shutil.which("dockerd")
+    if not dockerd or not shutil.which("docker"):
+        return "no Docker engine: dockerd/docker are not installed (scripts/setup-system.sh installs docker.io)"
+    if os.geteuid() != 0:
+        return "no Docker engine running and not root, so dockerd cannot be started"
+    with open(log, "ab") as out:
+        subprocess.Popen([dockerd], stdout=out, stderr=out, start_new_session=True)
+    for _ in range(60):
+        if docker_available():
+            return None
+        time.sleep(0.5)
+    return f"dockerd did not come up within 30 s (see {log})"
+
+
+def _dist_closure(root: str, skip: Iterable[str] = ("mcpgym",)) -> list[md.Distribution]:
+    seen: dict[str, md.Distribution] = {}
+    visited: set[tuple[str, frozenset[str]]] = set()
+
+    def key(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    def walk(name: str, extras: frozenset[str] = frozenset()) -> None:
+        k = key(name)
+        if (k, extras) in visited:
+            return
+        visited.add((k, extras))
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            return
+        seen[k] = dist
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in ("", *extras)):
+                continue
+            walk(req.name, frozenset(req.extras))
+
+    for name in (root, *_DIST_EXTRAS):
+        walk(name)
+    return [d for k, d in seen.items() if k not in {key(s) for s in skip}]
+
+
+def _is_elf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _needed_libs(elves: Iterable[Path]) -> set[Path]:
+    libs: set[Path] = set()
+    for elf in elves:
+        out = subprocess.run(["ldd", str(elf)], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            match = re.search(r"(/\S+) \(0x", line)
+            if match:
+                libs.add(Path(match.group(1)))
+    return libs
+
+
+def _add(tar: tarfile.TarFile, path: Path, done: set[str]) -> None:
+    """Add a host path at the same place in the image, following its symlink chain."""
+    path = Path(os.path.realpath(path.parent)) / path.name  # /lib/x.so -> /usr/lib/x.so on merged-/usr systems
+    for parent in reversed(path.parents):
+        p = str(parent)
+        if p != "/" and p not in done:
+            done.add(p)
+            tar.add(p, arcname=p.lstrip("/"), recursive=False)
+    name = str(path)
+    if name in done:
+        return
+    done.add(name)
+    tar.add(name, arcname=name.lstrip("/"), recursive=False)
+    if path.is_symlink():
+        target = Path(os.path.normpath(path.parent / os.readlink(path)))
+        _add(tar, target, done)
+
+
+def _mkdirs(tar: tarfile.TarFile, path: Path, done: set[str]) -> None:
+    for p in [*reversed(path.parents), path]:
+        if str(p) != "/" and str(p) not in done:
+            done.add(str(p))
+            info = tarfile.TarInfo(str(p).lstrip("/"))
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+
+
+def _write_rootfs(target: Path) -> None:
+    prefix = Path(sys.base_prefix)
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files: list[Path] = []
+    for sub in ("bin",):
+        files.extend(p for p in (prefix / sub).iterdir() if p.name.startswith("python"))
+    files.extend((prefix / "lib").glob("libpython*"))
+    for path in stdlib.rglob("*"):
+        rel = path.relative_to(stdlib).parts
+        if rel and rel[0] in ("test", "site-packages", "idlelib", "tkinter", "turtledemo", "ensurepip"):
+            continue
+        if path.is_file() or path.is_symlink():
+            files.append(path)
+    site = stdlib / "site-packages"
+    extra: dict[Path, Path] = {}  # venv file -> place in the image
+    for dist in _dist_closure("mcpgym"):
+        for rel in dist.files or []:
+            src = Path(str(dist.locate_file(rel))).resolve()
+            if src.is_file() and "__pycache__" not in src.parts:
+                try:
+                    inner = src.relative_to(Path(sysconfig.get_paths()["purelib"]).resolve())
+                except ValueError:
+                    continue  # console scripts and data outside site-packages
+                extra[src] = site / inner
+    tools = [Path(shutil.which(t) or "") for t in _SHELL_TOOLS if shutil.which(t)]
+    elves = [p for p in [*files, *extra, *tools] if _is_elf(p)]
+    libs = _needed_libs(elves)
+    done: set[str] = set()
+    with tarfile.open(target, "w") as tar:
+        for link in ("bin", "sbin", "lib", "lib64"):
+            if Path(f"/{link}").is_symlink():
+                info = tarfile.TarInfo(link)
+                info.type = tarfile.SYMTYPE
+                info.linkname = os.readlink(f"/{link}")
+                tar.addfile(info)
+                done.add(f"/{link}")
+        for path in [*files, *tools, *libs, Path("/etc/passwd"), Path("/etc/group"), Path("/etc/nsswitch.conf")]:
+            if path.exists() or path.is_symlink():
+                _add(tar, path, done)
+        for src, dest in extra.items():
+            _mkdirs(tar, dest.parent, done)
+            tar.add(str(src), arcname=str(dest).lstrip("/"), recursive=False)
+        for name, mode in (("tmp", 0o1777), ("root", 0o700), ("var/tmp", 0o1777)):
+            if f"/{name}" not in done:
+                info = tarfile.TarInfo(name)
+                info.type, info.mode = tarfile.DIRTYPE, mode
+                tar.addfile(info)
+        for name in ("proc", "sys", "dev", "etc"):
+            if f"/{name}" not in done:
+                info = tarfile.TarInfo(name)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+        hosts = b"127.0.0.1 localhost\n::1 localhost\n"
+        info = tarfile.TarInfo("etc/hosts")
+        info.size = len(hosts)
+        tar.addfile(info, io.BytesIO(hosts))
+
+
+def local_python_base(workdir: Path, tag: str = BASE_TAG) -> str:
+    """Build (once per engine) the base image described in the module docstring and return its tag."""
+    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0:
+        return tag
+    tarball = workdir / "rootfs.tar"
+    _write_rootfs(tarball)
+    bindir = Path(sys.base_prefix) / "bin"
+    subprocess.run(
+        ["docker", "import", "--change", f"ENV PATH={bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+         "--change", "ENV LANG=C.UTF-8", str(tarball), tag],
+        check=True, capture_output=True,
+    )
+    tarball.unlink()
+    return tag
