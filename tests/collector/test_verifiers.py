@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -269,3 +270,38 @@ async def test_expected_calls_invalid_specs() -> None:
         await judge(VerifierSpec(type="expected_calls", calls=[{"arguments": {}}]))
     with pytest.raises(VerifierError, match="must be an object"):
         await judge(VerifierSpec(type="expected_calls", calls=[{"name": "x", "arguments": [1]}]))
+
+
+# unit_tests through the real exec server (in-process MCP client, process sandbox) ---------------------------------
+
+
+async def test_unit_tests_through_real_exec_server(tmp_path: Path) -> None:
+    from mcp.client.client import Client
+
+    from collector.tasks.code import load_problems
+    from mcp_servers.exec.server import build_exec_server
+    from mcp_servers.settings import ServerSettings
+    from mcp_servers.workspace import WorkspaceManager
+
+    problem = load_problems()[0]  # has_close_elements: 7 asserts
+    spec = VerifierSpec(type="unit_tests", test_code=problem["test"], entry_point=problem["entry_point"])
+    server = build_exec_server(WorkspaceManager(tmp_path, per_session=False), ServerSettings())
+    async with Client(server) as client:
+
+        async def run_tests(code: str, test_code: str, entry_point: str | None) -> dict[str, Any]:
+            args = {"code": code, "test_code": test_code, "entry_point": entry_point}
+            result = await client.call_tool("run_tests", args)
+            assert not result.is_error, result
+            return dict(result.structured_content or {})
+
+        right = f"```python\n{problem['prompt']}{problem['canonical_solution']}```"
+        v = await judge(spec, right, run_tests=run_tests)
+        assert v["passed"] and v["score"] == 1.0 and v["details"]["tests_total"] == 7
+
+        always_true = "```python\ndef has_close_elements(numbers, threshold):\n    return True\n```"
+        v = await judge(spec, always_true, run_tests=run_tests)
+        assert not v["passed"] and 0 < v["score"] < 1  # the True cases pass, the False ones fail
+        assert v["details"]["tests_passed"] == 4 and v["details"]["failures"]
+
+        v = await judge(spec, "```python\ndef has_close_elements(:\n```", run_tests=run_tests)
+        assert not v["passed"] and v["score"] == 0.0
