@@ -149,3 +149,16 @@ async def test_mcpgym_serve_search_over_stdio(settings: ServerSettings) -> None:
         doc = await client.call_tool("fetch_document", {"doc_id": "notes/recipe", "max_chars": 100})
     assert doc.structured_content is not None
     assert doc.structured_content["title"] == "Grandmother's borscht"
+
+
+async def test_streamable_http_through_the_gateway(settings: ServerSettings) -> None:
+    try:
+        from mcp_servers.gateway.process import GatewayProcess
+    except ImportError:
+        pytest.skip("the HTTP gateway is not in this build")
+    env = {**os.environ, **_env(settings)}
+    with GatewayProcess(["search"], workspace=settings.data_dir / "ws", env=env) as gateway:
+        async with Client(gateway.url("search")) as client:
+            found = await client.call_tool("search", {"query": "Great Wall of China", "k": 2})
+    assert found.structured_content is not None
+    assert found.structured_content["hits"][0]["id"] == "wiki/Great_Wall_of_China"

@@ -129,3 +129,17 @@ async def test_mcpgym_serve_weather_over_stdio(tmp_path: Path) -> None:
     async with Client(params) as client:
         result = await client.call_tool("get_forecast", {"location": "Cairo", "days": 2, "units": "imperial"})
     assert result.structured_content == offline.forecast("Cairo", "2025-06-15", 2, "imperial").model_dump()
+
+
+async def test_streamable_http_through_the_gateway(tmp_path: Path) -> None:
+    try:
+        from mcp_servers.gateway.process import GatewayProcess
+    except ImportError:
+        pytest.skip("the HTTP gateway is not in this build")
+    env = {**os.environ, "MCPGYM_DATA_DIR": str(tmp_path), "MCPGYM_WEATHER__FIXED_DATE": "2025-09-01"}
+    with GatewayProcess(["weather"], workspace=tmp_path / "ws", env=env) as gateway:
+        async with Client(gateway.url("weather")) as client:
+            result = await client.call_tool("get_forecast", {"location": "Perth", "days": 3})
+            bad = await client.call_tool("get_current_weather", {"location": "Perth", "units": "SI"})
+    assert result.structured_content == offline.forecast("Perth", "2025-09-01", 3).model_dump()
+    assert bad.is_error and "use 'metric'" in bad.content[0].text  # type: ignore[union-attr]
