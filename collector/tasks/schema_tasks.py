@@ -62,13 +62,29 @@ def _defaults(schema: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
     return {k: p["default"] for k, p in props.items() if isinstance(p, dict) and "default" in p and k not in args}
 
 
-def _sample_call(tool: dict[str, Any], rng: random.Random) -> dict[str, Any] | None:
+def _validator(schema: dict[str, Any], cache: dict[str, Any]) -> Any:
+    key = json.dumps(schema, sort_keys=True, default=str)
+    if key not in cache:
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        try:
+            cls.check_schema(schema)
+            cache[key] = cls(schema)
+        except jsonschema.SchemaError:
+            cache[key] = None  # an invalid schema: its tool gets no tasks
+    return cache[key]
+
+
+def _sample_call(tool: dict[str, Any], rng: random.Random, cache: dict[str, Any]) -> dict[str, Any] | None:
     schema = tool.get("inputSchema") or {"type": "object", "properties": {}}
+    validator = _validator(schema, cache)
+    if validator is None:
+        return None
     for _ in range(5):
         try:
             args = sample_arguments(schema, rng)
-            jsonschema.validate(args, schema)
-        except (SchemaSampleError, jsonschema.ValidationError, jsonschema.SchemaError):
+        except SchemaSampleError:
+            continue
+        if not validator.is_valid(args):
             continue
         return {"name": tool["name"], "arguments": args, "defaults": _defaults(schema, args)}
     return None
@@ -96,13 +112,14 @@ def _plan(tools_by_server: dict[str, list[dict[str, Any]]], seed: int, n: int) -
     pairs = [(server, tool) for server, tools in usable.items() for tool in tools]
     planned: list[_Planned] = []
     seen: set[str] = set()
+    cache: dict[str, Any] = {}
     attempts = 0
     while len(planned) < n and attempts < n * 6:
         attempts += 1
         server, tool = pairs[(attempts - 1) % len(pairs)]
         multi = attempts % 3 == 0
         if not multi:
-            call = _sample_call(tool, rng)
+            call = _sample_call(tool, rng, cache)
             if call is None:
                 continue
             template = rng.choice(_SINGLE_TEMPLATES)
@@ -111,7 +128,7 @@ def _plan(tools_by_server: dict[str, list[dict[str, Any]]], seed: int, n: int) -
         else:
             k = rng.choice((2, 3))
             chosen = [rng.choice(usable[server]) for _ in range(k)]
-            sampled = [_sample_call(t, rng) for t in chosen]
+            sampled = [_sample_call(t, rng, cache) for t in chosen]
             calls = [c for c in sampled if c is not None]
             keys = {json.dumps([c["name"], c["arguments"]], sort_keys=True) for c in calls}
             if len(calls) < 2 or len(keys) < len(calls):

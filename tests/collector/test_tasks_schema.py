@@ -3,7 +3,11 @@ expected calls are deterministic; the verifier accepts the expected calls in any
 
 from __future__ import annotations
 
+import json
 import random
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jsonschema
@@ -11,9 +15,8 @@ import pytest
 from mcp.client.client import Client
 
 from collector.errors import ConfigError
-from collector.policies.base import Completion
 from collector.tasks._schema_sample import SchemaSampleError, sample_arguments
-from collector.tasks.model import Task, VerifyContext
+from collector.tasks.model import VerifyContext
 from collector.tasks.schema_tasks import agenerate_schema_tasks, generate_schema_tasks
 from collector.verifiers import verify
 from mcp_servers.settings import ServerSettings
@@ -70,9 +73,10 @@ def tool_schemas(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_sampled_arguments_validate_hand_written() -> None:
     schema = HAND_WRITTEN[0]["inputSchema"]
     rng = random.Random(0)
+    validator = jsonschema.Draft202012Validator(schema)
     for _ in range(200):
         args = sample_arguments(schema, rng)
-        jsonschema.validate(args, schema)
+        validator.validate(args)
         assert {"title", "priority", "count", "assignee"} <= set(args)
 
 
@@ -123,32 +127,64 @@ async def test_expected_calls_verify_any_order(weather_tools: list[dict[str, Any
         assert not v["passed"] and 0 < v["score"] < 1
 
 
-class Rephraser:
-    """A phrasing policy that rewrites the request (keeping it) or drops values (so the template is kept)."""
+class _ChatHandler(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat-completions endpoint that rewrites the request: faithfully for the model "keep",
+    dropping the values for any other model."""
 
-    name = "scripted"
-    model = "rephraser"
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        text = body["messages"][-1]["content"]
+        keep = body["model"] == "keep"
+        content = f"Hi! Could you help me out? {text} Thanks." if keep else "Do the weather thing please."
+        reply = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        }
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-    def __init__(self, keep: bool) -> None:
-        self.keep = keep
-
-    async def complete(self, messages: list[Any], tools: list[Any], *, task: Task) -> Completion:
-        text = messages[-1]["content"]
-        content = f"Hi! Could you help me out? {text} Thanks." if self.keep else "Do the weather thing please."
-        return Completion(message={"role": "assistant", "content": content})
-
-    async def aclose(self) -> None:
+    def log_message(self, format: str, *args: Any) -> None:
         return None
 
 
-async def test_policy_phrasing_kept_only_when_faithful(weather_tools: list[dict[str, Any]]) -> None:
-    kept = await agenerate_schema_tasks({"weather": weather_tools}, seed=0, n=4, policy=Rephraser(True))
-    assert all(t.messages[-1]["content"].startswith("Hi! Could you help me out?") for t in kept)
-    dropped = await agenerate_schema_tasks({"weather": weather_tools}, seed=0, n=4, policy=Rephraser(False))
-    plain = generate_schema_tasks({"weather": weather_tools}, seed=0, n=4)
-    assert [t.messages for t in dropped] == [t.messages for t in plain]
-    with pytest.raises(ConfigError, match="agenerate_schema_tasks"):
-        generate_schema_tasks({"weather": weather_tools}, seed=0, n=4, policy=Rephraser(True))
+@pytest.fixture
+def chat_url() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ChatHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+async def test_policy_phrasing_kept_only_when_faithful(weather_tools: list[dict[str, Any]], chat_url: str) -> None:
+    """Requests are rewritten by an OpenAI-compatible endpoint (a real local HTTP server): a rewrite that keeps
+    every tool name and value is used; one that drops them falls back to the template."""
+    from collector.policies.openai import OpenAIPolicy
+
+    keep = OpenAIPolicy("keep", base_url=chat_url, max_retries=0)
+    drop = OpenAIPolicy("drop", base_url=chat_url, max_retries=0)
+    try:
+        kept = await agenerate_schema_tasks({"weather": weather_tools}, seed=0, n=4, policy=keep)
+        assert all(t.messages[-1]["content"].startswith("Hi! Could you help me out?") for t in kept)
+        dropped = await agenerate_schema_tasks({"weather": weather_tools}, seed=0, n=4, policy=drop)
+        plain = generate_schema_tasks({"weather": weather_tools}, seed=0, n=4)
+        assert [t.messages for t in dropped] == [t.messages for t in plain]
+        assert [t.verifier for t in kept] == [t.verifier for t in plain]
+        with pytest.raises(ConfigError, match="agenerate_schema_tasks"):
+            generate_schema_tasks({"weather": weather_tools}, seed=0, n=4, policy=keep)
+    finally:
+        await keep.aclose()
+        await drop.aclose()
 
 
 def test_no_tools_is_a_config_error() -> None:
