@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,6 +20,7 @@ from mcp_servers.weather.models import (
     Forecast,
     GeocodeResult,
     Location,
+    Units,
     check_days,
     check_units,
     condition_for_code,
@@ -166,22 +169,8 @@ class OpenMeteo:
         place = await self._resolve(location)
         body = await self._get_json(self.settings.forecast_url, _forecast_params(place, u, current=True, days=1))
         cur = _section(body, "current")
-        code = int(_field(cur, "current", "weather_code"))
-        return CurrentWeather(
-            location=place,
-            time=str(_field(cur, "current", "time")),
-            units=u,
-            unit_labels=unit_labels(u),
-            temperature=float(_field(cur, "current", "temperature_2m")),
-            apparent_temperature=float(_field(cur, "current", "apparent_temperature")),
-            relative_humidity_pct=int(_field(cur, "current", "relative_humidity_2m")),
-            precipitation=float(_field(cur, "current", "precipitation")),
-            wind_speed=float(_field(cur, "current", "wind_speed_10m")),
-            wind_direction_deg=int(_field(cur, "current", "wind_direction_10m")),
-            weather_code=code,
-            condition=condition_for_code(code),
-            source="open-meteo",
-        )
+        with _malformed("current"):
+            return _current(cur, place, u)
 
     async def forecast(self, location: str, days: int = 7, units: str = "metric") -> Forecast:
         """A daily forecast of 1 to 16 days, starting today.
@@ -194,24 +183,57 @@ class OpenMeteo:
         place = await self._resolve(location)
         body = await self._get_json(self.settings.forecast_url, _forecast_params(place, u, current=False, days=n))
         daily = _section(body, "daily")
-        dates = _field(daily, "daily", "time")
-        columns = {name: _field(daily, "daily", name) for name in _DAILY_FIELDS.split(",")}
-        rows: list[DailyWeather] = []
-        for i, day in enumerate(list(dates)[:n]):
-            code = int(columns["weather_code"][i] or 0)
-            rows.append(
-                DailyWeather(
-                    date=str(day),
-                    temperature_max=float(columns["temperature_2m_max"][i]),
-                    temperature_min=float(columns["temperature_2m_min"][i]),
-                    precipitation_sum=float(columns["precipitation_sum"][i] or 0.0),
-                    precipitation_probability_pct=int(columns["precipitation_probability_max"][i] or 0),
-                    wind_speed_max=float(columns["wind_speed_10m_max"][i]),
-                    weather_code=code,
-                    condition=condition_for_code(code),
-                )
-            )
+        with _malformed("daily"):
+            rows = _daily_rows(daily, n)
         return Forecast(location=place, units=u, unit_labels=unit_labels(u), days=rows, source="open-meteo")
+
+
+@contextlib.contextmanager
+def _malformed(section: str) -> Iterator[None]:
+    try:
+        yield
+    except (TypeError, ValueError, IndexError) as exc:  # pydantic's ValidationError is a ValueError
+        raise BackendError(f"Open-Meteo returned malformed '{section}' data ({type(exc).__name__})") from None
+
+
+def _current(cur: dict[str, Any], place: Location, u: Units) -> CurrentWeather:
+    code = int(_field(cur, "current", "weather_code"))
+    return CurrentWeather(
+        location=place,
+        time=str(_field(cur, "current", "time")),
+        units=u,
+        unit_labels=unit_labels(u),
+        temperature=float(_field(cur, "current", "temperature_2m")),
+        apparent_temperature=float(_field(cur, "current", "apparent_temperature")),
+        relative_humidity_pct=int(_field(cur, "current", "relative_humidity_2m")),
+        precipitation=float(_field(cur, "current", "precipitation")),
+        wind_speed=float(_field(cur, "current", "wind_speed_10m")),
+        wind_direction_deg=int(_field(cur, "current", "wind_direction_10m")),
+        weather_code=code,
+        condition=condition_for_code(code),
+        source="open-meteo",
+    )
+
+
+def _daily_rows(daily: dict[str, Any], n: int) -> list[DailyWeather]:
+    dates = _field(daily, "daily", "time")
+    columns = {name: _field(daily, "daily", name) for name in _DAILY_FIELDS.split(",")}
+    rows: list[DailyWeather] = []
+    for i, day in enumerate(list(dates)[:n]):
+        code = int(columns["weather_code"][i] or 0)
+        rows.append(
+            DailyWeather(
+                date=str(day),
+                temperature_max=float(columns["temperature_2m_max"][i]),
+                temperature_min=float(columns["temperature_2m_min"][i]),
+                precipitation_sum=float(columns["precipitation_sum"][i] or 0.0),
+                precipitation_probability_pct=int(columns["precipitation_probability_max"][i] or 0),
+                wind_speed_max=float(columns["wind_speed_10m_max"][i]),
+                weather_code=code,
+                condition=condition_for_code(code),
+            )
+        )
+    return rows
 
 
 def _forecast_params(place: Location, units: str, *, current: bool, days: int) -> dict[str, str | int | float]:

@@ -36,6 +36,7 @@ class FakeOpenMeteo(ThreadingHTTPServer):
         self.fail_next = 0  # answer this many upcoming requests with HTTP 503
         self.delay_s = 0.0
         self.error_reason: str | None = None  # answer forecasts with HTTP 400 and this reason
+        self.null_temperatures = False  # answer daily forecasts with null maximum temperatures
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that gave up (the timeout test) leaves a broken pipe behind: not an error here
@@ -109,7 +110,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path == "/v1/forecast":
             if self.server.error_reason:
                 return self._send(400, {"error": True, "reason": self.server.error_reason})
-            return self._send(200, _forecast(params))
+            body = _forecast(params)
+            if self.server.null_temperatures and "daily" in body:
+                body["daily"]["temperature_2m_max"] = [None] * len(body["daily"]["time"])
+            return self._send(200, body)
         self._send(404, {"error": True, "reason": "not found"})
 
     def _send(self, status: int, body: dict[str, Any]) -> None:
@@ -218,6 +222,15 @@ async def test_api_error_reason_is_passed_on(fake: FakeOpenMeteo) -> None:
     client = OpenMeteo(_weather_settings(fake))
     with pytest.raises(BackendError, match="rejected the request: Parameter 'forecast_days' is invalid"):
         await client.forecast("Tokyo", 3)
+
+
+async def test_malformed_data_is_a_backend_error(fake: FakeOpenMeteo) -> None:
+    fake.null_temperatures = True
+    server = build_weather_server(ServerSettings(weather=_weather_settings(fake)))
+    async with Client(server) as client:
+        result = await client.call_tool("get_forecast", {"location": "Tokyo", "days": 2})
+    assert result.is_error
+    assert "Open-Meteo returned malformed 'daily' data (TypeError)" in result.content[0].text  # type: ignore[union-attr]
 
 
 async def test_unknown_place_and_qualifier_filtering(fake: FakeOpenMeteo) -> None:
