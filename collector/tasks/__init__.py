@@ -1,5 +1,6 @@
-"""Tasks: the model, the built-in families, user JSONL suites, and the verifiers."""
+"""Tasks: the model, the built-in families, user JSONL suites, and schema tasks for any MCP server."""
 
-from collector.tasks.model import Task, VerifierSpec
+from collector.tasks.model import Task, VerifierSpec, VerifyContext
+from collector.tasks.registry import load_tasks
 
-__all__ = ["Task", "VerifierSpec"]
+__all__ = ["Task", "VerifierSpec", "VerifyContext", "load_tasks"]

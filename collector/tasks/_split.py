@@ -1,16 +1,15 @@
-"""Deterministic helpers shared by the task families: the train/test split by task id, seeded shuffles, ids."""
+"""Deterministic helpers shared by the task families: the train/test split by task id, seeded generators, ids."""
 
 from __future__ import annotations
 
 import hashlib
 import random
-import re
-from collections.abc import Sequence
-from typing import Literal, TypeVar
+from typing import Literal
 
-__all__ = ["TEST_PERCENT", "check_split", "content_id", "pick", "seeded_rng", "slug", "split_of"]
+from collector.errors import ConfigError
 
-T = TypeVar("T")
+__all__ = ["TEST_PERCENT", "check_split", "content_id", "seeded_rng", "split_of"]
+
 TEST_PERCENT = 20  # a task is in "test" when a stable hash of its id falls in the last 20 of 100 buckets
 
 
@@ -27,10 +26,11 @@ def seeded_rng(seed: int, *salt: str) -> random.Random:
     return random.Random(int.from_bytes(hashlib.sha256(material).digest()[:8], "big"))
 
 
-def slug(text: str, max_len: int = 48) -> str:
-    """A lowercase id fragment of letters, digits and dashes."""
-    s = re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
-    return s[:max_len].rstrip("-") or "x"
+def content_id(family: str, kind: str, *parts: object) -> str:
+    """A task id derived from the task's content, so the same task gets the same id (and split) from any seed:
+    `<family>/<kind>/<12 hex digits>`."""
+    material = "\x1f".join(str(p) for p in parts).encode("utf-8")
+    return f"{family}/{kind}/{hashlib.sha256(material).hexdigest()[:12]}"
 
 
 def check_split(split: str | None) -> None:
@@ -39,19 +39,5 @@ def check_split(split: str | None) -> None:
     Raises:
         ConfigError: any other value.
     """
-    from collector.errors import ConfigError
-
     if split not in (None, "train", "test"):
         raise ConfigError(f"unknown split {split!r}; accepted: train, test (or none for both)")
-
-
-def pick(rng: random.Random, items: Sequence[T]) -> T:
-    """One item chosen by `rng`."""
-    return items[rng.randrange(len(items))]
-
-
-def content_id(family: str, kind: str, *parts: object) -> str:
-    """A task id derived from the task's content, so the same task gets the same id (and split) from any seed:
-    `<family>/<kind>/<12 hex digits>`."""
-    material = "\x1f".join(str(p) for p in parts).encode("utf-8")
-    return f"{family}/{kind}/{hashlib.sha256(material).hexdigest()[:12]}"

@@ -7,7 +7,7 @@ import random
 import re
 from collections.abc import Callable
 
-from collector.tasks._split import content_id, split_of
+from collector.tasks._split import content_id, seeded_rng, split_of
 from collector.tasks._words import DIRS, STEMS, code_token, paragraph, sentence
 from collector.tasks.model import Task, VerifierSpec
 
@@ -159,8 +159,6 @@ def generate(seed: int = 0, n: int | None = None) -> list[Task]:
     Returns:
         Tasks with `setup_files` and a file_state (or, for find tasks, a contains) verifier.
     """
-    from collector.tasks._split import seeded_rng
-
     count = DEFAULT_SIZE if n is None else n
     rng = seeded_rng(seed, FAMILY)
     kinds = list(KINDS.values())

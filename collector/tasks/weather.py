@@ -37,9 +37,16 @@ def weather_date() -> date:
     Raises:
         ConfigError: the weather settings use the live backend or the real "today", so answers are not fixed.
     """
+    from pydantic import ValidationError
+
     from mcp_servers.settings import ServerSettings
 
-    settings = ServerSettings().weather
+    try:
+        settings = ServerSettings().weather
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid weather server setting {where!r} in the environment: {first['msg']}") from None
     if settings.backend != "offline" or not isinstance(settings.fixed_date, date):
         raise ConfigError(
             "weather tasks need the offline weather backend with a fixed date (MCPGYM_WEATHER__BACKEND=offline, "
