@@ -24,15 +24,16 @@ def serve_stdio(name: str, settings: ServerSettings) -> None:
         name: The server name (files, search, weather, exec).
         settings: Server settings.
     """
-    import anyio
+    import asyncio
 
+    from mcp_servers.gateway.fast_stdio import run_stdio_fast
     from mcp_servers.registry import build_server
     from mcp_servers.workspace import WorkspaceManager
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     workspaces = WorkspaceManager(settings.workspace, per_session=False)
     server = build_server(name, settings, workspaces)
-    anyio.run(server.run_stdio_async)
+    asyncio.run(run_stdio_fast(server))
 
 
 def check_http_settings(settings: ServerSettings) -> None:

@@ -5,10 +5,27 @@
 //   config.mode "smoke": list tools, then make each of config.calls [{name, arguments}] in order
 //   config.mode "bench": config.bench = {tool, arguments, calls, clients}; connects `clients` clients (stdio: one
 //     server process each; http: one session each), then makes `calls` calls in total, split evenly across them,
-//     each client sequential; reports wall-clock seconds for the calls (connection set-up excluded).
+//     each client sequential; reports wall-clock seconds for the calls (connection set-up excluded) and, over stdio,
+//     the CPU seconds the server processes used meanwhile (a figure that a busy machine disturbs less).
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { readFileSync } from "node:fs";
+
+// CPU seconds (user + system) a process has used so far, from /proc (Linux); null where unavailable.
+function cpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return null;
+  }
+}
+
+function serverCpu(conns) {
+  const values = conns.map((c) => (c.transport.pid ? cpuSeconds(c.transport.pid) : null));
+  return values.some((v) => v === null) ? null : values.reduce((a, b) => a + b, 0);
+}
 
 function transportFor(target) {
   if (target.transport === "stdio") {
@@ -66,19 +83,24 @@ async function bench(config) {
   const argsFor = (i) => JSON.parse(JSON.stringify(config.bench.arguments).replaceAll("{i}", String(i)));
   const conns = await Promise.all(Array.from({ length: clients }, () => connect(config.target)));
   try {
-    const perClient = Math.floor(calls / clients);
+    const share = (k) => Math.floor(calls / clients) + (k < calls % clients ? 1 : 0);
+    const offset = (k) => Array.from({ length: k }, (_, j) => share(j)).reduce((a, b) => a + b, 0);
     // one warm-up call per client, not timed
     await Promise.all(conns.map((c, k) => c.client.callTool({ name: tool, arguments: argsFor(k) })));
     let errors = 0;
+    const cpuBefore = serverCpu(conns);
     const start = process.hrtime.bigint();
     await Promise.all(conns.map(async (c, k) => {
-      for (let j = 0; j < perClient; j++) {
-        const result = await c.client.callTool({ name: tool, arguments: argsFor(k * perClient + j) });
+      const first = offset(k);
+      for (let j = 0; j < share(k); j++) {
+        const result = await c.client.callTool({ name: tool, arguments: argsFor(first + j) });
         if (result.isError) errors++;
       }
     }));
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-    return { calls: perClient * clients, clients, seconds, errors };
+    const cpuAfter = serverCpu(conns);
+    const serverCpuSeconds = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
+    return { calls, clients, seconds, serverCpuSeconds, errors };
   } finally {
     await Promise.all(conns.map(close));
   }

@@ -1,0 +1,114 @@
+"""A thread-free stdio transport: the SDK's `stdio_server` fed with event-loop pipe streams instead of worker threads.
+
+The SDK's default stdio streams hop to a worker thread for every line read and twice per message written
+(`write` then `flush`); on a small machine those hops are most of a cheap tool call's cost. `stdio_server` accepts
+explicit streams, so here stdin and stdout are asyncio pipe transports driven by the event loop itself. Like the
+SDK, the standard descriptors are diverted while serving (fd 0 reads the null device, fd 1 goes to stderr) so
+stray output from tools or children cannot corrupt the protocol stream, and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+__all__ = ["run_stdio_fast", "pipes_supported"]
+
+MAX_LINE_BYTES = 256 * 1024 * 1024
+
+
+class _LineReader:
+    """Async iterator of decoded lines over an asyncio StreamReader (what `stdio_server` iterates)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    def __aiter__(self) -> _LineReader:
+        return self
+
+    async def __anext__(self) -> str:
+        line = await self._reader.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line.decode("utf-8", errors="replace")
+
+
+class _Writer:
+    """`write` buffers into the pipe transport; `flush` waits only when the pipe applies back-pressure."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    async def write(self, text: str) -> None:
+        self._writer.write(text.encode("utf-8"))
+
+    async def flush(self) -> None:
+        await self._writer.drain()
+
+
+def pipes_supported(fd_in: int = 0, fd_out: int = 1) -> bool:
+    """Whether stdin and stdout are pipes, sockets or character devices (what asyncio pipe transports accept)."""
+    try:
+        modes = [os.fstat(fd).st_mode for fd in (fd_in, fd_out)]
+    except OSError:
+        return False
+    return all(stat.S_ISFIFO(m) or stat.S_ISSOCK(m) or stat.S_ISCHR(m) for m in modes)
+
+
+@contextlib.contextmanager
+def _claim_std_fds() -> Any:
+    """Move the wire to private descriptors and point fd 0 at /dev/null and fd 1 at stderr; restore on exit."""
+    wire_in = os.dup(0)
+    wire_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        sys.stdout.flush()
+        os.dup2(devnull, 0)
+        os.dup2(2, 1)
+        yield wire_in, wire_out
+    finally:
+        os.close(devnull)
+        with contextlib.suppress(OSError):
+            os.dup2(wire_in, 0)
+            os.dup2(wire_out, 1)
+
+
+@contextlib.asynccontextmanager
+async def _pipe_streams(wire_in: int, wire_out: int) -> AsyncIterator[tuple[_LineReader, _Writer]]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+    in_file = os.fdopen(wire_in, "rb", buffering=0)
+    out_file = os.fdopen(wire_out, "wb", buffering=0)
+    read_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), in_file)
+    write_transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out_file)
+    writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
+    try:
+        yield _LineReader(reader), _Writer(writer)
+    finally:
+        with contextlib.suppress(Exception):
+            await writer.drain()
+        read_transport.close()
+        write_transport.close()
+
+
+async def run_stdio_fast(server: Any) -> None:
+    """Serve an `MCPServer` on stdin/stdout without worker threads (falls back to the SDK's own stdio otherwise).
+
+    Args:
+        server: The `MCPServer` to run.
+    """
+    from mcp.server.stdio import stdio_server
+
+    lowlevel = getattr(server, "_lowlevel_server", None)
+    if lowlevel is None or not pipes_supported():
+        await server.run_stdio_async()
+        return
+    with _claim_std_fds() as (wire_in, wire_out):
+        async with _pipe_streams(wire_in, wire_out) as (stdin, stdout), \
+                stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
