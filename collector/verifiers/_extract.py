@@ -116,12 +116,19 @@ def find_math_answer(text: str) -> tuple[str, Number] | None:
     return None
 
 
-def extract_code(text: str, *, language: str = "python") -> str:
-    """The code of an answer: the last fenced block tagged `language` (or untagged), else the whole text when it
-    has no fence at all."""
+def extract_code(text: str, *, language: str = "python", entry_point: str | None = None) -> str:
+    """The code of an answer: the last fenced block tagged `language` (or untagged) that defines `entry_point` when
+    one is given (so a usage example after the solution is not taken for it), else the last such block, else the
+    whole text when it has no fence at all."""
     blocks = _FENCE.findall(text)
     if not blocks:
         return text.strip() + "\n" if text.strip() else ""
-    tagged: list[str] = [body for tag, body in blocks if tag.lower() in (language, "py", "")]
-    chosen: str = tagged[-1] if tagged else blocks[-1][1]
+    tagged: list[str] = [body for tag, body in blocks if tag.lower() in (language, "py", "")] or [
+        body for _, body in blocks
+    ]
+    if entry_point:
+        defines = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.MULTILINE)
+        defining = [b for b in tagged if defines.search(b)]
+        tagged = defining or tagged
+    chosen: str = tagged[-1]
     return chosen if chosen.endswith("\n") else chosen + "\n"

@@ -66,7 +66,7 @@ async def check_unit_tests(spec: VerifierSpec, ctx: VerifyContext) -> Verdict:
         if code is None:
             return verdict(False, reason=f"solution file {spec.solution_path!r} not found in the workspace")
     else:
-        code = extract_code(ctx.final_answer)
+        code = extract_code(ctx.final_answer, entry_point=spec.entry_point)
     if not code.strip():
         return verdict(False, reason="no code in the final answer (put it in a ```python block)")
     try:

@@ -189,6 +189,14 @@ async def test_unit_tests_extracts_code_and_scores_partial() -> None:
     assert not v["passed"] and v["score"] == 0.25 and v["details"]["failures"] == ["assert 1"]
 
 
+async def test_unit_tests_prefers_the_block_defining_the_entry_point() -> None:
+    seen: list[tuple[str, str, str | None]] = []
+    spec = VerifierSpec(type="unit_tests", test_code="t", entry_point="inc")
+    answer = "```python\ndef inc(x):\n    return x + 1\n```\nUsage:\n```python\nprint(inc(1))\n```"
+    await judge(spec, answer, run_tests=fake_runner({"passed": 1, "total": 1}, seen))
+    assert seen[0][0] == "def inc(x):\n    return x + 1\n"
+
+
 async def test_unit_tests_no_code_runner_error_and_invalid() -> None:
     spec = VerifierSpec(type="unit_tests", test_code="def check(c): pass", entry_point="f")
     v = await judge(spec, "", run_tests=fake_runner({}, []))
