@@ -144,7 +144,7 @@ def build_search_server(settings: ServerSettings) -> MCPServer:
         else:
             found = await anyio.to_thread.run_sync(search_index, settings, query, k, offset)
         hits = [SearchHit(**hit) for hit in found["hits"]]
-        more = offset + len(hits) < found["total"] and len(hits) == k
+        more = found.get("more", offset + len(hits) < found["total"]) and len(hits) == k
         return SearchResults(
             query=query,
             backend=backend,

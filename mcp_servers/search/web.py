@@ -138,7 +138,7 @@ class SearxngBackend:
             offset: Hits to skip.
 
         Returns:
-            ``{"total": int | None, "hits": [{"id", "title", "snippet", "score", "source", "url"}]}``; the id of a
+            ``{"total": int, "more": bool, "hits": [{"id", "title", "snippet", "score", "source", "url"}]}``; the id of a
             web hit is its URL.
 
         Raises:
@@ -149,6 +149,7 @@ class SearxngBackend:
         hits: list[dict[str, Any]] = []
         seen: set[str] = set()
         total: int | None = None
+        exhausted = False
         async with self._client() as client:
             for pageno in range(1, _MAX_PAGES + 1):
                 body = await self._page(client, query, pageno)
@@ -170,13 +171,20 @@ class SearxngBackend:
                             "url": url,
                         }
                     )
-                if not new or len(hits) >= offset + k:
+                exhausted = not new
+                if exhausted or len(hits) >= offset + k:
                     break
         page = hits[offset : offset + k]
         for rank, hit in enumerate(page, start=offset + 1):
             if hit["score"] is None:
                 hit["score"] = round(1.0 / rank, 4)
-        return {"total": total if total is not None else len(hits), "hits": page}
+        # SearXNG often reports number_of_results as 0 (unknown): then count what was read, and say whether more
+        # result pages may follow.
+        if total is not None:
+            more = offset + len(page) < total
+        else:
+            more = len(hits) > offset + len(page) or (not exhausted and len(page) == k)
+        return {"total": total if total is not None else len(hits), "hits": page, "more": more}
 
     async def fetch(self, url: str) -> dict[str, Any]:
         """Fetch a web page (a hit's id) as plain text.

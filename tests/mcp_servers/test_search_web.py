@@ -37,6 +37,7 @@ class FakeWeb(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[tuple[str, dict[str, str], str]] = []  # path, query, Host header
         self.json_enabled = True
+        self.report_total = True  # False: number_of_results is 0, as many SearXNG engines leave it
 
     @property
     def port(self) -> int:
@@ -80,6 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(403, "text/html", b"<h1>403 Forbidden</h1>")
             host = self.headers.get("Host", "")
             body = _results(params.get("q", ""), int(params.get("pageno", "1")), f"http://{host}")
+            if not self.server.report_total:
+                body["number_of_results"] = 0
             return self._send(200, "application/json", json.dumps(body).encode())
         if parts.path.startswith("/page/"):
             n = parts.path.rsplit("/", 1)[1]
@@ -168,6 +171,17 @@ async def test_paging_reads_further_result_pages(web: FakeWeb) -> None:
     assert not error
     assert [h["id"].rsplit("/", 1)[1] for h in found["hits"]] == ["12", "13", "14", "15", "16"]
     assert [p for p, _, _ in web.requests] == ["/search", "/search"]
+
+
+async def test_paging_without_a_reported_total(web: FakeWeb) -> None:
+    web.report_total = False
+    error, first, _ = await _call(_settings(web), "search", {"query": "ice", "k": 10})
+    assert not error and first["next_offset"] == 10  # a full page: more may follow
+    error, second, _ = await _call(_settings(web), "search", {"query": "ice", "k": 10, "offset": 10})
+    assert not error and len(second["hits"]) == 10 and second["next_offset"] == 20  # still unknown
+    error, past, _ = await _call(_settings(web), "search", {"query": "ice", "k": 10, "offset": 20})
+    assert not error and past["hits"] == [] and past["next_offset"] is None  # page 3 came back empty
+    assert past["total"] == 20
 
 
 async def test_fetch_document_reads_a_page_as_text(web: FakeWeb) -> None:
