@@ -18,8 +18,8 @@ class ScriptedPolicy:
     """Synthetic gold data: for each family (weather, files, search, code, schema) an expert program plans tool
     calls, reads the tool results in `messages`, and gives a concise final answer.
 
-    The experts behave like a good agent: independent lookups go out in parallel in one turn, they take the
-    task's `optimal_steps` turns, and they answer from what the tools returned (a tool error ends the episode
+    The experts behave like a good agent: independent lookups go out in parallel in one turn, they make the
+    task's `optimal_steps` tool calls, and they answer from what the tools returned (a tool error ends the episode
     with an answer that says so). They know the task's metadata (cities, paths, the reference solution), which is
     what makes them experts; every fact in an answer still comes through a real tool call.
 

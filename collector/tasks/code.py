@@ -50,7 +50,7 @@ def _task(problem: dict[str, Any]) -> Task:
         split=split_of(task_id),
         messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
         servers=["exec"],
-        optimal_steps=2,
+        optimal_steps=1,
         verifier=VerifierSpec(type="unit_tests", test_code=problem["test"], entry_point=problem["entry_point"]),
         metadata={
             "kind": "humaneval",

@@ -59,7 +59,7 @@ def _create(rng: random.Random) -> Task:
     content = paragraph(rng, rng.randint(1, 3))
     user = f"Create the file `{path}` with exactly this content:\n```\n{content}```"
     spec = VerifierSpec(type="file_state", files={path: content})
-    return _make("create", user, {}, spec, 2, path=path, content=content)
+    return _make("create", user, {}, spec, 1, path=path, content=content)
 
 
 def _append(rng: random.Random) -> Task:
@@ -69,7 +69,7 @@ def _append(rng: random.Random) -> Task:
     user = f"Add the line `{line}` at the end of `{path}`, keeping the existing lines as they are."
     setup = {path: before, **_distractors(rng, 2, {path})}
     spec = VerifierSpec(type="file_state", files={path: before + line + "\n"})
-    return _make("append", user, setup, spec, 3, path=path, line=line)
+    return _make("append", user, setup, spec, 2, path=path, line=line)
 
 
 def _edit(rng: random.Random) -> Task:
@@ -85,7 +85,7 @@ def _edit(rng: random.Random) -> Task:
     after = before.replace(f"{key} = {old}\n", f"{key} = {new}\n")
     user = f"In `{path}`, change the value of `{key}` from {old} to {new}. Leave every other line unchanged."
     spec = VerifierSpec(type="file_state", files={path: after})
-    return _make("edit", user, {path: before}, spec, 3, path=path, key=key, old=str(old), new=str(new))
+    return _make("edit", user, {path: before}, spec, 2, path=path, key=key, old=str(old), new=str(new))
 
 
 def _move(rng: random.Random) -> Task:
@@ -100,7 +100,7 @@ def _move(rng: random.Random) -> Task:
         user = f"Move `{source}` to `{destination}`."
     setup = {source: content, f"{target_dir}/index.md": f"# {target_dir}\n"}
     spec = VerifierSpec(type="file_state", files={source: None, destination: content})
-    return _make("move", user, setup, spec, 2, source=source, destination=destination)
+    return _make("move", user, setup, spec, 1, source=source, destination=destination)
 
 
 def _delete(rng: random.Random) -> Task:
@@ -112,7 +112,7 @@ def _delete(rng: random.Random) -> Task:
     expected: dict[str, str | None] = {p: None for p in doomed}
     expected.update(keep)
     spec = VerifierSpec(type="file_state", files=expected)
-    return _make("delete", user, setup, spec, 3, folder=folder, paths=doomed)
+    return _make("delete", user, setup, spec, 1 + len(doomed), folder=folder, paths=doomed)
 
 
 def _find_content(rng: random.Random) -> Task:
@@ -124,7 +124,7 @@ def _find_content(rng: random.Random) -> Task:
     files[target] = "\n".join(lines) + "\n"
     user = f"Which file in the workspace mentions `{token}`? Answer with its path relative to the workspace root."
     spec = _path_answer(target)
-    return _make("find_content", user, files, spec, 2, token=token, answer=target)
+    return _make("find_content", user, files, spec, 1, token=token, answer=target)
 
 
 def _find_name(rng: random.Random) -> Task:
@@ -134,7 +134,7 @@ def _find_name(rng: random.Random) -> Task:
     files[target] = "id,value\n1,2\n" if ext == "csv" else ("{}\n" if ext == "json" else "a: 1\n")
     user = f"There is exactly one `.{ext}` file in the workspace. What is its path (relative to the workspace root)?"
     spec = _path_answer(target)
-    return _make("find_name", user, files, spec, 2, pattern=f"*.{ext}", answer=target)
+    return _make("find_name", user, files, spec, 1, pattern=f"*.{ext}", answer=target)
 
 
 KINDS: dict[str, Callable[[random.Random], Task]] = {

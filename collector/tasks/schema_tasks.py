@@ -98,7 +98,7 @@ def _make_task(server: str, kind: str, user: str, calls: list[dict[str, Any]]) -
         split=split_of(task_id),
         messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
         servers=[server],
-        optimal_steps=2,
+        optimal_steps=len(calls),
         verifier=VerifierSpec(type="expected_calls", calls=calls, ordered=False),
         metadata={"kind": kind, "server": server, "tools": sorted({c["name"] for c in calls})},
     )

@@ -161,7 +161,7 @@ def generate(seed: int = 0, n: int | None = None) -> list[Task]:
                 split=split_of(task_id),
                 messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
                 servers=["search"],
-                optimal_steps=2,
+                optimal_steps=1,
                 verifier=VerifierSpec(type="contains", expected=answers),
                 metadata={"kind": "masked_lead", "title": title, "excerpt": masked, "topic": entry.get("topic")},
             )

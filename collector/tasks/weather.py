@@ -113,7 +113,7 @@ def _lookup(g: _Gen) -> Task | None:
     value = getattr(g.now(city), field)
     user = f"What is the {label} in {name} right now? Give the number in {unit}."
     spec = VerifierSpec(type="numeric", expected=value, tolerance=tol, unit=unit)
-    return _make("lookup", user, spec, 2, g.day, cities=[name], field=field, units="metric", answer=value)
+    return _make("lookup", user, spec, 1, g.day, cities=[name], field=field, units="metric", answer=value)
 
 
 def _imperial(g: _Gen) -> Task | None:
@@ -123,7 +123,7 @@ def _imperial(g: _Gen) -> Task | None:
     phrase = "in degrees Fahrenheit" if unit == "°F" else "in miles per hour"
     user = f"I use imperial units. What is the current {label} in {name}, {phrase}?"
     spec = VerifierSpec(type="numeric", expected=value, tolerance=0.35, unit=unit)
-    return _make("imperial", user, spec, 2, g.day, cities=[name], field=field, units="imperial", answer=value)
+    return _make("imperial", user, spec, 1, g.day, cities=[name], field=field, units="imperial", answer=value)
 
 
 def _forecast(g: _Gen) -> Task | None:
@@ -137,7 +137,7 @@ def _forecast(g: _Gen) -> Task | None:
     user = f"What will the {word} temperature in {name} be {when}? Answer in °C."
     spec = VerifierSpec(type="numeric", expected=value, tolerance=0.15, unit="°C")
     meta = {"cities": [name], "field": which, "days": offset + 1, "day_index": offset, "answer": value}
-    return _make("forecast", user, spec, 2, g.day, **meta)
+    return _make("forecast", user, spec, 1, g.day, **meta)
 
 
 def _compare(g: _Gen) -> Task | None:
@@ -162,7 +162,7 @@ def _compare(g: _Gen) -> Task | None:
     user = f"{question}: {listed}? Answer with the city name only."
     spec = VerifierSpec(type="exact", expected=list(dict.fromkeys([winner[0], winner[1].name, winner[1].label])))
     meta = {"cities": names, "field": field, "pick": "max" if pick_max else "min", "answer": winner[0]}
-    return _make("compare", user, spec, 2, g.day, **meta)
+    return _make("compare", user, spec, k, g.day, **meta)
 
 
 def _difference(g: _Gen) -> Task | None:

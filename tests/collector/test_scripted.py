@@ -48,10 +48,16 @@ async def solve(pool: ToolPool, task: Task) -> EpisodeResult:
         return await run_episode(task, ScriptedPolicy(), session, config=LoopConfig(max_turns=6, step_timeout_s=60))
 
 
+# tool-calling turns that must follow one another (read, then edit; list, then delete); others need one turn
+SEQUENTIAL_TURNS = {"append": 2, "edit": 2, "delete": 2}
+
+
 def check_solved(task: Task, result: EpisodeResult) -> None:
     assert result.status == "done", (task.id, result.error_type, result.error_message)
     assert result.verdict is not None and result.verdict["passed"], (task.id, result.final_answer, result.verdict)
-    assert result.turns == task.optimal_steps, (task.id, result.turns)
+    assert result.tool_calls == task.optimal_steps, (task.id, result.tool_calls)
+    assert result.turns == SEQUENTIAL_TURNS.get(str(task.metadata.get("kind")), 1) + 1, (task.id, result.turns)
+    assert result.reward_components is not None and result.reward_components["efficiency"] == 2.0
     assert result.tool_errors == 0 and result.malformed_calls == 0
     ids = [c["id"] for m in result.messages if m.get("tool_calls") for c in m["tool_calls"]]
     assert len(ids) == len(set(ids)) == result.tool_calls
@@ -102,6 +108,7 @@ async def test_schema_expert_on_live_tool_lists(pool: ToolPool) -> None:
     for task in tasks:
         result = await solve(pool, task)
         assert result.status == "done" and result.turns == 2, (task.id, result.error_message)
+        assert result.tool_calls == task.optimal_steps
         assert result.verdict is not None and result.verdict["passed"], (task.id, result.verdict)
         assert len(result.messages[len(task.messages)]["tool_calls"]) == len(task.verifier.calls or [])
 
