@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -167,13 +168,13 @@ def test_bad_corpora_are_config_errors(tmp_path: Path) -> None:
         build_index(ServerSettings(data_dir=tmp_path, search=SearchSettings(corpus=[pdf])))
 
 
-def test_two_processes_building_at_once_leave_one_valid_index(tmp_path: Path) -> None:
+def test_two_processes_starting_at_once_build_one_valid_index(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         from mcp_servers.search.index import build_index
         from mcp_servers.settings import ServerSettings
-        stats = build_index(ServerSettings(data_dir={str(tmp_path)!r}), rebuild=True)
-        print(stats["documents"])
+        stats = build_index(ServerSettings(data_dir={str(tmp_path)!r}))
+        print(stats["documents"], stats["built"])
         """
     )
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
@@ -183,8 +184,22 @@ def test_two_processes_building_at_once_leave_one_valid_index(tmp_path: Path) ->
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1].decode()[-500:] for o in outputs]
-    assert [o[0].decode().strip() for o in outputs] == ["10033", "10033"]
+    # one built under the lock; the other waited and found the index up to date
+    assert sorted(o[0].decode().strip() for o in outputs) == ["10033 False", "10033 True"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["search.db", "search.db.lock"]  # no temp files left
     settings = ServerSettings(data_dir=tmp_path)
     assert build_index(settings)["built"] is False
     assert search_index(settings, "photosynthesis")["hits"][0]["id"] == "wiki/Photosynthesis"
+
+
+def test_a_rebuild_does_not_disturb_an_open_reader(tmp_path: Path) -> None:
+    notes, _facts = _user_corpus(tmp_path)
+    settings = ServerSettings(data_dir=tmp_path / "data", search=SearchSettings(wiki=False, corpus=[notes]))
+    build_index(settings)
+    reader = sqlite3.connect(f"{index_path(settings).as_uri()}?mode=ro", uri=True)
+    (notes / "garden.md").write_text("# Growing leeks\n\nLeeks like deep soil.\n")
+    assert build_index(settings)["built"] is True  # a new file renamed over the old one
+    old_title = reader.execute("SELECT title FROM docs WHERE id = 'notes/garden'").fetchone()[0]
+    reader.close()
+    assert old_title == "Growing tomatoes"  # the open reader keeps its consistent snapshot
+    assert get_document(settings, "notes/garden").title == "Growing leeks"
