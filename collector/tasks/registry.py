@@ -41,6 +41,8 @@ def load_suite(
         ConfigError: unknown suite name, unreadable or invalid JSONL file, or schema without tool lists.
     """
     name = suite.strip()
+    if name.lower() in (*FAMILIES, _SCHEMA):
+        name = name.lower()
     if name in FAMILIES:
         module = importlib.import_module(FAMILIES[name])
         tasks: list[Task] = module.generate(seed)
@@ -103,7 +105,7 @@ def load_tasks(
     check_split(split)
     if limit is not None and limit < 0:
         raise ConfigError(f"limit must be >= 0, got {limit}")
-    names = [s.strip() for s in suites if s.strip()]
+    names = [s.strip().lower() if s.strip().lower() in (*FAMILIES, _SCHEMA) else s.strip() for s in suites if s.strip()]
     if not names:
         raise ConfigError(f"no task suite given; accepted: {', '.join([*FAMILIES, _SCHEMA])}, or a .jsonl path")
     groups: list[list[Task]] = []

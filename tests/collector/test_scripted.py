@@ -98,7 +98,7 @@ async def test_code_expert(pool: ToolPool) -> None:
     for task in load_tasks(["code"], seed=14, limit=3):
         result = await solve(pool, task)
         check_solved(task, result)
-        assert "```python" in result.final_answer and task.verifier.entry_point in result.final_answer
+        assert "```python" in result.final_answer and f"def {task.verifier.entry_point}(" in result.final_answer
         assert result.verdict is not None and result.verdict["details"]["tests_total"] >= 1
 
 

@@ -21,7 +21,7 @@ from collector.tasks.schema_tasks import agenerate_schema_tasks, generate_schema
 from collector.verifiers import verify
 from mcp_servers.settings import ServerSettings
 
-HAND_WRITTEN = [
+HAND_WRITTEN: list[dict[str, Any]] = [
     {
         "name": "create_ticket",
         "description": "Create a support ticket. Use it when a customer reports a problem.",
