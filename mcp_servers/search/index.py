@@ -164,7 +164,8 @@ def build_index(settings: ServerSettings, rebuild: bool = False) -> dict[str, An
         ``{"documents": int, "sources": int, "path": str, "seconds": float, "built": bool}``.
 
     Raises:
-        ConfigError: A corpus is missing or malformed. BackendError: the index file cannot be written.
+        ConfigError: A corpus is missing or malformed.
+        BackendError: The index file cannot be written.
     """
     started = time.perf_counter()
     path = index_path(settings)

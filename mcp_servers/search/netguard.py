@@ -156,7 +156,8 @@ async def guarded_get(
 
     Raises:
         ToolInputError: A destination is refused, or there were too many redirects.
-        BackendTimeoutError: The server did not answer in time. BackendError: the connection failed.
+        BackendTimeoutError: The server did not answer in time.
+        BackendError: The connection failed.
     """
     current = httpx.URL(url, params=params) if params else httpx.URL(url)
     for _hop in range(max_redirects + 1):

@@ -142,7 +142,8 @@ class SearxngBackend:
             web hit is its URL.
 
         Raises:
-            ToolInputError: Empty query or a refused destination. BackendError: SearXNG failed.
+            ToolInputError: Empty query or a refused destination.
+            BackendError: SearXNG failed.
         """
         if not _WORD.search(query):
             raise ToolInputError("query must contain at least one letter or digit, e.g. 'speed of light'")

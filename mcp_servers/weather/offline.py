@@ -329,7 +329,8 @@ def current(city: City | str, day: date | str = DEFAULT_DATE, units: str = "metr
         The current conditions.
 
     Raises:
-        NotFoundError: Unknown city. ToolInputError: bad units or date.
+        NotFoundError: Unknown city.
+        ToolInputError: Bad units or date.
     """
     u = check_units(units)
     c = resolve_city(city)
@@ -368,7 +369,8 @@ def forecast(city: City | str, start: date | str = DEFAULT_DATE, days: int = 7, 
         The forecast.
 
     Raises:
-        NotFoundError: Unknown city. ToolInputError: bad units, days or date.
+        NotFoundError: Unknown city.
+        ToolInputError: Bad units, days or date.
     """
     u = check_units(units)
     n = check_days(days)

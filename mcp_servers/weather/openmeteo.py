@@ -133,7 +133,9 @@ class OpenMeteo:
         the results are filtered by region, country or country code.
 
         Raises:
-            ToolInputError: Empty name. NotFoundError: nothing matches. BackendError: the API failed.
+            ToolInputError: Empty name.
+            NotFoundError: Nothing matches.
+            BackendError: The API failed.
         """
         head, *qualifiers = name.split(",")
         if not normalize_name(head):
@@ -163,7 +165,9 @@ class OpenMeteo:
         """Current conditions at a place.
 
         Raises:
-            ToolInputError: Bad units. NotFoundError: unknown place. BackendError: the API failed.
+            ToolInputError: Bad units.
+            NotFoundError: Unknown place.
+            BackendError: The API failed.
         """
         u = check_units(units)
         place = await self._resolve(location)
@@ -176,7 +180,9 @@ class OpenMeteo:
         """A daily forecast of 1 to 16 days, starting today.
 
         Raises:
-            ToolInputError: Bad units or days. NotFoundError: unknown place. BackendError: the API failed.
+            ToolInputError: Bad units or days.
+            NotFoundError: Unknown place.
+            BackendError: The API failed.
         """
         u = check_units(units)
         n = check_days(days)
