@@ -53,6 +53,8 @@ LocationArg = Annotated[
         description="City name, optionally qualified by region or country: 'Paris', 'Portland, Maine', 'London, CA'",
     ),
 ]
+# units and days publish their bounds in the input schema, but are checked by check_units/check_days rather than by
+# pydantic, so that a model that breaks them reads one plain sentence ("days must be between 1 and 16 (got 30)").
 UnitsArg = Annotated[
     str,
     Field(
