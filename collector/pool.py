@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
@@ -42,6 +42,23 @@ def _tool_dict(tool: Any) -> dict[str, Any]:
     return data
 
 
+class _SharedTransport(httpx2.AsyncBaseTransport):
+    """One connection pool for every HTTP session of a tool pool; closing a session's client leaves it open.
+
+    Creating an httpx client with its own transport costs tens of milliseconds (TLS context); sharing one keeps
+    opening an MCP session per episode cheap.
+    """
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Leave the shared pool open (the tool pool closes it)."""
+
+
 class _Connection:
     """One MCP client session to one server, owned by a background task.
 
@@ -50,8 +67,10 @@ class _Connection:
     `ToolSessionError` for the caller, not a cancellation.
     """
 
-    def __init__(self, spec: ServerSpec, *, mode: str, errlog: TextIO) -> None:
+    def __init__(self, spec: ServerSpec, *, mode: str, errlog: TextIO,
+                 transport: httpx2.AsyncBaseTransport | None = None) -> None:
         self.spec = spec
+        self._transport = transport
         self._mode = mode
         self._errlog = errlog
         self._client: Client | None = None
@@ -63,7 +82,9 @@ class _Connection:
     async def _own(self) -> None:
         try:
             if self.spec.url:
-                async with create_mcp_http_client(headers=self.spec.headers or None) as http:
+                timeout = httpx2.Timeout(30.0, read=300.0)  # the MCP SDK's defaults: SSE streams stay open long
+                async with httpx2.AsyncClient(headers=self.spec.headers, timeout=timeout, transport=self._transport,
+                                              trust_env=self._transport is None) as http:
                     transport = streamable_http_client(self.spec.url, http_client=http)
                     async with Client(transport, mode=self._mode) as client:
                         self._client = client
@@ -243,6 +264,7 @@ class ToolPool:
         self._restart_lock = asyncio.Lock()
         self.changed_tools: list[tuple[str, str]] = []
         self._scratch: Path | None = None
+        self._http: httpx2.AsyncHTTPTransport | None = None
 
     @property
     def server_names(self) -> list[str]:
@@ -259,6 +281,9 @@ class ToolPool:
         """Stop the managed server and release resources."""
         if self.gateway is not None:
             await asyncio.to_thread(self.gateway.cleanup)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
         if self._own_errlog:
             self._errlog.close()
         if self._scratch is not None:
@@ -305,7 +330,12 @@ class ToolPool:
                        env={k: fill(v) for k, v in spec.env.items()})
 
     async def _connect(self, name: str, workspace_id: str) -> _Connection:
-        conn = _Connection(self._session_spec(name, workspace_id), mode=self.settings.mcp_mode, errlog=self._errlog)
+        spec = self._session_spec(name, workspace_id)
+        if spec.url and self._http is None:
+            self._http = httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=None,
+                                                                        max_keepalive_connections=256))
+        transport = _SharedTransport(self._http) if spec.url and self._http is not None else None
+        conn = _Connection(spec, mode=self.settings.mcp_mode, errlog=self._errlog, transport=transport)
         await conn.open(self.settings.connect_timeout_s)
         return conn
 
