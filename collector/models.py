@@ -23,6 +23,7 @@ __all__ = [
     "BUILTIN_MODELS",
     "BuiltinModel",
     "default_cache_dir",
+    "check_model",
     "resolve_model",
     "load_model_and_tokenizer",
     "prepare_tokenizer",
@@ -92,9 +93,27 @@ def resolve_model(name_or_path: str | None, *, cache_dir: Path | None = None) ->
             a built-in model is not installed.
         PolicyError: the conversion failed.
     """
-    name = DEFAULT_MODEL if name_or_path is None else name_or_path.strip()
+    name = check_model(name_or_path)
     if name in BUILTIN_MODELS:
         return _cached_builtin(name, BUILTIN_MODELS[name], cache_dir or default_cache_dir())
+    return Path(name).expanduser()
+
+
+def check_model(name_or_path: str | None) -> str:
+    """Check that a model name or path can be resolved, without converting or loading anything.
+
+    Args:
+        name_or_path: a built-in model name, a checkpoint directory, or None for the default model.
+
+    Returns:
+        The built-in name or the path, as given (the default model's name for None).
+
+    Raises:
+        ConfigError: neither a built-in model nor a directory holding `config.json`.
+    """
+    name = DEFAULT_MODEL if name_or_path is None else name_or_path.strip()
+    if name in BUILTIN_MODELS:
+        return name
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -102,7 +121,7 @@ def resolve_model(name_or_path: str | None, *, cache_dir: Path | None = None) ->
                 f"model directory {str(path)!r} has no config.json: expected a checkpoint saved with "
                 "save_pretrained (a model and its tokenizer)"
             )
-        return path
+        return name
     accepted = ", ".join(sorted(BUILTIN_MODELS))
     raise ConfigError(
         f"unknown model {name_or_path!r}: expected a built-in model ({accepted}) or the path of a local checkpoint "

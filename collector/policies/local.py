@@ -12,7 +12,7 @@ from typing import Any
 
 from collector.chat_template import parse_completion, render_prompt
 from collector.errors import ConfigError, PolicyError
-from collector.models import DEFAULT_MODEL, load_model_and_tokenizer
+from collector.models import DEFAULT_MODEL, check_model, load_model_and_tokenizer
 from collector.policies.base import Completion
 from collector.tasks.model import Task
 from collector.types import Message, OpenAITool
@@ -80,7 +80,8 @@ class LocalPolicy:
             must have been prepared by `collector.models.prepare_tokenizer`).
 
     Raises:
-        ConfigError: a parameter is out of range.
+        ConfigError: a parameter is out of range, or the model is neither a built-in name nor a checkpoint
+            directory (checked at once; the model itself loads on first use or with `load()`).
 
     Example:
         policy = LocalPolicy(temperature=0)
@@ -110,6 +111,8 @@ class LocalPolicy:
         _check(batch_size >= 1, f"batch_size must be >= 1 (got {batch_size})")
         _check(batch_wait_ms >= 0, f"batch_wait_ms must be >= 0 (got {batch_wait_ms})")
         self.model = model or DEFAULT_MODEL
+        if loaded is None:
+            check_model(self.model)
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p = top_p

@@ -1,0 +1,162 @@
+"""The local policy on the real SmolLM2-135M: batching of concurrent episodes, left-padding correctness, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_model import loaded_model
+
+from collector.chat_template import parse_completion
+from collector.errors import ConfigError, PolicyError
+from collector.policies import make_policy
+from collector.policies.base import Completion
+from collector.policies.local import LocalPolicy
+from collector.tasks.model import Task, VerifierSpec
+
+TASK = Task(id="t-1", family="weather", messages=[], verifier=VerifierSpec(type="exact", expected="x"))
+TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+QUESTIONS = [
+    "Hi",  # the shortest prompt: the most left padding in a batch
+    "What's the weather in Paris right now? Use the tool if you need it, and answer in one short sentence please.",
+    "Weather in Tokyo?",
+    "Tell me a joke about the rain.",
+    "What is 2+2?",
+    "Is it raining in London today, and should I take an umbrella with me when I go out this afternoon?",
+    "Name a color.",
+    "Compare the weather in Berlin and Madrid.",
+]
+MAX_NEW = 12
+
+
+def conversation(question: str) -> list[Any]:
+    return [{"role": "system", "content": "You are a weather assistant."}, {"role": "user", "content": question}]
+
+
+def policy(**options: Any) -> LocalPolicy:
+    settings: dict[str, Any] = {"temperature": 0.0, "max_new_tokens": MAX_NEW, "loaded": loaded_model()}
+    settings.update(options)
+    return LocalPolicy(**settings)
+
+
+@pytest.fixture(scope="module")
+def batched() -> tuple[LocalPolicy, list[Completion]]:
+    """Eight episodes in flight at once through one policy."""
+
+    async def run() -> tuple[LocalPolicy, list[Completion]]:
+        local = policy(batch_wait_ms=500)
+        try:
+            results = await asyncio.gather(*(local.complete(conversation(q), TOOLS, task=TASK) for q in QUESTIONS))
+        finally:
+            await local.aclose()
+        return local, list(results)
+
+    return asyncio.run(run())
+
+
+def test_concurrent_requests_share_forward_passes(batched: tuple[LocalPolicy, list[Completion]]) -> None:
+    local, results = batched
+    assert local.stats.requests == 8
+    assert local.stats.max_batch > 1
+    assert local.stats.batches < 8
+    assert sum(size * n for size, n in local.stats.batch_sizes.items()) == 8
+    assert local.stats.completion_tokens == sum(r.completion_tokens for r in results)
+    for result in results:
+        assert isinstance(result.raw_text, str)
+        assert 1 <= result.completion_tokens <= MAX_NEW
+        assert result.prompt_tokens > 50  # the tool schema is in the prompt
+        parsed = parse_completion(result.raw_text)
+        assert result.message["role"] == "assistant"
+        assert result.message["content"] == parsed.content
+        assert result.malformed == parsed.malformed
+        assert result.latency_s > 0
+
+
+async def test_greedy_batched_output_equals_unbatched(batched: tuple[LocalPolicy, list[Completion]]) -> None:
+    _, results = batched
+    alone = policy(batch_size=1)
+    try:
+        for index in (0, 1):  # the most padded prompt and the longest one
+            single = await alone.complete(conversation(QUESTIONS[index]), TOOLS, task=TASK)
+            assert single.raw_text == results[index].raw_text
+            assert single.completion_tokens == results[index].completion_tokens
+            assert single.prompt_tokens == results[index].prompt_tokens
+    finally:
+        await alone.aclose()
+    assert alone.stats.max_batch == 1
+
+
+async def test_sampling_is_reproducible_with_a_seed() -> None:
+    texts = []
+    for _ in range(2):
+        sampler = policy(temperature=1.0, top_p=0.9, seed=7, max_new_tokens=16)
+        try:
+            texts.append((await sampler.complete(conversation("Write a word."), [], task=TASK)).raw_text)
+        finally:
+            await sampler.aclose()
+    assert texts[0] == texts[1]
+
+
+async def test_checkpoint_saved_with_save_pretrained_loads_back_by_path(tmp_path: Path) -> None:
+    model, tokenizer = loaded_model()
+    model.save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    reloaded = make_policy("local", model=str(tmp_path / "ckpt"), temperature=0.0, max_new_tokens=MAX_NEW,
+                           device="cpu")
+    reference = policy()
+    try:
+        assert reloaded.model == str(tmp_path / "ckpt")
+        assert reloaded.name == "local"
+        mine = await reloaded.complete(conversation("Weather in Tokyo?"), TOOLS, task=TASK)
+        theirs = await reference.complete(conversation("Weather in Tokyo?"), TOOLS, task=TASK)
+        assert mine.raw_text == theirs.raw_text
+    finally:
+        await reloaded.aclose()
+        await reference.aclose()
+
+
+async def test_prompt_longer_than_the_context_fails_clearly_and_the_worker_goes_on() -> None:
+    local = policy()
+    try:
+        with pytest.raises(PolicyError, match=r"prompt has \d+ tokens.*context of 8192"):
+            await local.complete(conversation("word " * 9000), [], task=TASK)
+        ok = await local.complete(conversation("Hi"), [], task=TASK)
+        assert ok.completion_tokens >= 1
+    finally:
+        await local.aclose()
+
+
+async def test_closed_policy_refuses_requests() -> None:
+    local = policy()
+    await local.complete(conversation("Hi"), [], task=TASK)
+    await local.aclose()
+    await local.aclose()
+    with pytest.raises(PolicyError, match="closed"):
+        await local.complete(conversation("Hi"), [], task=TASK)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens must be >= 1"),
+        ({"temperature": -0.1}, "temperature must be >= 0"),
+        ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"batch_wait_ms": -1}, "batch_wait_ms must be >= 0"),
+        ({"model": "no-such-model"}, "unknown model 'no-such-model'"),
+    ],
+)
+def test_bad_options_are_config_errors(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        LocalPolicy(**options)
