@@ -39,6 +39,9 @@ def _common_options(fn: F) -> F:
         click.option("--call-timeout", type=float, default=None, help="Seconds a tool call may run over HTTP."),
         click.option("--session-idle-timeout", type=float, default=None,
                      help="Seconds after which an idle HTTP session and its workspace are removed."),
+        click.option("--sse/--json", "sse", default=None,
+                     help="HTTP replies as SSE streams (tools can stream progress) or one JSON body per call "
+                          "[default --json, env MCPGYM_HTTP__JSON_RESPONSE]."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -66,6 +69,7 @@ def _run(names: list[str], opts: dict[str, Any], default_transport: str) -> None
         "http.call_timeout_s": opts.get("call_timeout"),
         "http.session_idle_timeout_s": opts.get("session_idle_timeout"),
         "exec.backend": opts.get("backend"),
+        "http.json_response": None if opts.get("sse") is None else not opts["sse"],
     }
     try:
         settings = load_settings(overrides)

@@ -78,6 +78,7 @@ class HttpSettings(BaseModel):
     call_timeout_s: float = 120.0
     session_idle_timeout_s: float = 900.0
     allowed_hosts: list[str] = Field(default_factory=list)  # extra Host header values accepted (e.g. "myhost:8765")
+    json_response: bool = True  # answer each POST with one JSON body (faster); False: SSE streams (progress events)
 
 
 class ServerSettings(BaseSettings):

@@ -179,6 +179,7 @@ def build_gateway(
         server.middleware.append(_call_timeout_middleware(http.call_timeout_s))
         sub = server.streamable_http_app(
             streamable_http_path="/mcp",
+            json_response=http.json_response,
             transport_security=security,
             max_request_body_size=http.max_body_bytes,
             session_idle_timeout=http.session_idle_timeout_s,

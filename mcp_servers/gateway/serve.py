@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mcp_servers.errors import ConfigError
 
@@ -33,7 +33,17 @@ def serve_stdio(name: str, settings: ServerSettings) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     workspaces = WorkspaceManager(settings.workspace, per_session=False)
     server = build_server(name, settings, workspaces)
-    asyncio.run(run_stdio_fast(server))
+    with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
+        runner.run(run_stdio_fast(server))
+
+
+def _fast_loop_factory() -> Any:
+    """uvloop's event loop when it is installed (a faster loop for the many small messages of MCP), else None."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def check_http_settings(settings: ServerSettings) -> None:

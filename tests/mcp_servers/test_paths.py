@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -214,13 +215,16 @@ def test_racing_swap_never_escapes(layout: dict[str, Path]) -> None:
             os.symlink(layout["outside"], race)
             os.unlink(race)
             os.rename(aside, race)
+            time.sleep(0.0005)  # let writes through in the real-directory phase too
 
     before = _snapshot(layout["outside"])
     flipper = threading.Thread(target=flip)
     flipper.start()
     written = refused = 0
     try:
-        for i in range(400):
+        for i in range(2000):
+            if written >= 50 and refused >= 1:
+                break
             try:
                 safeio.write_file_atomic(root, resolve_path(root, f"race/f{i}.txt"), b"x", create_parents=False)
                 written += 1
@@ -230,7 +234,7 @@ def test_racing_swap_never_escapes(layout: dict[str, Path]) -> None:
         stop.set()
         flipper.join()
     assert _snapshot(layout["outside"]) == before
-    assert written + refused == 400 and written > 0
+    assert written > 0  # the race was real: some check-then-write calls landed, on the real directory
     assert all(p.read_bytes() == b"x" for p in race.iterdir())
 
 
