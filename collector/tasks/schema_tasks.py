@@ -113,12 +113,15 @@ def _plan(tools_by_server: dict[str, list[dict[str, Any]]], seed: int, n: int) -
     planned: list[_Planned] = []
     seen: set[str] = set()
     cache: dict[str, Any] = {}
-    attempts = 0
+    servers = list(usable)
+    attempts = single_i = multi_i = multi_failures = 0
     while len(planned) < n and attempts < n * 6:
         attempts += 1
-        server, tool = pairs[(attempts - 1) % len(pairs)]
-        multi = attempts % 3 == 0
+        # every third task asks for several calls at once, unless no server's tools allow distinct calls
+        multi = len(planned) % 3 == 2 and multi_failures < 5 * len(servers)
         if not multi:
+            server, tool = pairs[single_i % len(pairs)]  # each tool in turn
+            single_i += 1
             call = _sample_call(tool, rng, cache)
             if call is None:
                 continue
@@ -126,12 +129,15 @@ def _plan(tools_by_server: dict[str, list[dict[str, Any]]], seed: int, n: int) -
             user = template.format(tool=tool["name"], args=render_arguments(call["arguments"]), purpose=_purpose(tool))
             calls, kind = [call], "single"
         else:
+            server = servers[multi_i % len(servers)]
+            multi_i += 1
             k = rng.choice((2, 3))
             chosen = [rng.choice(usable[server]) for _ in range(k)]
             sampled = [_sample_call(t, rng, cache) for t in chosen]
             calls = [c for c in sampled if c is not None]
             keys = {json.dumps([c["name"], c["arguments"]], sort_keys=True) for c in calls}
             if len(calls) < 2 or len(keys) < len(calls):
+                multi_failures += 1
                 continue
             items = "\n".join(
                 f"{i}. `{c['name']}` with {render_arguments(c['arguments'])}" for i, c in enumerate(calls, 1)

@@ -66,6 +66,35 @@ def weather_tools() -> list[dict[str, Any]]:
     return asyncio.run(listed_tools(build_weather_server(ServerSettings())))
 
 
+@pytest.fixture(scope="module")
+def server_tools(weather_tools: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The tool lists of the files, search and weather servers, listed through a real in-process MCP client."""
+    import asyncio
+
+    from mcp_servers.files.server import build_files_server
+    from mcp_servers.search.server import build_search_server
+    from mcp_servers.workspace import WorkspaceManager
+
+    settings = ServerSettings(data_dir=tmp_path_factory.mktemp("data"))
+    workspaces = WorkspaceManager(tmp_path_factory.mktemp("ws"), per_session=False)
+    return {
+        "files": asyncio.run(listed_tools(build_files_server(workspaces, settings))),
+        "search": asyncio.run(listed_tools(build_search_server(settings))),
+        "weather": weather_tools,
+    }
+
+
+def test_every_real_tool_gets_valid_tasks(server_tools: dict[str, list[dict[str, Any]]]) -> None:
+    tasks = generate_schema_tasks(server_tools, seed=0, n=90)
+    called = {(t.servers[0], c["name"]) for t in tasks for c in t.verifier.calls or []}
+    offered = {(server, tool["name"]) for server, tools in server_tools.items() for tool in tools}
+    assert called == offered  # every tool of every server is exercised, including edit_file's nested $defs
+    schemas = {(server, tool["name"]): tool["inputSchema"] for server, tools in server_tools.items() for tool in tools}
+    for task in tasks:
+        for call in task.verifier.calls or []:
+            jsonschema.validate(call["arguments"], schemas[(task.servers[0], call["name"])])
+
+
 def tool_schemas(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {t["name"]: t["inputSchema"] for t in tools}
 
@@ -185,6 +214,13 @@ async def test_policy_phrasing_kept_only_when_faithful(weather_tools: list[dict[
     finally:
         await keep.aclose()
         await drop.aclose()
+
+
+def test_a_single_argless_tool_still_gets_tasks() -> None:
+    tasks = generate_schema_tasks({"svc": [HAND_WRITTEN[1]]}, seed=0, n=10)
+    assert 1 <= len(tasks) < 10  # only the phrasings differ: no parallel request of distinct calls exists
+    assert len({t.messages[-1]["content"] for t in tasks}) == len(tasks)
+    assert all(t.verifier.calls == [{"name": "ping", "arguments": {}, "defaults": {}}] for t in tasks)
 
 
 def test_no_tools_is_a_config_error() -> None:
