@@ -1,5 +1,4 @@
-"""The files family: create, append, edit, move, delete and find tasks, verified by the final workspace state or
-the answer."""
+"""The files family: create, append, edit, move, delete and find tasks, judged by the final workspace or answer."""
 
 from __future__ import annotations
 

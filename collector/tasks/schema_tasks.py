@@ -1,5 +1,4 @@
-"""Schema tasks for any MCP server: sample arguments from each tool's JSON schema, phrase a request, and verify the
-calls made (single calls, and several calls in parallel)."""
+"""Schema tasks for any MCP server: requests sampled from its tools' JSON schemas, verified by the calls made."""
 
 from __future__ import annotations
 

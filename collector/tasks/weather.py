@@ -1,13 +1,12 @@
-"""The weather family: lookups, unit conversions, forecasts and comparisons that need parallel calls.
-
-Expected answers are computed when the tasks are generated, from the offline provider's pure library
-(`mcp_servers.weather.offline`), and stored in each task; verifying never imports the servers. This is the one place
-where the collector reads server-side data: the numbers a task expects are the provider's numbers for the same
-(city, date, units), so generated tasks and the served tools agree as long as the weather server runs the offline
-backend with the same `MCPGYM_WEATHER__FIXED_DATE` (default 2025-06-15).
-"""
+"""The weather family: lookups, unit conversions, forecasts and comparisons that need parallel calls."""
 
 from __future__ import annotations
+
+# Expected answers are computed when the tasks are generated, from the offline provider's pure library
+# (`mcp_servers.weather.offline`), and stored in each task; verifying never imports the servers. This is the one place
+# where the collector reads server-side data: the numbers a task expects are the provider's numbers for the same
+# (city, date, units), so generated tasks and the served tools agree as long as the weather server runs the offline
+# backend with the same `MCPGYM_WEATHER__FIXED_DATE` (default 2025-06-15).
 
 import random
 from collections import Counter

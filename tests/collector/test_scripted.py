@@ -1,6 +1,4 @@
-"""The scripted policy end to end: each family's expert solves tasks through the real MCP servers (the collector's
-managed `mcpgym serve all --transport http` gateway), in the task's optimal number of turns, and passes the
-verifier."""
+"""The scripted policy end to end: each family's expert solves tasks through the real MCP servers."""
 
 from __future__ import annotations
 

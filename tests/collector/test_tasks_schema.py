@@ -1,5 +1,4 @@
-"""Tests of schema tasks: arguments sampled from real tool lists validate against the schemas; requests and
-expected calls are deterministic; the verifier accepts the expected calls in any order."""
+"""Tests of schema tasks: sampled arguments validate against real tool schemas; verification is order-insensitive."""
 
 from __future__ import annotations
 
