@@ -51,7 +51,8 @@ def load_corpus() -> tuple[dict[str, Any], ...]:
 
 
 _ALIAS_PREFIX = re.compile(
-    r"^(?:(?:also|commonly|better|often|usually|simply|officially|formerly|known|mononymously|professionally|called|abbreviated|as)\s+)+",
+    r"^(?:(?:also|commonly|better|often|usually|simply|officially|formerly|known|mononymously|professionally"
+    r"|called|abbreviated|as)\s+)+",
     re.IGNORECASE,
 )
 
