@@ -174,3 +174,24 @@ def test_generated_answers_pass_their_own_verifiers() -> None:
             assert v["passed"], task.id
 
     asyncio.run(run())
+
+
+def test_same_tasks_in_another_process_with_another_hash_seed() -> None:
+    """Generation depends on nothing process-specific (set order, hash randomization)."""
+    import hashlib
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib, json\n"
+        "from collector.tasks import load_tasks\n"
+        "tasks = load_tasks(['weather', 'files', 'search', 'code'], seed=5, limit=80)\n"
+        "print(hashlib.sha256(json.dumps([t.model_dump(mode='json') for t in tasks]).encode()).hexdigest())\n"
+    )
+    here = load_tasks(["weather", "files", "search", "code"], seed=5, limit=80)
+    expected = hashlib.sha256(json.dumps([t.model_dump(mode="json") for t in here]).encode()).hexdigest()
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == expected
