@@ -86,16 +86,14 @@ class SessionEndWatcher:
             await self.app(scope, receive, send)
             return
         session_id = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"mcp-session-id"), None)
-        status: list[int] = []
 
         async def watch(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
+            # release before the reply leaves, so a client that sees its DELETE answered sees the workspace gone
+            if message["type"] == "http.response.start" and session_id and message["status"] < 400:
+                self.workspaces.release_session(session_id)
             await send(message)
 
         await self.app(scope, receive, watch)
-        if session_id and status and status[0] < 400:
-            self.workspaces.release_session(session_id)
 
 
 def _call_timeout_middleware(seconds: float) -> Any:
