@@ -193,5 +193,7 @@ def test_same_tasks_in_another_process_with_another_hash_seed() -> None:
     here = load_tasks(["weather", "files", "search", "code"], seed=5, limit=80)
     expected = hashlib.sha256(json.dumps([t.model_dump(mode="json") for t in here]).encode()).hexdigest()
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.strip() == expected
