@@ -77,8 +77,10 @@ class Episode:
 
 
 def _is_error(text: str) -> bool:
-    head = text.lstrip()[:200].casefold()
-    return head.startswith(("error", "[error")) or "error executing tool" in head
+    """Whether a tool message reports a failure: the SDK's "Error executing tool ..." or the collector's
+    "Error: ..." (unknown tool, bad arguments, timeout). Tool messages carry no is_error flag, only text."""
+    head = text.lstrip()[:40].casefold()
+    return head.startswith(("error executing tool", "error:"))
 
 
 def read_episode(messages: list[Message], tools: list[OpenAITool], task: Task) -> Episode:
