@@ -56,7 +56,7 @@ class Task(BaseModel):
     messages: list[dict[str, Any]]
     servers: list[str] = Field(default_factory=list)
     setup_files: dict[str, str] = Field(default_factory=dict)
-    optimal_steps: int = 1
+    optimal_steps: int = 1  # tool calls a good solution makes: the efficiency and tool-use rewards measure against it
     verifier: VerifierSpec
     metadata: dict[str, Any] = Field(default_factory=dict)
 
