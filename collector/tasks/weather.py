@@ -7,8 +7,8 @@ from __future__ import annotations
 # where the collector reads server-side data: the numbers a task expects are the provider's numbers for the same
 # (city, date, units), so generated tasks and the served tools agree as long as the weather server runs the offline
 # backend with the same `MCPGYM_WEATHER__FIXED_DATE` (default 2025-06-15).
-
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
@@ -139,6 +139,26 @@ def _forecast(g: _Gen) -> Task | None:
     return _make("forecast", user, spec, 1, g.day, **meta)
 
 
+def _names(place: tuple[str, Any], chosen: list[tuple[str, Any]]) -> list[str]:
+    """How an answer may name a place: as asked, its label, and its bare name unless another city shares it."""
+    display, city = place
+    shared = sum(1 for _, c in chosen if c.name == city.name) > 1
+    return list(dict.fromkeys([display, city.label, *([] if shared else [city.name])]))
+
+
+def _named_first(winner: tuple[str, Any], losers: list[tuple[str, Any]], chosen: list[tuple[str, Any]]) -> VerifierSpec:
+    """A regex verifier that passes when the answer names the winner before naming any other city of the question
+    ("Lima", "Lima is warmer than Oslo"), so listing every city does not pass."""
+
+    def alternation(names: list[str]) -> str:
+        options = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        return rf"(?<!\w)(?:{options})(?!\w)"
+
+    loser_names = [n for place in losers for n in _names(place, chosen)]
+    pattern = rf"\A(?:(?!{alternation(loser_names)}).)*?{alternation(_names(winner, chosen))}"
+    return VerifierSpec(type="regex", pattern=pattern)
+
+
 def _compare(g: _Gen) -> Task | None:
     k = g.rng.choice((2, 2, 3))
     chosen = g.places(k)
@@ -159,7 +179,7 @@ def _compare(g: _Gen) -> Task | None:
     names = [n for n, _ in chosen]
     listed = " or ".join(names) if k == 2 else f"{', '.join(names[:-1])} or {names[-1]}"
     user = f"{question}: {listed}? Answer with the city name only."
-    spec = VerifierSpec(type="exact", expected=list(dict.fromkeys([winner[0], winner[1].name, winner[1].label])))
+    spec = _named_first(winner, [c for c in chosen if c is not winner], chosen)
     meta = {"cities": names, "field": field, "pick": "max" if pick_max else "min", "answer": winner[0]}
     return _make("compare", user, spec, k, g.day, **meta)
 

@@ -197,3 +197,20 @@ def test_same_tasks_in_another_process_with_another_hash_seed() -> None:
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == expected
+
+
+async def test_weather_compare_wants_the_winner_named_first() -> None:
+    task = next(t for t in weather.generate(seed=0, n=40) if t.metadata["kind"] == "compare")
+    winner = task.metadata["answer"]
+    loser = next(c for c in task.metadata["cities"] if c != winner)
+    answers = {
+        winner: True,
+        f"It is {winner}.": True,
+        f"{winner} is {'warmer' if task.metadata['pick'] == 'max' else 'colder'} than {loser}.": True,
+        f"{loser} or {winner}": False,  # naming every city does not pass
+        loser: False,
+        "": False,
+    }
+    for answer, ok in answers.items():
+        v = await verify(task.verifier, VerifyContext(final_answer=answer))
+        assert v["passed"] is ok, answer
