@@ -1,11 +1,11 @@
 """Viewer page latency on a 100,000-episode database against a 1,000-episode baseline built in the same run.
 
-Usage: .venv/bin/python benchmarks/viewer_pages.py [--episodes 100000] [--baseline 1000] [--repeat 5]
+Usage: .venv/bin/python benchmarks/bench_viewer.py [--episodes 100000] [--baseline 1000] [--repeat 5]
 
 Each database is generated with executemany through the store's own schema (Store creates the tables). Pages are
 fetched over real HTTP from uvicorn on 127.0.0.1; the median of `--repeat` loads is reported. A naive full load of
 every episode row (what a viewer without SQL paging would do) is timed as a second reference. Results go to
-benchmarks/results/viewer_pages.json.
+benchmarks/results/bench_viewer.json.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def main() -> None:
     print(f"{'(naive: load all episodes)':<28}{'':>12}{naive:>12.1f}ms")
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
-    (results / "viewer_pages.json").write_text(json.dumps(
+    (results / "bench_viewer.json").write_text(json.dumps(
         {"episodes": args.episodes, "baseline": args.baseline, "ms": large, "baseline_ms": base, "naive_ms": naive},
         indent=2))
 
