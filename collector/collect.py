@@ -18,7 +18,7 @@ from collector.settings import CollectorSettings
 from collector.store import Store
 from collector.tasks.model import Task
 
-__all__ = ["CollectConfig", "RunSummary", "run_collection", "collect_async"]
+__all__ = ["CollectConfig", "RunSummary", "collect_async", "run_collection"]
 
 ProgressFn = Callable[["RunSummary", EpisodeResult | None], None]
 
@@ -183,7 +183,7 @@ async def _one(task: Task, sample: int, *, store: Store, pool: ToolPool, policy:
     eid = store.start_episode(run, task.model_dump(mode="json"), sample, policy=policy.name, model=policy.model)
     started = time.perf_counter()
     try:
-        async with pool.session(task.servers) as session:
+        async with pool.session(task.servers, wait_close=False) as session:
             result = await run_episode(task, policy, session, config=loop_cfg)
     except ToolSessionError as exc:
         result = EpisodeResult(messages=[dict(m) for m in task.messages])

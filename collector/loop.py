@@ -17,7 +17,7 @@ from collector.tools import NAMESPACE_SEP, ToolResult
 from collector.types import Message, Verdict
 from collector.workspace import EXEC_SERVER, FILES_SERVER
 
-__all__ = ["LoopConfig", "EpisodeResult", "run_episode"]
+__all__ = ["EpisodeResult", "LoopConfig", "run_episode"]
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,8 @@ async def _policy_step(policy: Policy, messages: list[dict[str, Any]], session: 
     clean: list[Message] = [
         {k: v for k, v in m.items() if k not in ("malformed", "latency_s")} for m in messages  # type: ignore[misc]
     ]
-    return await asyncio.wait_for(policy.complete(clean, session.tools, task=task), timeout)
+    async with asyncio.timeout(timeout):  # no extra task (wait_for would add a loop turn per step)
+        return await policy.complete(clean, session.tools, task=task)
 
 
 async def _run_turn(session: ToolSession, result: EpisodeResult, assistant: dict[str, Any], turn: int) -> None:
@@ -114,9 +115,8 @@ async def _run_turn(session: ToolSession, result: EpisodeResult, assistant: dict
     for i, call in enumerate(calls):
         call.setdefault("id", f"call_{turn}_{i}")
         call.setdefault("type", "function")
-    outcomes: list[ToolResult] = await asyncio.gather(
-        *(session.call(str(c["function"].get("name", "")), c["function"].get("arguments", "")) for c in calls)
-    )
+    pending = [session.call(str(c["function"].get("name", "")), c["function"].get("arguments", "")) for c in calls]
+    outcomes: list[ToolResult] = [await pending[0]] if len(pending) == 1 else list(await asyncio.gather(*pending))
     for call, out in zip(calls, outcomes, strict=True):
         name = str(call["function"].get("name", ""))
         result.tool_calls += 1
@@ -177,7 +177,7 @@ async def run_episode(task: Task, policy: Policy, session: ToolSession, *, confi
         for turn in range(cfg.max_turns):
             try:
                 completion = await _policy_step(policy, result.messages, session, task, cfg.step_timeout_s)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 result.fail("policy_timeout", f"the policy gave no answer within {cfg.step_timeout_s:g}s")
                 break
             except PolicyError as exc:

@@ -8,11 +8,11 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 import httpx2
 from mcp import Client, StdioServerParameters
@@ -24,12 +24,19 @@ from mcp_types import CONNECTION_CLOSED
 from collector.errors import ConfigError, ToolSessionError
 from collector.servers import ManagedGateway, ServerSpec
 from collector.settings import CollectorSettings
-from collector.tools import ToolRef, ToolResult, mcp_tool_to_openai, namespaced, parse_arguments, result_text
-from collector.tools import truncate_output
+from collector.tools import (
+    ToolRef,
+    ToolResult,
+    mcp_tool_to_openai,
+    namespaced,
+    parse_arguments,
+    result_text,
+    truncate_output,
+)
 from collector.types import OpenAITool
 from collector.workspace import WorkspaceOps
 
-__all__ = ["ToolPool", "ToolSession", "WORKSPACE_HEADER"]
+__all__ = ["WORKSPACE_HEADER", "ToolPool", "ToolSession"]
 
 WORKSPACE_HEADER = "Mcpgym-Workspace"  # the gateway keys workspaces by it: one workspace across a session's servers
 
@@ -74,7 +81,7 @@ class _Connection:
         self._mode = mode
         self._errlog = errlog
         self._client: Client | None = None
-        self._ready = asyncio.Event()
+        self._ready: asyncio.Future[None] | None = None
         self._closing = asyncio.Event()
         self._error: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
@@ -88,17 +95,23 @@ class _Connection:
                     transport = streamable_http_client(self.spec.url, http_client=http)
                     async with Client(transport, mode=self._mode) as client:
                         self._client = client
-                        self._ready.set()
+                        self._set_ready()
                         await self._closing.wait()
             else:
                 params = StdioServerParameters(command=self.spec.command or "", args=list(self.spec.args),
                                                env=self.spec.env or None, cwd=self.spec.cwd)
                 async with Client(stdio_client(params, errlog=self._errlog), mode=self._mode) as client:
                     self._client = client
-                    self._ready.set()
+                    self._set_ready()
                     await self._closing.wait()
         except BaseException as exc:  # noqa: BLE001 - the transport's failure is reported to callers
             self._error = exc
+        finally:
+            self._set_ready()  # wake the opener in every case; it looks at the task's state
+
+    def _set_ready(self) -> None:
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
 
     def _describe(self, exc: BaseException | None) -> str:
         while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -113,14 +126,16 @@ class _Connection:
         Raises:
             ToolSessionError: the server could not be reached or spawned.
         """
+        self._ready = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._own(), name=f"mcp-{self.spec.name}")
-        waiter = asyncio.create_task(self._ready.wait())
-        done, _ = await asyncio.wait({waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if waiter not in done:
-            waiter.cancel()
-            if self._task not in done:
-                await self.close()
-                raise ToolSessionError(f"cannot connect to {self._describe(TimeoutError(f'no answer in {timeout}s'))}")
+        try:
+            async with asyncio.timeout(timeout):
+                await self._ready
+        except TimeoutError:
+            await self.close()
+            raise ToolSessionError(
+                f"cannot connect to {self._describe(TimeoutError(f'no answer in {timeout:g}s'))}") from None
+        if self._client is None or self._task.done():
             raise ToolSessionError(f"cannot connect to {self._describe(self._error)}")
 
     @property
@@ -129,21 +144,24 @@ class _Connection:
         return self._task is None or self._task.done()
 
     async def request(self, coro_factory: Callable[[Client], Any], timeout: float) -> Any:
-        """Run one request; TimeoutError after `timeout`, ToolSessionError when the server dies meanwhile."""
+        """Run one request; TimeoutError after `timeout`, ToolSessionError when the server dies meanwhile.
+
+        The request is awaited in the caller's task (no extra task hop: under load every hop costs a loop turn);
+        a dying transport fails pending requests with CONNECTION_CLOSED, which becomes a ToolSessionError.
+        """
         if self._client is None or self.dead:
             raise ToolSessionError(f"server died: {self._describe(self._error)}")
-        assert self._task is not None
-        call = asyncio.ensure_future(coro_factory(self._client))
-        done, _ = await asyncio.wait({call, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if call in done:
-            exc = call.exception()
-            if isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED:
-                raise ToolSessionError(f"server died: {self._describe(exc)}") from exc
-            return call.result()
-        call.cancel()
-        if self._task in done:
-            raise ToolSessionError(f"server died: {self._describe(self._error)}")
-        raise TimeoutError(f"no answer in {timeout:g}s")
+        try:
+            async with asyncio.timeout(timeout):
+                return await coro_factory(self._client)
+        except MCPError as exc:
+            if exc.code == CONNECTION_CLOSED or self.dead:
+                raise ToolSessionError(f"server died: {self._describe(self._error or exc)}") from exc
+            raise
+        except TimeoutError:
+            if self.dead:
+                raise ToolSessionError(f"server died: {self._describe(self._error)}") from None
+            raise
 
     async def close(self) -> None:
         """End the session (and a stdio server's process)."""
@@ -151,7 +169,7 @@ class _Connection:
         if self._task is not None and not self._task.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 self._task.cancel()
 
 
@@ -165,10 +183,11 @@ class ToolSession(WorkspaceOps):
 
     def __init__(self, conns: dict[str, _Connection], tools_by_server: dict[str, list[dict[str, Any]]], *,
                  call_timeout_s: float, max_output_chars: int, workspace_id: str = "",
-                 scratch: Path | None = None) -> None:
+                 scratch: Path | None = None, background: Callable[[Awaitable[None]], None] | None = None) -> None:
         self._conns = conns
         self.workspace_id = workspace_id
         self._scratch = scratch
+        self._background = background
         self.servers = list(conns)
         self.call_timeout_s = call_timeout_s
         self.max_output_chars = max_output_chars
@@ -226,8 +245,19 @@ class ToolSession(WorkspaceOps):
                           duration_s=time.perf_counter() - start, server=server, tool=tool,
                           error_kind="tool_error" if result.is_error else None, truncated=truncated)
 
-    async def aclose(self) -> None:
-        """Close every server session."""
+    async def aclose(self, *, wait: bool = True) -> None:
+        """Close every server session.
+
+        Args:
+            wait: wait until the servers acknowledged (and stdio processes exited). With False the closing goes on
+                in the background (the pool waits for it when it closes), which saves the episode a round trip.
+        """
+        if not wait and self._background is not None:
+            self._background(self._close_all())
+        else:
+            await self._close_all()
+
+    async def _close_all(self) -> None:
         await asyncio.gather(*(c.close() for c in self._conns.values()), return_exceptions=True)
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
@@ -265,6 +295,7 @@ class ToolPool:
         self.changed_tools: list[tuple[str, str]] = []
         self._scratch: Path | None = None
         self._http: httpx2.AsyncHTTPTransport | None = None
+        self._closers: set[asyncio.Future[None]] = set()
 
     @property
     def server_names(self) -> list[str]:
@@ -278,7 +309,9 @@ class ToolPool:
             self._specs = self.gateway.specs()
 
     async def aclose(self) -> None:
-        """Stop the managed server and release resources."""
+        """Wait for sessions closing in the background, stop the managed server and release resources."""
+        if self._closers:
+            await asyncio.gather(*list(self._closers), return_exceptions=True)
         if self.gateway is not None:
             await asyncio.to_thread(self.gateway.cleanup)
         if self._http is not None:
@@ -289,7 +322,7 @@ class ToolPool:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
-    async def __aenter__(self) -> ToolPool:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -325,7 +358,10 @@ class ToolPool:
             self._scratch = Path(tempfile.mkdtemp(prefix="mcpgym-stdio-ws-"))
         ws = self._scratch / workspace_id
         ws.mkdir(parents=True, exist_ok=True)
-        fill = lambda t: t.replace("{workspace}", str(ws))  # noqa: E731
+
+        def fill(text: str) -> str:
+            return text.replace("{workspace}", str(ws))
+
         return replace(spec, args=tuple(fill(a) for a in spec.args), cwd=fill(spec.cwd) if spec.cwd else None,
                        env={k: fill(v) for k, v in spec.env.items()})
 
@@ -386,16 +422,27 @@ class ToolPool:
         scratch = self._scratch / workspace_id if self._scratch is not None else None
         return ToolSession(conns, tools, call_timeout_s=self.settings.call_timeout_s,
                            max_output_chars=self.settings.max_tool_output_chars, workspace_id=workspace_id,
-                           scratch=scratch if scratch is not None and scratch.exists() else None)
+                           scratch=scratch if scratch is not None and scratch.exists() else None,
+                           background=self._in_background)
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
 
     @asynccontextmanager
-    async def session(self, servers: Sequence[str]) -> AsyncIterator[ToolSession]:
-        """`async with pool.session(["files", "exec"]) as s:` a fresh session (and workspace) per server."""
+    async def session(self, servers: Sequence[str], *, wait_close: bool = True) -> AsyncIterator[ToolSession]:
+        """`async with pool.session(["files", "exec"]) as s:` a fresh session (and workspace) per server.
+
+        Args:
+            servers: the server names.
+            wait_close: wait for the sessions to close on exit (False: close in the background).
+        """
         s = await self.open_session(servers)
         try:
             yield s
         finally:
-            await s.aclose()
+            await s.aclose(wait=wait_close)
 
     def forget(self, server: str) -> None:
         """Drop a server's cached tool list (it is listed again, and re-recorded, on the next session)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from collector.pool import ToolPool, ToolSession
 from collector.servers import ServerSpec
@@ -78,7 +78,7 @@ class SyncToolSession:
         """Close the session (and its workspaces)."""
         self._loop.run(self._session.aclose())
 
-    def __enter__(self) -> SyncToolSession:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,7 +125,7 @@ class SyncToolPool:
         finally:
             self._loop.close()
 
-    def __enter__(self) -> SyncToolPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

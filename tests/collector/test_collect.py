@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(tmp_path: Path, fake: FakeOpenAI, **kw: object) -> CollectConfig:
-    base = dict(db=tmp_path / "t.db", run="r1", task_list=echo_tasks(4), policy="openai", model="fake",
-                base_url=fake.base_url, servers={"files": toy_stdio_spec()}, samples=2, concurrency=4)
+    base: dict[str, object] = {"db": tmp_path / "t.db", "run": "r1", "task_list": echo_tasks(4), "policy": "openai",
+                               "model": "fake", "base_url": fake.base_url, "servers": {"files": toy_stdio_spec()},
+                               "samples": 2, "concurrency": 4}
     base.update(kw)
     return CollectConfig(**base)  # type: ignore[arg-type]
 
@@ -113,7 +114,7 @@ def test_sigkill_mid_run_then_resume_runs_each_pair_once(tmp_path: Path, toy_htt
         with sqlite3.connect(db) as conn:
             before = dict(conn.execute("SELECT status, COUNT(*) FROM episodes GROUP BY status").fetchall())
         assert 4 <= before["done"] < 12
-        resumed = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        resumed = subprocess.run([*cmd, "--resume"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT task_id, sample_index, status FROM episodes WHERE run_id = 'k'").fetchall()
