@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +88,27 @@ class CollectConfig:
 
     def record(self) -> dict[str, Any]:
         """The config as stored on the run (JSON-safe; no secrets: only the API key's variable name)."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("task_list", "policy_instance", "settings")}
+        skip = ("task_list", "policy_instance", "settings")  # not copied: a policy may hold a model and threads
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        data["policy_options"] = dict(self.policy_options)
         data["db"] = str(self.db)
         if isinstance(self.servers, Mapping):
-            data["servers"] = {k: asdict(v) for k, v in self.servers.items()}
+            data["servers"] = {k: _redacted(v) for k, v in self.servers.items()}
         elif self.servers is not None:
             data["servers"] = str(self.servers)
         if self.task_list is not None:
             data["tasks"] = [t.id for t in self.task_list]
+        if self.policy_instance is not None:
+            data["policy"], data["model"] = self.policy_instance.name, self.policy_instance.model
         return data
+
+
+def _redacted(spec: ServerSpec) -> dict[str, Any]:
+    """A server spec for the run record: header and environment values (tokens, keys) replaced by '***'."""
+    data = asdict(spec)
+    data["headers"] = {k: "***" for k in spec.headers}
+    data["env"] = {k: "***" for k in spec.env}
+    return data
 
 
 @dataclass

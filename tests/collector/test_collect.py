@@ -122,3 +122,10 @@ def test_sigkill_mid_run_then_resume_runs_each_pair_once(tmp_path: Path, toy_htt
     assert len(rows) == 12 and len({(t, s) for t, s, _ in rows}) == 12
     assert {s for _, _, s in rows} == {"done"}
     assert messages == 12 * 4  # no duplicated or orphaned messages from the killed run
+
+
+def test_run_record_keeps_no_secrets(tmp_path: Path) -> None:
+    spec = ServerSpec("files", url="http://127.0.0.1:1/mcp", headers={"Authorization": "Bearer s3cret"})
+    record = CollectConfig(db=tmp_path / "t.db", run="r", servers={"files": spec}, api_key_env="MY_KEY").record()
+    assert "s3cret" not in str(record) and record["servers"]["files"]["headers"] == {"Authorization": "***"}
+    assert record["api_key_env"] == "MY_KEY"
