@@ -105,6 +105,12 @@ async def test_http_server_death_and_reconnect(toy_http: ToyHttp) -> None:  # no
             assert (await s.call("echo", '{"text": "back"}')).text == "back"
 
 
+async def test_legacy_handshake_mode() -> None:
+    settings = CollectorSettings(mcp_mode="legacy")
+    async with ToolPool({"files": toy_stdio_spec()}, settings=settings) as pool, pool.session(["files"]) as s:
+        assert (await s.call("add", '{"a": 20, "b": 22}')).text == "42"
+
+
 async def test_unknown_server_and_unreachable_command_are_clear() -> None:
     bad = ServerSpec(name="gone", command="/nonexistent/mcp-server")
     async with ToolPool({"gone": bad}) as pool:
@@ -125,6 +131,14 @@ async def test_managed_gateway_per_session_workspaces_and_restart(tmp_path: Path
             assert await s.snapshot_files() == {"notes/a.md": "hello"}
             escape = await s.call("files__write_file", '{"path": "../x", "content": "y"}')
             assert escape.is_error and "outside the workspace" in escape.text
+        async with pool.session(["files", "exec"]) as s:  # one workspace across the session's servers
+            await s.setup_workspace({"data.txt": "shared"})
+            shell = await s.call("exec__run_shell", '{"command": "cat data.txt"}')
+            assert not shell.is_error and "shared" in shell.text
+            report = await s.run_tests("def inc(x):\n    return x + 1\n",
+                                       "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(2) == 3\n",
+                                       "inc")
+            assert report["passed"] == report["total"] == 2
         pid = pool.gateway.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
