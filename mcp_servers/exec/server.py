@@ -117,7 +117,7 @@ def build_exec_server(
         threading.Thread(target=release, name=f"exec-release-{key}", daemon=True).start()
 
     workspaces.on_release(on_release)
-    atexit.register(lambda: asyncio.run(runner.sandbox.close()))
+    atexit.register(runner.sandbox.shutdown)
 
     @server.tool(annotations=RUN)
     @tool_errors

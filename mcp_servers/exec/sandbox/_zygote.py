@@ -55,41 +55,6 @@ def _recv_exact(conn: socket.socket, size: int) -> bytes:
     return bytes(buf)
 
 
-# ---------------------------------------------------------------- workspace ownership (supervisor, host side)
-
-
-def own_tree(root: str, uid: int, gid: int) -> None:
-    """Give the workspace tree to the sandbox uid without ever following a symlink (fd-relative walk)."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    top = os.open(root, flags)
-    try:
-        st = os.fstat(top)
-        if st.st_uid != uid or st.st_gid != gid:
-            os.fchown(top, uid, gid)
-        _own_dir(top, uid, gid, flags, depth=0)
-    finally:
-        os.close(top)
-
-
-def _own_dir(dfd: int, uid: int, gid: int, flags: int, depth: int) -> None:
-    if depth > 64:
-        return
-    with os.scandir(dfd) as entries:
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-                if st.st_uid != uid or st.st_gid != gid:
-                    os.chown(entry.name, uid, gid, dir_fd=dfd, follow_symlinks=False)
-                if entry.is_dir(follow_symlinks=False):
-                    sub = os.open(entry.name, flags, dir_fd=dfd)
-                    try:
-                        _own_dir(sub, uid, gid, flags, depth + 1)
-                    finally:
-                        os.close(sub)
-            except OSError:
-                continue
-
-
 # ---------------------------------------------------------------- inside the namespaces
 
 
@@ -280,7 +245,7 @@ def execute(cfg: dict, req: dict, cgroup: "ns.Cgroup | None") -> dict:
     t0 = time.monotonic()
     lim = req["limits"]
     if req.get("chown", True):
-        own_tree(req["workspace"], req["uid"], req["gid"])
+        ns.own_tree(req["workspace"], req["uid"], req["gid"])
     if cgroup is not None:  # this supervisor is already inside; the sandbox inherits it
         cgroup.set_limits(lim["memory_bytes"] + SUPERVISOR_SLACK, lim["processes"] + 1)
     stdin_fd = os.memfd_create("stdin", 0)

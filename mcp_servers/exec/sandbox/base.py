@@ -145,8 +145,12 @@ class Sandbox(abc.ABC):
     async def release(self, workspace: Path) -> None:  # noqa: B027 - optional hook
         """Free what the backend holds for `workspace` (e.g. its container) when the session ends."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Stop the backend's helpers (fork server, containers)."""
+        self.shutdown()
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Stop the backend's helpers synchronously (also safe at interpreter exit)."""
 
 
 def check_command(code: str | None, argv: Sequence[str] | None) -> None:

@@ -174,8 +174,8 @@ class ProcessSandbox(Sandbox):
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    async def close(self) -> None:
-        """Stop the fork server (running executions finish on their own; each has a deadline)."""
+    def shutdown(self) -> None:
+        """Stop the fork server (and with it any execution still running)."""
         with self._lock:
             self._stop_locked()
 
