@@ -75,10 +75,16 @@ class RewardWeights:
     code_tests: float = 2.0
 
 
-class _Env(Protocol):
-    def verdict(self) -> Verdict: ...
+class _State(Protocol):
+    call_log: list[dict[str, Any]]
 
-    def call_log(self) -> list[dict[str, Any]]: ...
+    def verdict(self, final_answer: str = "") -> Verdict: ...
+
+
+class _Env(Protocol):
+    """What reward functions use of an environment (`training.environment.MCPEnvironment`)."""
+
+    state: _State
 
 
 @dataclass
@@ -153,7 +159,7 @@ def summarize(completion: Sequence[dict[str, Any]] | str, tools: Sequence[dict[s
         elif role == "tool":
             results.append(content)
     if environment is not None:
-        log = environment.call_log()
+        log = environment.state.call_log
         for call, entry in zip(rollout.calls, log, strict=False):
             call["error"] = bool(entry.get("is_error"))
     else:
@@ -173,7 +179,7 @@ def _run(coro: Any) -> Any:
 
 def _verdict(task: dict[str, Any], rollout: Rollout, environment: _Env | None) -> Verdict:
     if environment is not None:
-        return environment.verdict()
+        return environment.state.verdict(rollout.final_answer)
     from collector.verifiers import verify
 
     spec = VerifierSpec.model_validate(task["verifier"])
@@ -251,7 +257,7 @@ def code_tests_reward(task: dict[str, Any], rollout: Rollout, env: _Env | None) 
         return None
     if env is None:
         raise RewardError("code_tests_reward runs the unit tests in the sandbox: it needs the MCP environment")
-    details = env.verdict().get("details") or {}
+    details = env.state.verdict(rollout.final_answer).get("details") or {}
     total = int(details.get("tests_total") or 0)
     ratio = int(details.get("tests_passed") or 0) / total if total else 0.0
     crashed = bool(details.get("error")) or bool(details.get("timed_out")) or total == 0

@@ -97,20 +97,22 @@ def test_default_weights_compose_into_the_project_reward() -> None:
     assert [f.__name__ for f in funcs][-1] == "code_tests_reward" and weights == [2.0, 0.5, 1.0, 2.0]
 
 
-class FakeVerdictEnv:
-    """Stands in for the MCP environment's verdict only (the environment itself is tested in test_environment)."""
+class FakeVerdictState:
+    """Stands in for the MCP environment's rollout state (the environment itself is tested in test_environment)."""
 
     def __init__(self, details: dict[str, Any], errors: list[bool] | None = None) -> None:
         self._details = details
-        self._errors = errors or []
+        self.call_log = [{"is_error": e} for e in errors or []]
 
-    def verdict(self) -> dict[str, Any]:
+    def verdict(self, final_answer: str = "") -> dict[str, Any]:
         total = self._details.get("tests_total", 0)
         ok = self._details.get("tests_passed", 0)
         return {"passed": total > 0 and ok == total, "score": ok / total if total else 0.0, "details": self._details}
 
-    def call_log(self) -> list[dict[str, Any]]:
-        return [{"is_error": e} for e in self._errors]
+
+class FakeVerdictEnv:
+    def __init__(self, details: dict[str, Any], errors: list[bool] | None = None) -> None:
+        self.state = FakeVerdictState(details, errors)
 
 
 def test_code_tests_ratio_and_crash_penalty() -> None:

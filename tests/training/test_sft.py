@@ -1,0 +1,62 @@
+"""A real two-step SFT run of SmolLM2-135M on the CPU, and the checkpoint loading back into the local policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from episode_factory import weather_messages
+
+from collector.chat_template import CHAT_TEMPLATE
+from collector.models import load_model_and_tokenizer, resolve_model
+from collector.store import Store
+from training.datasets import SFTOptions, build_sft, save_dataset
+from training.errors import TrainerConfigError
+from training.trainers.sft import SFTRunConfig, train_sft
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def sft_data(store: Store, add_episode, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    for i, city in enumerate(["Paris", "Berlin", "Lima", "Oslo"]):
+        add_episode("expert", f"weather-{i}", "weather", weather_messages(city, 10 + i))
+    return save_dataset(build_sft(str(store.path), ["expert"], SFTOptions(eval_fraction=0.0)), tmp_path / "sft")
+
+
+def test_two_step_sft_trains_and_loads_back(sft_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ckpt"
+    config = SFTRunConfig(data=sft_data, out=out, max_steps=2, batch_size=2, max_length=512, learning_rate=1e-4,
+                          logging_steps=1)
+    assert train_sft(config) == out
+    run = (out / "mcpgym-train.json").read_text()
+    assert '"kind": "sft"' in run and '"loss"' in run
+    model, tokenizer = load_model_and_tokenizer(str(out), device="cpu")
+    assert tokenizer.chat_template == CHAT_TEMPLATE
+    base, _ = load_model_and_tokenizer(str(resolve_model(None)), device="cpu")
+    changed = [n for (n, p), (_, q) in zip(model.named_parameters(), base.named_parameters(), strict=True)
+               if not torch.equal(p, q)]
+    assert changed, "two optimizer steps left every weight unchanged"
+
+
+def test_assistant_only_loss_masks_everything_but_the_assistant(sft_data: Path) -> None:
+    from datasets import load_from_disk
+
+    from training.trainers.common import get_profile, load_model
+
+    _, tokenizer = load_model(None, get_profile("cpu"))
+    row = load_from_disk(str(sft_data))["train"][0]
+    out = tokenizer.apply_chat_template(row["messages"], tools=row["tools"], tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+    mask = out["assistant_masks"]
+    trained = tokenizer.decode([t for t, m in zip(out["input_ids"], mask, strict=True) if m])
+    assert "<tool_call>" in trained and "degrees Celsius" in trained
+    assert "What is the temperature" not in trained and "temperature_c" not in trained  # user and tool text
+
+
+def test_bad_data_directory_is_named(tmp_path: Path) -> None:
+    with pytest.raises(TrainerConfigError, match="not a dataset directory"):
+        train_sft(SFTRunConfig(data=tmp_path / "missing", out=tmp_path / "o"))
+    with pytest.raises(TrainerConfigError, match="unknown profile 'tpu'"):
+        train_sft(SFTRunConfig(data=tmp_path, out=tmp_path / "o", profile="tpu"))

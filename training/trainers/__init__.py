@@ -1,0 +1,7 @@
+"""TRL trainers: SFT and GRPO run configs, hardware profiles."""
+
+from training.trainers.common import PROFILES, Profile
+from training.trainers.grpo import GRPORunConfig, train_grpo
+from training.trainers.sft import SFTRunConfig, train_sft
+
+__all__ = ["PROFILES", "Profile", "SFTRunConfig", "GRPORunConfig", "train_sft", "train_grpo"]

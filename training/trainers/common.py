@@ -1,0 +1,160 @@
+"""What the SFT and GRPO trainers share: profiles, loading data and the model, LoRA, saving a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from collector.errors import CollectorError
+from training.errors import TrainerConfigError
+
+__all__ = ["Profile", "PROFILES", "get_profile", "load_splits", "load_model", "lora_config", "save_checkpoint"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Hardware defaults of a training run.
+
+    Attributes:
+        name: "cpu" or "gpu".
+        use_cpu: force the CPU even when a GPU is visible.
+        bf16: train in bfloat16 mixed precision.
+        use_vllm: GRPO generates with vLLM (colocated with training on each GPU).
+        gradient_checkpointing: trade compute for memory.
+        dataloader_num_workers: data loading processes.
+    """
+
+    name: Literal["cpu", "gpu"]
+    use_cpu: bool
+    bf16: bool
+    use_vllm: bool
+    gradient_checkpointing: bool
+    dataloader_num_workers: int
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """The TRL/transformers config fields this profile sets (shared by SFTConfig and GRPOConfig)."""
+        return {
+            "use_cpu": self.use_cpu,
+            "bf16": self.bf16,
+            "gradient_checkpointing": self.gradient_checkpointing,  # TRL defaults it to True; off on the CPU
+            "dataloader_num_workers": self.dataloader_num_workers,
+        }
+
+
+PROFILES: dict[str, Profile] = {
+    # SmolLM2-135M on a laptop CPU: float32, no vLLM, single process.
+    "cpu": Profile("cpu", use_cpu=True, bf16=False, use_vllm=False, gradient_checkpointing=False,
+                   dataloader_num_workers=0),
+    # One or more GPUs (launch with `accelerate launch` for several): bf16, vLLM generation for GRPO.
+    "gpu": Profile("gpu", use_cpu=False, bf16=True, use_vllm=True, gradient_checkpointing=True,
+                   dataloader_num_workers=2),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The named profile.
+
+    Raises:
+        TrainerConfigError: unknown name.
+    """
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise TrainerConfigError(f"unknown profile {name!r}; accepted: {', '.join(PROFILES)}") from None
+
+
+def load_splits(data: str | Path, columns: tuple[str, ...]) -> tuple[Any, Any | None]:
+    """Load the train (and eval, when present) split of a dataset saved by `mcpgym dataset`.
+
+    Args:
+        data: the dataset directory.
+        columns: columns every row must have (e.g. ("messages", "tools") for SFT).
+
+    Returns:
+        (train, eval or None) as `datasets.Dataset`.
+
+    Raises:
+        TrainerConfigError: the directory is missing, is not a saved dataset, or lacks a column.
+    """
+    from datasets import DatasetDict, load_from_disk
+
+    path = Path(data)
+    if not (path / "dataset_dict.json").is_file():
+        raise TrainerConfigError(
+            f"{path} is not a dataset directory (no dataset_dict.json); build one with 'mcpgym dataset sft|grpo --out'"
+        )
+    dd = load_from_disk(str(path))
+    if not isinstance(dd, DatasetDict) or "train" not in dd:
+        raise TrainerConfigError(f"{path} has no 'train' split")
+    missing = [c for c in columns if c not in dd["train"].column_names]
+    if missing:
+        raise TrainerConfigError(
+            f"{path} lacks column(s) {', '.join(missing)} (has {', '.join(dd['train'].column_names)}); "
+            f"expected a dataset with {', '.join(columns)} (was it built for the other trainer?)"
+        )
+    return dd["train"], dd["eval"] if "eval" in dd else None
+
+
+def load_model(name_or_path: str | None, profile: Profile, *, padding_side: str = "right") -> tuple[Any, Any]:
+    """Load a causal LM (float32 on CPU, bfloat16 on GPU) and its tokenizer with the project's chat template.
+
+    Args:
+        name_or_path: a built-in model name (default smollm2-135m) or a checkpoint directory.
+        profile: the hardware profile.
+        padding_side: "right" for SFT, "left" for GRPO generation.
+
+    Raises:
+        TrainerConfigError: the model cannot be resolved or loaded.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from collector.models import prepare_tokenizer, resolve_model
+
+    try:
+        path = resolve_model(name_or_path)
+    except CollectorError as exc:
+        raise TrainerConfigError(str(exc)) from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, dtype=torch.bfloat16 if profile.bf16 else torch.float32
+        )
+    except (OSError, ValueError) as exc:
+        raise TrainerConfigError(f"cannot load the model from {path}: {exc}") from exc
+    prepare_tokenizer(tokenizer)
+    tokenizer.padding_side = padding_side
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def lora_config(enabled: bool, rank: int = 16, alpha: int = 32) -> Any:
+    """A PEFT LoRA config over every linear layer, or None when disabled."""
+    if not enabled:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, run_config: dict[str, Any]) -> Path:
+    """Save the trained model (LoRA merged into the base) and the tokenizer with the chat template.
+
+    The directory loads back into the collector's `local` policy by path (`--model <out>`).
+    """
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    tokenizer.padding_side = "left"
+    tokenizer.save_pretrained(str(out))
+    (out / "mcpgym-train.json").write_text(json.dumps(run_config, indent=2, default=str), encoding="utf-8")
+    return out
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A dataclass config as a JSON-ready dict."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
