@@ -174,7 +174,10 @@ class _Connection:
 
 
 class ToolSession(WorkspaceOps):
-    """The tools of one episode: one MCP session per attached server (hence one workspace per server).
+    """The tools of one episode: one MCP session per attached server, all in one fresh workspace.
+
+    Over HTTP the sessions of one ToolSession send the same `Mcpgym-Workspace` id, so files written through the files
+    server are what the exec server runs; a stdio server gets its own `{workspace}` directory (see the config docs).
 
     Use through `ToolPool.session(...)`. `tools` are the OpenAI tools offered (namespaced `server__tool` when several
     servers are attached); `call` runs one model-emitted call and never raises for a bad call: unknown tools, invalid
@@ -240,6 +243,14 @@ class ToolSession(WorkspaceOps):
         except MCPError as exc:
             return ToolResult(f"Error: {exc.error.message}", is_error=True, duration_s=time.perf_counter() - start,
                               server=server, tool=tool, error_kind="protocol_error")
+        except (ToolSessionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # e.g. a result that does not validate: the model reads why
+            if conn.dead:
+                raise ToolSessionError(f"server died: {type(exc).__name__}: {exc}") from exc
+            return ToolResult(f"Error: the server's answer could not be read ({type(exc).__name__}: {exc})"[:2000],
+                              is_error=True, duration_s=time.perf_counter() - start, server=server, tool=tool,
+                              error_kind="protocol_error")
         text, truncated = truncate_output(result_text(result.content), self.max_output_chars)
         return ToolResult(text, is_error=bool(result.is_error), structured=result.structured_content,
                           duration_s=time.perf_counter() - start, server=server, tool=tool,
