@@ -10,7 +10,7 @@ from typing import Any
 from collector.errors import ConfigError
 from collector.store import Store
 
-__all__ = ["FORMATS", "episode_to_openai", "episode_to_react", "iter_export", "export_run"]
+__all__ = ["FORMATS", "episode_to_openai", "episode_to_react", "export_run", "iter_export"]
 
 FORMATS = ("openai-jsonl", "react-jsonl")
 STATUSES = ("done", "failed", "all")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 __all__ = [
-    "SUCCESS_WEIGHT",
     "EFFICIENCY_WEIGHT",
-    "TOOL_USE_WEIGHT",
     "FORMAT_WEIGHT",
-    "success_reward",
+    "SUCCESS_WEIGHT",
+    "TOOL_USE_WEIGHT",
     "efficiency_reward",
-    "tool_use_reward",
     "format_reward",
     "reward_components",
+    "success_reward",
+    "tool_use_reward",
     "total_reward",
 ]
 

@@ -18,7 +18,7 @@ import yaml
 
 from collector.errors import ConfigError, ToolSessionError
 
-__all__ = ["ServerSpec", "load_server_config", "parse_server_config", "ManagedGateway", "GATEWAY_SERVERS"]
+__all__ = ["GATEWAY_SERVERS", "ManagedGateway", "ServerSpec", "load_server_config", "parse_server_config"]
 
 GATEWAY_SERVERS = ("files", "search", "weather", "exec")
 

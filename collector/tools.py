@@ -11,8 +11,8 @@ import jsonschema
 from collector.types import OpenAITool
 
 __all__ = [
-    "NAMESPACE_SEP",
     "MALFORMED_KINDS",
+    "NAMESPACE_SEP",
     "ToolRef",
     "ToolResult",
     "mcp_tool_to_openai",

@@ -10,7 +10,7 @@ from collector.errors import ToolSessionError
 if TYPE_CHECKING:
     from collector.tools import ToolResult
 
-__all__ = ["WorkspaceOps", "FILES_SERVER", "EXEC_SERVER"]
+__all__ = ["EXEC_SERVER", "FILES_SERVER", "WorkspaceOps"]
 
 FILES_SERVER = "files"
 EXEC_SERVER = "exec"

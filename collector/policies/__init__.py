@@ -8,7 +8,7 @@ from typing import Any
 from collector.errors import ConfigError
 from collector.policies.base import Completion, Policy
 
-__all__ = ["Completion", "Policy", "POLICIES", "make_policy"]
+__all__ = ["POLICIES", "Completion", "Policy", "make_policy"]
 
 # name -> "module:class"; imported only when asked for, so `openai` never pays for torch.
 POLICIES: dict[str, str] = {
