@@ -225,6 +225,7 @@ def _cached_builtin(name: str, spec: BuiltinModel, cache_dir: Path) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
         try:
             _convert_gguf(source, spec, tmp)
+            tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
             if target.exists():  # a leftover without the marker: incomplete, replace it
                 shutil.rmtree(target)
             os.rename(tmp, target)
