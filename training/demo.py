@@ -1,0 +1,360 @@
+"""`mcpgym demo`: the whole loop on embedded defaults: serve, collect, build a dataset, fine-tune, evaluate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from collector.collect import CollectConfig, RunSummary, run_collection
+from collector.servers import ManagedGateway
+from training.errors import TrainingError
+
+__all__ = ["DemoConfig", "DemoResult", "run_demo", "summary_table", "demo_command", "DB_NAME"]
+
+DB_NAME = "trajectories.db"
+_OUTPUTS = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", "dataset", "checkpoint", "summary.json", "demo.log")
+RUNS = {"expert": "demo-expert", "base": "demo-smollm2", "before": "eval-before", "after": "eval-after"}
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo runs. `DemoConfig.preset(quick)` gives the two shipped sizes.
+
+    Attributes:
+        out: directory for every output (database, dataset, checkpoint, summary.json, demo.log).
+        families: built-in task families to use (they need no network and no GPU).
+        expert_tasks: training tasks solved by the scripted experts (the SFT data).
+        local_tasks: training tasks attempted by the base SmolLM2 (recorded, shown in the viewer).
+        eval_tasks: held-out test tasks for the before/after evaluation.
+        model: the local model to start from (a built-in name or a checkpoint directory).
+        max_turns: assistant turns per episode.
+        max_new_tokens: tokens the local model may generate per turn.
+        sft_steps: optimizer steps of the fine-tuning.
+        batch_size: sequences per SFT step.
+        learning_rate: SFT peak learning rate.
+        max_length: SFT sequence length cap (tokens).
+        concurrency: episodes in flight per collection.
+        seed: task, sampling and training seed.
+    """
+
+    out: Path = Path("mcpgym-demo")
+    families: tuple[str, ...] = ("weather",)
+    expert_tasks: int = 48
+    local_tasks: int = 6
+    eval_tasks: int = 12
+    model: str = "smollm2-135m"
+    max_turns: int = 3
+    max_new_tokens: int = 128
+    sft_steps: int = 24
+    batch_size: int = 1
+    learning_rate: float = 1e-4
+    max_length: int = 2048
+    concurrency: int = 6
+    seed: int = 0
+
+    @classmethod
+    def preset(cls, quick: bool, out: Path | str = Path("mcpgym-demo"),
+               families: tuple[str, ...] = ("weather",)) -> DemoConfig:
+        """The full demo (under 15 minutes on 2 CPU cores) or `--quick` (under 3 minutes).
+
+        Episodes are long for a CPU: the tool schemas alone make a weather prompt about 1,300 tokens and a files
+        prompt about 3,100, and one SFT step on such a sequence takes seconds. The presets therefore use the weather
+        family; other families raise the sequence length (and the time) so that their episodes still fit.
+        """
+        max_length = 2048 if set(families) <= {"weather"} else 3584
+        if quick:
+            return cls(out=Path(out), families=families, expert_tasks=16, local_tasks=2, eval_tasks=3, max_turns=2,
+                       max_new_tokens=96, sft_steps=4, batch_size=1, max_length=max_length, concurrency=4)
+        return cls(out=Path(out), families=families, max_length=max_length)
+
+    def validate(self) -> None:
+        """Raise TrainingError naming the first bad field."""
+        for name in ("expert_tasks", "local_tasks", "eval_tasks", "max_turns", "max_new_tokens", "sft_steps",
+                     "batch_size", "max_length", "concurrency"):
+            if getattr(self, name) < 1:
+                raise TrainingError(f"demo option {name} must be at least 1, got {getattr(self, name)}")
+        if not self.families:
+            raise TrainingError("the demo needs at least one task family (e.g. weather)")
+
+
+@dataclass
+class DemoResult:
+    """What the demo produced: where, and the figures of each step."""
+
+    out: Path
+    db: Path
+    dataset: Path
+    checkpoint: Path
+    collections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dataset_rows: dict[str, int] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (written to `<out>/summary.json`)."""
+        data = asdict(self)
+        for key in ("out", "db", "dataset", "checkpoint"):
+            data[key] = str(data[key])
+        return data
+
+
+def _summary_dict(summary: RunSummary, model: str) -> dict[str, Any]:
+    return {
+        "run": summary.run,
+        "model": model,
+        "episodes": summary.finished,
+        "done": summary.done,
+        "failed": summary.failed,
+        "passed": summary.passed,
+        "pass_rate": summary.pass_rate,
+        "mean_reward": summary.mean_reward,
+        "tool_calls": summary.tool_calls,
+        "malformed_calls": summary.malformed_calls,
+        "by_family": summary.by_family,
+        "wall_time_s": summary.wall_time_s,
+    }
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    existing = [name for name in _OUTPUTS if (out / name).exists()]
+    if existing and not force:
+        raise TrainingError(f"{out} already holds demo outputs ({', '.join(existing)}); pass --force to replace them "
+                            "or choose another --out directory")
+    for name in existing:
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+class _Steps:
+    """The rich progress display: one bar for the whole demo, one per running step."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=False)
+        self.overall = self.progress.add_task("[bold]mcpgym demo", total=total)
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str, description: str, total: float | None = None) -> Iterator[Callable[..., None]]:
+        task = self.progress.add_task(description, total=total)
+        started = time.perf_counter()
+
+        def update(**kwargs: Any) -> None:
+            self.progress.update(task, **kwargs)
+
+        try:
+            yield update
+        finally:
+            self.timings[name] = round(time.perf_counter() - started, 2)
+            done_total = self.progress.tasks[task].total
+            self.progress.update(task, completed=done_total if done_total is not None else 1, total=done_total or 1)
+            self.progress.advance(self.overall)
+
+
+@contextmanager
+def _library_output_to(log_path: Path) -> Iterator[None]:
+    """Send what the libraries print (tqdm bars, warnings, transformers/datasets logs) to a log file, so the demo's
+    own progress display stays readable; restored afterwards."""
+    import contextlib
+    import logging
+    import warnings
+
+    import datasets
+    import transformers
+
+    previous = (transformers.logging.get_verbosity(), datasets.logging.get_verbosity())
+    with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stderr(log), \
+            warnings.catch_warnings():
+        warnings.simplefilter("default")
+        handler = logging.StreamHandler(log)
+        transformers.logging.set_verbosity_warning()
+        transformers.logging.disable_default_handler()
+        transformers.logging.add_handler(handler)
+        datasets.logging.set_verbosity_warning()
+        try:
+            yield
+        finally:
+            transformers.logging.remove_handler(handler)
+            transformers.logging.enable_default_handler()
+            transformers.logging.set_verbosity(previous[0])
+            datasets.logging.set_verbosity(previous[1])
+
+
+def _collect(steps: _Steps, name: str, label: str, config: CollectConfig, n: int) -> RunSummary:
+    with steps.step(name, label, total=n) as update:
+
+        def on_progress(summary: RunSummary, _result: object) -> None:
+            update(completed=summary.finished, description=f"{label} · {summary.passed}/{summary.done} passed")
+
+        return run_collection(config, on_progress=on_progress)
+
+
+def run_demo(config: DemoConfig, *, force: bool = False, console: Console | None = None) -> DemoResult:
+    """Run the demo end to end and write `<out>/summary.json`.
+
+    Steps: start the MCP servers (`mcpgym serve all` on a loopback port); collect with the scripted experts and with
+    the base local model on training tasks; build the SFT dataset from the experts' passed episodes; fine-tune the
+    local model on the CPU; evaluate the base model and the fine-tuned one on held-out test tasks.
+
+    Args:
+        config: sizes and outputs (see `DemoConfig.preset`).
+        force: replace the outputs of an earlier demo in `config.out`.
+        console: where progress goes (default: stderr).
+
+    Returns:
+        The outputs and figures of every step.
+
+    Raises:
+        TrainingError: bad options, existing outputs without `force`, or an empty dataset.
+        CollectorError: the servers could not start, or the model could not load.
+    """
+    from training.datasets import FilterConfig, SFTOptions, build_sft, save_dataset
+    from training.trainers.sft import SFTRunConfig, train_sft
+
+    config.validate()
+    console = console or Console(file=sys.stderr)  # bound now: library output is redirected during the steps
+    out = config.out
+    _prepare_out(out, force)
+    result = DemoResult(out=out, db=out / DB_NAME, dataset=out / "dataset", checkpoint=out / "checkpoint")
+    families = list(config.families)
+    common = {"db": result.db, "tasks": families, "max_turns": config.max_turns, "seed": config.seed,
+              "concurrency": config.concurrency}
+    steps = _Steps(console, total=7)
+    gateway = ManagedGateway()
+    with steps.progress, _library_output_to(out / "demo.log"):
+        try:
+            with steps.step("servers", "start the MCP servers (files, search, weather, exec)") as update:
+                gateway.start()
+                update(description=f"MCP servers on {gateway.base_url}")
+            servers = gateway.specs()
+
+            expert = _collect(steps, "collect_expert", "collect · scripted experts",
+                              CollectConfig(run=RUNS["expert"], policy="scripted", servers=servers, split="train",
+                                            limit=config.expert_tasks, **common), config.expert_tasks)
+            result.collections["expert"] = _summary_dict(expert, "expert")
+
+            # Each local run loads the model from the converted cache (a couple of seconds for SmolLM2-135M).
+            local = {"policy": "local", "policy_options": {"max_new_tokens": config.max_new_tokens,
+                                                           "batch_size": config.concurrency}, "servers": servers}
+            base = _collect(steps, "collect_local", f"collect · {config.model}",
+                            CollectConfig(run=RUNS["base"], model=config.model, split="train",
+                                          limit=config.local_tasks, **local, **common), config.local_tasks)
+            result.collections["base"] = _summary_dict(base, config.model)
+
+            with steps.step("dataset", "build the SFT dataset") as update:
+                built = build_sft(str(result.db), [RUNS["expert"]],
+                                  SFTOptions(filters=FilterConfig(require_passed=True), seed=config.seed,
+                                             near_dup_threshold=None))
+                save_dataset(built, result.dataset)
+                result.dataset_rows = {k: len(v) for k, v in built.splits.items()}
+                update(description=f"SFT dataset: {built.report.kept} rows")
+
+            before = _collect(steps, "eval_before", f"eval · {config.model} (before)",
+                              CollectConfig(run=RUNS["before"], model=config.model, split="test",
+                                            limit=config.eval_tasks, kind="eval", **local, **common),
+                              config.eval_tasks)
+            result.collections["before"] = _summary_dict(before, config.model)
+
+            with steps.step("train", f"fine-tune on the CPU ({config.sft_steps} steps)", total=None):
+                train_sft(SFTRunConfig(data=result.dataset, out=result.checkpoint, model=config.model,
+                                       profile="cpu", max_steps=config.sft_steps, batch_size=config.batch_size,
+                                       learning_rate=config.learning_rate, max_length=config.max_length,
+                                       seed=config.seed, logging_steps=max(1, config.sft_steps // 6)))
+            result.train = _train_figures(result.checkpoint)
+
+            after = _collect(steps, "eval_after", "eval · fine-tuned (after)",
+                             CollectConfig(run=RUNS["after"], model=str(result.checkpoint), split="test",
+                                           limit=config.eval_tasks, kind="eval", **local, **common),
+                             config.eval_tasks)
+            result.collections["after"] = _summary_dict(after, "checkpoint")
+        finally:
+            gateway.cleanup()
+    result.timings_s = steps.timings
+    (out / "summary.json").write_text(json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8")
+    return result
+
+
+def _train_figures(checkpoint: Path) -> dict[str, Any]:
+    """Loss at the first and last logged step, from the run record the SFT trainer saves with the checkpoint."""
+    figures: dict[str, Any] = {"checkpoint": str(checkpoint)}
+    try:
+        data = json.loads((checkpoint / "mcpgym-train.json").read_text())
+    except (OSError, ValueError):
+        return figures
+    losses = [e["loss"] for e in data.get("log") or [] if isinstance(e, dict) and "loss" in e]
+    if losses:
+        figures.update(first_loss=losses[0], last_loss=losses[-1], logged_steps=len(losses))
+    figures["train_runtime_s"] = (data.get("metrics") or {}).get("train_runtime")
+    return figures
+
+
+def summary_table(result: DemoResult) -> Table:
+    """The closing table: each collection and evaluation, the dataset and the fine-tuning."""
+    table = Table(title="mcpgym demo", title_justify="left")
+    for column in ("step", "model", "passed", "rate", "reward", "calls", "time"):
+        table.add_column(column, justify="left" if column in ("step", "model") else "right", no_wrap=True)
+    labels = {"expert": ("collect", "collect_expert"), "base": ("collect", "collect_local"),
+              "before": ("eval before", "eval_before"), "after": ("eval after", "eval_after")}
+    for key, (label, timing) in labels.items():
+        c = result.collections.get(key)
+        if c:
+            table.add_row(label, str(c["model"]), f"{c['passed']}/{c['episodes']}", f"{c['pass_rate']:.0%}",
+                          f"{c['mean_reward']:.2f}", str(c["tool_calls"]), f"{result.timings_s.get(timing, 0):.0f}s")
+    rows = ", ".join(f"{k} {v}" for k, v in result.dataset_rows.items())
+    table.add_row("dataset", rows, "", "", "", "", f"{result.timings_s.get('dataset', 0):.0f}s")
+    loss = ""
+    if "first_loss" in result.train:
+        loss = f"loss {result.train['first_loss']:.2f}->{result.train['last_loss']:.2f}"
+    table.add_row("fine-tune", loss, "", "", "", "", f"{result.timings_s.get('train', 0):.0f}s")
+    before, after = result.collections.get("before"), result.collections.get("after")
+    if before and after:
+        table.add_row("[bold]change", "", "", f"[bold]{after['pass_rate'] - before['pass_rate']:+.0%}",
+                      f"{after['mean_reward'] - before['mean_reward']:+.2f}", "", "")
+    return table
+
+
+@click.command(name="demo", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--quick", is_flag=True, help="The small version: fewer tasks and SFT steps (under 3 minutes on a CPU).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcpgym-demo"),
+              show_default=True, help="Directory for every output: trajectories.db, dataset/, checkpoint/, summary.json.")
+@click.option("--force", is_flag=True, help="Replace the outputs of an earlier demo in --out.")
+@click.option("--families", default="weather", show_default=True,
+              help="Built-in task families, comma-separated (weather, files, search, code); families other than "
+                   "weather have longer prompts and make the demo slower.")
+@click.option("--model", default="smollm2-135m", show_default=True,
+              help="Local model to start from: a built-in name or a checkpoint directory.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Task, sampling and training seed.")
+def demo_command(quick: bool, out: Path, force: bool, families: str, model: str, seed: int) -> None:
+    """Run the whole loop on embedded defaults, on a CPU: start the MCP servers, collect episodes with the scripted
+    experts and with the local SmolLM2, build an SFT dataset, fine-tune, and evaluate before and after.
+
+    \b
+    Examples:
+      mcpgym demo --quick
+      mcpgym demo --out ./demo --force
+    """
+    from collector.errors import CollectorError
+
+    chosen = tuple(f.strip() for f in families.split(",") if f.strip())
+    config = replace(DemoConfig.preset(quick, out, chosen), model=model, seed=seed)
+    try:
+        result = run_demo(config, force=force)
+    except (TrainingError, CollectorError) as exc:
+        raise click.ClickException(str(exc)) from None
+    console = Console()
+    console.print(summary_table(result))
+    console.print(f"outputs in {result.out}/ (summary.json, {DB_NAME}, dataset/, checkpoint/)")
+    console.print(f"browse the episodes:  [bold]mcpgym view --db {result.db}[/bold]")
