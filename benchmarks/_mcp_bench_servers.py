@@ -18,8 +18,7 @@ def minimal() -> object:
     @server.tool()
     async def read_text_file(path: str) -> str:
         """Read a text file."""
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        return Path(path).read_text(encoding="utf-8")
 
     return server
 

@@ -52,12 +52,25 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_client(case: Case, calls: int, clients: int) -> dict[str, Any]:
-    config = {"mode": "bench", "target": case.target,
-              "bench": {"tool": "read_text_file", "arguments": {"path": case.path_template},
-                        "calls": calls, "clients": clients}}
+    config = {
+        "mode": "bench",
+        "target": case.target,
+        "bench": {
+            "tool": "read_text_file",
+            "arguments": {"path": case.path_template},
+            "calls": calls,
+            "clients": clients,
+        },
+    }
     before = cpu_seconds(case.pid) if case.pid else None
-    proc = subprocess.run(["node", str(CLIENT), json.dumps(config)], capture_output=True, text=True, cwd=NODE_DIR,
-                          timeout=900)
+    proc = subprocess.run(
+        ["node", str(CLIENT), json.dumps(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=NODE_DIR,
+        timeout=900,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{case.name}: client failed: {proc.stderr[-2000:]}")
     out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -99,24 +112,42 @@ def build_cases(transports: list[str], work: Path, procs: list[subprocess.Popen[
     cases: list[Case] = []
     if "stdio" in transports:
         cases += [
-            Case("reference (Node server-filesystem)", "stdio",
-                 {"transport": "stdio", "command": "node", "args": [str(REFERENCE), str(direct)]},
-                 f"{direct}/f{{i}}.txt"),
-            Case("minimal Python MCPServer tool", "stdio",
-                 {"transport": "stdio", "command": py, "args": [str(HELPERS), "minimal-stdio"]},
-                 f"{direct}/f{{i}}.txt"),
-            Case("mcpgym files, SDK stdio streams", "stdio",
-                 {"transport": "stdio", "command": py, "args": [str(HELPERS), "files-sdk-stdio", str(direct)]},
-                 "f{i}.txt"),
-            Case("mcpgym files (mcpgym serve files)", "stdio",
-                 {"transport": "stdio", "command": py,
-                  "args": ["-m", "mcpgym.cli", "serve", "files", "--transport", "stdio", "--workspace", str(direct)]},
-                 "f{i}.txt"),
+            Case(
+                "reference (Node server-filesystem)",
+                "stdio",
+                {"transport": "stdio", "command": "node", "args": [str(REFERENCE), str(direct)]},
+                f"{direct}/f{{i}}.txt",
+            ),
+            Case(
+                "minimal Python MCPServer tool",
+                "stdio",
+                {"transport": "stdio", "command": py, "args": [str(HELPERS), "minimal-stdio"]},
+                f"{direct}/f{{i}}.txt",
+            ),
+            Case(
+                "mcpgym files, SDK stdio streams",
+                "stdio",
+                {"transport": "stdio", "command": py, "args": [str(HELPERS), "files-sdk-stdio", str(direct)]},
+                "f{i}.txt",
+            ),
+            Case(
+                "mcpgym files (mcpgym serve files)",
+                "stdio",
+                {
+                    "transport": "stdio",
+                    "command": py,
+                    "args": ["-m", "mcpgym.cli", "serve", "files", "--transport", "stdio", "--workspace", str(direct)],
+                },
+                "f{i}.txt",
+            ),
         ]
     if "http" in transports:
         ref_port = free_port()
-        ref = subprocess.Popen(["node", str(NODE_DIR / "ref-http.mjs"), str(ref_port), str(direct)], cwd=NODE_DIR,
-                               stderr=subprocess.DEVNULL)
+        ref = subprocess.Popen(
+            ["node", str(NODE_DIR / "ref-http.mjs"), str(ref_port), str(direct)],
+            cwd=NODE_DIR,
+            stderr=subprocess.DEVNULL,
+        )
         procs.append(ref)
         wait_http(f"http://127.0.0.1:{ref_port}/mcp", ref)
         min_port = free_port()
@@ -131,15 +162,31 @@ def build_cases(transports: list[str], work: Path, procs: list[subprocess.Popen[
         assert gw.proc is not None
         procs.append(gw.proc)
         cases += [
-            Case("reference handler (Node SDK, HTTP)", "http",
-                 {"transport": "http", "url": f"http://127.0.0.1:{ref_port}/mcp"}, f"{direct}/f{{i}}.txt", ref.pid),
-            Case("minimal Python MCPServer tool", "http",
-                 {"transport": "http", "url": f"http://127.0.0.1:{min_port}/mcp"}, f"{direct}/f{{i}}.txt",
-                 minimal.pid),
-            Case("mcpgym gateway /files/mcp", "http",
-                 {"transport": "http", "url": gw.url("files"),
-                  "headers": {"Authorization": f"Bearer {TOKEN}", "Mcpgym-Workspace": WORKSPACE_ID}},
-                 "f{i}.txt", gw.proc.pid),
+            Case(
+                "reference handler (Node SDK, HTTP)",
+                "http",
+                {"transport": "http", "url": f"http://127.0.0.1:{ref_port}/mcp"},
+                f"{direct}/f{{i}}.txt",
+                ref.pid,
+            ),
+            Case(
+                "minimal Python MCPServer tool",
+                "http",
+                {"transport": "http", "url": f"http://127.0.0.1:{min_port}/mcp"},
+                f"{direct}/f{{i}}.txt",
+                minimal.pid,
+            ),
+            Case(
+                "mcpgym gateway /files/mcp",
+                "http",
+                {
+                    "transport": "http",
+                    "url": gw.url("files"),
+                    "headers": {"Authorization": f"Bearer {TOKEN}", "Mcpgym-Workspace": WORKSPACE_ID},
+                },
+                "f{i}.txt",
+                gw.proc.pid,
+            ),
         ]
     return cases
 
@@ -151,13 +198,25 @@ def summarize(cases: list[Case], calls: int) -> list[dict[str, Any]]:
             runs = [r for r in case.runs if r["clients"] == clients]
             rates = [r["calls"] / r["seconds"] for r in runs]
             cpu = [r["serverCpuSeconds"] for r in runs if r.get("serverCpuSeconds") is not None]
-            rows.append({"transport": case.transport, "server": case.name, "clients": clients,
-                         "median_calls_per_s": statistics.median(rates), "best_calls_per_s": max(rates),
-                         "server_cpu_ms_per_call": statistics.median(cpu) * 1000 / calls if cpu else None,
-                         "rounds": len(runs)})
+            rows.append(
+                {
+                    "transport": case.transport,
+                    "server": case.name,
+                    "clients": clients,
+                    "median_calls_per_s": statistics.median(rates),
+                    "best_calls_per_s": max(rates),
+                    "server_cpu_ms_per_call": statistics.median(cpu) * 1000 / calls if cpu else None,
+                    "rounds": len(runs),
+                }
+            )
     for row in rows:
-        ref = next(r for r in rows if r["transport"] == row["transport"] and r["clients"] == row["clients"]
-                   and r["server"].startswith("reference"))
+        ref = next(
+            r
+            for r in rows
+            if r["transport"] == row["transport"]
+            and r["clients"] == row["clients"]
+            and r["server"].startswith("reference")
+        )
         row["vs_reference"] = row["median_calls_per_s"] / ref["median_calls_per_s"]
         if row["server_cpu_ms_per_call"] and ref["server_cpu_ms_per_call"]:
             row["cpu_vs_reference"] = ref["server_cpu_ms_per_call"] / row["server_cpu_ms_per_call"]
@@ -165,15 +224,19 @@ def summarize(cases: list[Case], calls: int) -> list[dict[str, Any]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = f"{'transport':9} {'clients':>7}  {'server':38} {'calls/s (median)':>16} {'best':>7} " \
-           f"{'x ref':>6} {'srv CPU ms/call':>15} {'x ref (CPU)':>11}"
+    head = (
+        f"{'transport':9} {'clients':>7}  {'server':38} {'calls/s (median)':>16} {'best':>7} "
+        f"{'x ref':>6} {'srv CPU ms/call':>15} {'x ref (CPU)':>11}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         cpu = f"{r['server_cpu_ms_per_call']:.3f}" if r["server_cpu_ms_per_call"] else "-"
         cpu_x = f"{r['cpu_vs_reference']:.2f}" if r.get("cpu_vs_reference") else "-"
-        print(f"{r['transport']:9} {r['clients']:>7}  {r['server']:38} {r['median_calls_per_s']:>16.0f} "
-              f"{r['best_calls_per_s']:>7.0f} {r['vs_reference']:>6.2f} {cpu:>15} {cpu_x:>11}")
+        print(
+            f"{r['transport']:9} {r['clients']:>7}  {r['server']:38} {r['median_calls_per_s']:>16.0f} "
+            f"{r['best_calls_per_s']:>7.0f} {r['vs_reference']:>6.2f} {cpu:>15} {cpu_x:>11}"
+        )
 
 
 def main() -> None:
@@ -198,8 +261,11 @@ def main() -> None:
                     for case in cases:
                         result = run_client(case, args.calls, clients)
                         case.runs.append(result)
-                        print(f"round {rnd + 1} {case.transport:5} {clients:2} clients {case.name}: "
-                              f"{result['calls'] / result['seconds']:.0f} calls/s", file=sys.stderr)
+                        print(
+                            f"round {rnd + 1} {case.transport:5} {clients:2} clients {case.name}: "
+                            f"{result['calls'] / result['seconds']:.0f} calls/s",
+                            file=sys.stderr,
+                        )
         finally:
             for p in procs:
                 p.terminate()

@@ -10,7 +10,7 @@ import click
 
 from mcp_servers.errors import McpGymServerError
 
-__all__ = ["serve", "index"]
+__all__ = ["index", "serve"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,23 +25,48 @@ _EXAMPLES = {
 
 def _common_options(fn: F) -> F:
     options = [
-        click.option("--transport", type=click.Choice(["stdio", "http"]), default=None,
-                     help="stdio (one client on stdin/stdout; default for one server) or http (streamable HTTP)."),
+        click.option(
+            "--transport",
+            type=click.Choice(["stdio", "http"]),
+            default=None,
+            help="stdio (one client on stdin/stdout; default for one server) or http (streamable HTTP).",
+        ),
         click.option("--host", default=None, help="HTTP bind address [env MCPGYM_HTTP__HOST, default 127.0.0.1]."),
         click.option("--port", type=int, default=None, help="HTTP port [env MCPGYM_HTTP__PORT, default 8765]."),
-        click.option("--workspace", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="Workspace root for file and exec tools [env MCPGYM_WORKSPACE, default ./workspaces]."),
-        click.option("--token", default=None, envvar="MCPGYM_TOKEN", show_envvar=True,
-                     help="Bearer token HTTP clients must send; required when --host is not loopback."),
-        click.option("--allowed-host", "allowed_hosts", multiple=True,
-                     help="Extra Host header value accepted over HTTP (e.g. myhost:8765); repeatable."),
+        click.option(
+            "--workspace",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Workspace root for file and exec tools [env MCPGYM_WORKSPACE, default ./workspaces].",
+        ),
+        click.option(
+            "--token",
+            default=None,
+            envvar="MCPGYM_TOKEN",
+            show_envvar=True,
+            help="Bearer token HTTP clients must send; required when --host is not loopback.",
+        ),
+        click.option(
+            "--allowed-host",
+            "allowed_hosts",
+            multiple=True,
+            help="Extra Host header value accepted over HTTP (e.g. myhost:8765); repeatable.",
+        ),
         click.option("--max-body-bytes", type=int, default=None, help="Largest HTTP request body accepted."),
         click.option("--call-timeout", type=float, default=None, help="Seconds a tool call may run over HTTP."),
-        click.option("--session-idle-timeout", type=float, default=None,
-                     help="Seconds after which an idle HTTP session and its workspace are removed."),
-        click.option("--sse/--json", "sse", default=None,
-                     help="HTTP replies as SSE streams (tools can stream progress) or one JSON body per call "
-                          "[default --json, env MCPGYM_HTTP__JSON_RESPONSE]."),
+        click.option(
+            "--session-idle-timeout",
+            type=float,
+            default=None,
+            help="Seconds after which an idle HTTP session and its workspace are removed.",
+        ),
+        click.option(
+            "--sse/--json",
+            "sse",
+            default=None,
+            help="HTTP replies as SSE streams (tools can stream progress) or one JSON body per call "
+            "[default --json, env MCPGYM_HTTP__JSON_RESPONSE].",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -49,8 +74,12 @@ def _common_options(fn: F) -> F:
 
 
 def _backend_option(fn: F) -> F:
-    return click.option("--backend", type=click.Choice(["process", "docker"]), default=None,
-                        help="Sandbox backend for exec [env MCPGYM_EXEC__BACKEND, default process].")(fn)
+    return click.option(
+        "--backend",
+        type=click.Choice(["process", "docker"]),
+        default=None,
+        help="Sandbox backend for exec [env MCPGYM_EXEC__BACKEND, default process].",
+    )(fn)
 
 
 def _run(names: list[str], opts: dict[str, Any], default_transport: str) -> None:
@@ -131,10 +160,18 @@ def serve_all(**opts: Any) -> None:
 
 @click.command(name="index", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--rebuild", is_flag=True, help="Drop and rebuild the index even if it exists.")
-@click.option("--index-path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Index file [env MCPGYM_SEARCH__INDEX_PATH, default <data_dir>/search.db].")
-@click.option("--corpus", type=click.Path(exists=True, path_type=Path), multiple=True,
-              help="Extra corpus: a folder of .md/.txt files or a JSONL of {id, title, text}; repeatable.")
+@click.option(
+    "--index-path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Index file [env MCPGYM_SEARCH__INDEX_PATH, default <data_dir>/search.db].",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, path_type=Path),
+    multiple=True,
+    help="Extra corpus: a folder of .md/.txt files or a JSONL of {id, title, text}; repeatable.",
+)
 def index(rebuild: bool, index_path: Path | None, corpus: tuple[Path, ...]) -> None:
     """Build the local full-text search index (Wikipedia lead sections plus any user corpus).
 

@@ -23,20 +23,20 @@ import errno
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar, cast
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 __all__ = [
-    "McpGymServerError",
-    "PathSecurityError",
-    "ToolInputError",
-    "NotFoundError",
-    "ConflictError",
-    "WorkspaceError",
     "BackendError",
     "BackendTimeoutError",
-    "ServerUnavailableError",
     "ConfigError",
+    "ConflictError",
+    "McpGymServerError",
+    "NotFoundError",
+    "PathSecurityError",
+    "ServerUnavailableError",
+    "ToolInputError",
+    "WorkspaceError",
     "as_tool_error",
     "tool_errors",
 ]
@@ -144,7 +144,15 @@ def as_tool_error(exc: BaseException, tool: str | None = None) -> Exception:
     return ToolError(f"{tool or 'tool'}: internal error ({type(exc).__name__}); the server log has details")
 
 
-def tool_errors(fn: Callable[P, Awaitable[R]] | Callable[P, R]) -> Callable[P, Awaitable[R]] | Callable[P, R]:
+@overload
+def tool_errors(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+
+@overload
+def tool_errors(fn: Callable[P, R]) -> Callable[P, R]: ...
+
+
+def tool_errors(fn: Callable[P, Any]) -> Callable[P, Any]:
     """Decorate a tool function so that every exception it raises reaches the client via `as_tool_error`.
 
     Works for sync and async functions and keeps the signature (the SDK builds the input schema from it).
@@ -157,25 +165,23 @@ def tool_errors(fn: Callable[P, Awaitable[R]] | Callable[P, R]) -> Callable[P, A
     """
     name = getattr(fn, "__name__", "tool")
     if inspect.iscoroutinefunction(fn):
-        afn = cast(Callable[P, Awaitable[R]], fn)
+        afn = cast(Callable[P, Coroutine[Any, Any, Any]], fn)
 
         @functools.wraps(fn)
-        async def awrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        async def awrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
             try:
                 return await afn(*args, **kwargs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a tool error, none a stack trace
                 raise as_tool_error(exc, name) from None
 
         return awrapper
-    sfn = cast(Callable[P, R], fn)
+    sfn = fn
 
     @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
         try:
             return sfn(*args, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a tool error, none a stack trace
             raise as_tool_error(exc, name) from None
 
     return wrapper
-
-

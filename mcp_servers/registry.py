@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from mcp_servers.settings import ServerSettings
     from mcp_servers.workspace import WorkspaceManager
 
-__all__ = ["ServerSpec", "SERVERS", "server_names", "build_server", "load_settings"]
+__all__ = ["SERVERS", "ServerSpec", "build_server", "load_settings", "server_names"]
 
 
 @dataclass(frozen=True)

@@ -7,23 +7,23 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 __all__ = [
-    "EditSpec",
-    "FileText",
-    "MultiRead",
     "BinaryFile",
-    "WriteResult",
-    "EditResult",
-    "DirectoryResult",
-    "DirEntry",
-    "Listing",
-    "TreeNode",
-    "Tree",
-    "MoveResult",
     "DeleteResult",
-    "SearchResult",
+    "DirEntry",
+    "DirectoryResult",
+    "EditResult",
+    "EditSpec",
+    "FileInfo",
+    "FileText",
     "GrepMatch",
     "GrepResult",
-    "FileInfo",
+    "Listing",
+    "MoveResult",
+    "MultiRead",
+    "SearchResult",
+    "Tree",
+    "TreeNode",
+    "WriteResult",
 ]
 
 Kind = Literal["file", "directory", "symlink", "other"]

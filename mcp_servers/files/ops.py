@@ -39,19 +39,19 @@ from mcp_servers.workspace.paths import display_path, resolve_path
 
 __all__ = [
     "about",
-    "read_text",
-    "read_multiple",
-    "read_binary",
-    "write",
-    "edit",
     "create_directory",
-    "list_directory",
-    "directory_tree",
-    "move",
     "delete",
-    "search",
-    "grep",
+    "directory_tree",
+    "edit",
     "file_info",
+    "grep",
+    "list_directory",
+    "move",
+    "read_binary",
+    "read_multiple",
+    "read_text",
+    "search",
+    "write",
 ]
 
 MAX_TREE_NODES = 2000
@@ -198,8 +198,9 @@ def read_binary(root: str, path: str, cfg: FilesSettings) -> BinaryFile:
         if size > cfg.max_binary_bytes:
             raise ToolInputError(f"file is {size} bytes; read_binary_file returns at most {cfg.max_binary_bytes}")
     mime = mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
-    return BinaryFile(path=display_path(root, resolved), mime_type=mime, size=size,
-                      base64=base64.b64encode(data).decode("ascii"))
+    return BinaryFile(
+        path=display_path(root, resolved), mime_type=mime, size=size, base64=base64.b64encode(data).decode("ascii")
+    )
 
 
 def write(root: str, path: str, content: str) -> WriteResult:
@@ -262,8 +263,11 @@ def edit(root: str, path: str, edits: Sequence[EditSpec], dry_run: bool, cfg: Fi
             raise ToolInputError("file is not UTF-8 text; edit_file edits text files only")
     new = _apply_edits(old, edits)
     shown = display_path(root, resolved)
-    diff = "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                        fromfile=f"a/{shown}", tofile=f"b/{shown}"))
+    diff = "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=f"a/{shown}", tofile=f"b/{shown}"
+        )
+    )
     if not dry_run and new != old:
         with about("path", path):
             safeio.write_file_atomic(root, resolved, new.encode("utf-8"), create_parents=False)
@@ -307,8 +311,9 @@ def list_directory(root: str, path: str) -> Listing:
     with about("path", path):
         resolved = resolve_path(root, path)
         entries = safeio.list_dir(root, resolved)
-    return Listing(path=display_path(root, resolved),
-                   entries=[DirEntry(name=e.name, type=e.kind, size=e.size) for e in entries])  # type: ignore[arg-type]
+    return Listing(
+        path=display_path(root, resolved), entries=[DirEntry(name=e.name, type=e.kind, size=e.size) for e in entries]
+    )  # type: ignore[arg-type]
 
 
 def _excluded(rel: str, name: str, exclude: Sequence[str]) -> bool:
@@ -342,8 +347,11 @@ def directory_tree(root: str, path: str, max_depth: int, exclude: Sequence[str])
                 break
             count += 1
             depth = rel.count("/") + 1
-            node = TreeNode(name=entry.name, type=entry.kind,  # type: ignore[arg-type]
-                            children=[] if entry.kind == "directory" and depth < max_depth else None)
+            node = TreeNode(
+                name=entry.name,
+                type=entry.kind,  # type: ignore[arg-type]
+                children=[] if entry.kind == "directory" and depth < max_depth else None,
+            )
             nodes[rel] = node
             siblings = nodes[parent].children if parent else top
             if siblings is not None:
@@ -481,7 +489,7 @@ def _grep_bytes(data: bytes, shown: str, rx: re.Pattern[str], out: list[GrepMatc
 
 
 def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="seconds")
 
 
 def file_info(root: str, path: str) -> FileInfo:
@@ -497,14 +505,25 @@ def file_info(root: str, path: str) -> FileInfo:
     with about("path", path):
         resolved = resolve_path(root, path, follow_final=False)
         st = safeio.lstat(root, resolved)
-    kind = "file" if stat.S_ISREG(st.st_mode) else "directory" if stat.S_ISDIR(st.st_mode) else (
-        "symlink" if stat.S_ISLNK(st.st_mode) else "other")
+    kind = (
+        "file"
+        if stat.S_ISREG(st.st_mode)
+        else "directory"
+        if stat.S_ISDIR(st.st_mode)
+        else ("symlink" if stat.S_ISLNK(st.st_mode) else "other")
+    )
     target = None
     if kind == "symlink":
         with contextlib.suppress(OSError):
             link = os.readlink(resolved)
             real = os.path.realpath(resolved)
             target = link if real == root or real.startswith(root.rstrip("/") + "/") else "(outside the workspace)"
-    return FileInfo(path=display_path(root, resolved), type=kind, size=st.st_size,  # type: ignore[arg-type]
-                    modified=_iso(st.st_mtime), accessed=_iso(st.st_atime),
-                    permissions=stat.filemode(st.st_mode), symlink_target=target)
+    return FileInfo(
+        path=display_path(root, resolved),
+        type=kind,
+        size=st.st_size,  # type: ignore[arg-type]
+        modified=_iso(st.st_mtime),
+        accessed=_iso(st.st_atime),
+        permissions=stat.filemode(st.st_mode),
+        symlink_target=target,
+    )

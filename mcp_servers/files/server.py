@@ -35,14 +35,17 @@ INSTRUCTIONS = (
 )
 
 Path_ = Annotated[str, Field(max_length=4096, description="Path relative to the workspace root, e.g. 'src/app.py'.")]
-DirPath = Annotated[str, Field(max_length=4096, description="Directory relative to the workspace root; '.' is the root.")]
+DirPath = Annotated[
+    str, Field(max_length=4096, description="Directory relative to the workspace root; '.' is the root.")
+]
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
 def _ann(*, destructive: bool, idempotent: bool) -> ToolAnnotations:
-    return ToolAnnotations(read_only_hint=False, destructive_hint=destructive, idempotent_hint=idempotent,
-                           open_world_hint=False)
+    return ToolAnnotations(
+        read_only_hint=False, destructive_hint=destructive, idempotent_hint=idempotent, open_world_hint=False
+    )
 
 
 def build_files_server(workspaces: WorkspaceManager, settings: ServerSettings) -> MCPServer:
@@ -68,7 +71,9 @@ def build_files_server(workspaces: WorkspaceManager, settings: ServerSettings) -
         ctx: Context,
         head: Annotated[int | None, Field(ge=0, le=1_000_000, description="Return only the first N lines.")] = None,
         tail: Annotated[int | None, Field(ge=0, le=1_000_000, description="Return only the last N lines.")] = None,
-        offset: Annotated[int | None, Field(ge=1, description="First line to return (1-based); pair with limit.")] = None,
+        offset: Annotated[
+            int | None, Field(ge=1, description="First line to return (1-based); pair with limit.")
+        ] = None,
         limit: Annotated[int | None, Field(ge=1, le=1_000_000, description="Number of lines from offset.")] = None,
     ) -> str:
         """Read a UTF-8 text file from the workspace. Use this to look at a file's contents before answering or
@@ -107,9 +112,14 @@ def build_files_server(workspaces: WorkspaceManager, settings: ServerSettings) -
     @tool_errors
     async def edit_file(
         path: Path_,
-        edits: Annotated[list[EditSpec], Field(min_length=1, max_length=100,
-                                                description="Replacements applied in order; each old_text must "
-                                                            "occur exactly once.")],
+        edits: Annotated[
+            list[EditSpec],
+            Field(
+                min_length=1,
+                max_length=100,
+                description="Replacements applied in order; each old_text must occur exactly once.",
+            ),
+        ],
         ctx: Context,
         dry_run: Annotated[bool, Field(description="Only show the diff; do not write.")] = False,
     ) -> EditResult:
@@ -136,8 +146,10 @@ def build_files_server(workspaces: WorkspaceManager, settings: ServerSettings) -
         ctx: Context,
         path: DirPath = ".",
         max_depth: Annotated[int, Field(ge=1, le=20, description="Levels to show (1 = direct entries).")] = 3,
-        exclude: Annotated[list[str], Field(max_length=50, description="Glob patterns of names or paths to skip, "
-                                                                        "e.g. ['.git', '*.pyc'].")] = [],  # noqa: B006
+        exclude: Annotated[
+            list[str],
+            Field(max_length=50, description="Glob patterns of names or paths to skip, e.g. ['.git', '*.pyc']."),
+        ] = [],  # noqa: B006
     ) -> Tree:
         """Show a directory's structure as a nested tree, several levels deep, to get an overview of a project."""
         return ops.directory_tree(root(ctx), path, max_depth, exclude)
@@ -166,8 +178,14 @@ def build_files_server(workspaces: WorkspaceManager, settings: ServerSettings) -
     @server.tool(annotations=READ)
     @tool_errors
     async def search_files(
-        pattern: Annotated[str, Field(min_length=1, max_length=500,
-                                      description="Glob on file names, e.g. '*.py'; with '/', on relative paths.")],
+        pattern: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=500,
+                description="Glob on file names, e.g. '*.py'; with '/', on relative paths.",
+            ),
+        ],
         ctx: Context,
         path: DirPath = ".",
         max_results: Annotated[int, Field(ge=1, le=10_000, description="Most paths to return.")] = 200,
@@ -181,10 +199,17 @@ def build_files_server(workspaces: WorkspaceManager, settings: ServerSettings) -
         pattern: Annotated[str, Field(min_length=1, max_length=1000, description="Python regular expression.")],
         ctx: Context,
         path: DirPath = ".",
-        glob: Annotated[str | None, Field(max_length=500, description="Only files whose name matches, e.g. '*.py'.")]
-        = None,
-        max_results: Annotated[int, Field(ge=1, le=10_000, description="Most matching lines to return (the server "
-                                                                      "caps it at its max_grep_results).")] = 100,
+        glob: Annotated[
+            str | None, Field(max_length=500, description="Only files whose name matches, e.g. '*.py'.")
+        ] = None,
+        max_results: Annotated[
+            int,
+            Field(
+                ge=1,
+                le=10_000,
+                description="Most matching lines to return (the server caps it at its max_grep_results).",
+            ),
+        ] = 100,
         ignore_case: Annotated[bool, Field(description="Match case-insensitively.")] = False,
     ) -> GrepResult:
         """Search the contents of text files for a regular expression and get matching lines with line numbers.

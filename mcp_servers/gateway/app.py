@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from mcp_servers.settings import ServerSettings
 
-__all__ = ["Gateway", "build_gateway", "LOOPBACK_HOSTS", "is_loopback"]
+__all__ = ["LOOPBACK_HOSTS", "Gateway", "build_gateway", "is_loopback"]
 
 _log = logging.getLogger(__name__)
 
@@ -66,11 +66,13 @@ class BearerTokenMiddleware:
             return
         reason = "missing bearer token" if not given else "invalid bearer token"
         body = json.dumps({"error": "unauthorized", "message": f"{reason}; send 'Authorization: Bearer <token>'"})
-        await send({
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="mcpgym"')],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="mcpgym"')],
+            }
+        )
         await send({"type": "http.response.body", "body": body.encode()})
 
 
@@ -189,12 +191,14 @@ def build_gateway(
         raise ConfigError("no server could be started: " + "; ".join(skipped.values()))
 
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({
-            "status": "ok",
-            "servers": {name: f"/{name}/mcp" for name in servers},
-            "skipped": skipped,
-            "workspaces": len(workspaces.active()),
-        })
+        return JSONResponse(
+            {
+                "status": "ok",
+                "servers": {name: f"/{name}/mcp" for name in servers},
+                "skipped": skipped,
+                "workspaces": len(workspaces.active()),
+            }
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -213,8 +217,13 @@ def build_gateway(
     token = settings.token.get_secret_value() if settings.token is not None else None
     if token:
         app.add_middleware(BearerTokenMiddleware, token=token)
-    return Gateway(app=app, servers=servers, skipped=skipped, workspaces=workspaces,
-                   paths={name: f"/{name}/mcp" for name in servers})
+    return Gateway(
+        app=app,
+        servers=servers,
+        skipped=skipped,
+        workspaces=workspaces,
+        paths={name: f"/{name}/mcp" for name in servers},
+    )
 
 
 async def _sweeper(workspaces: WorkspaceManager) -> None:

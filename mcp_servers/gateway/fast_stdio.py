@@ -17,7 +17,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-__all__ = ["run_stdio_fast", "pipes_supported"]
+__all__ = ["pipes_supported", "run_stdio_fast"]
 
 MAX_LINE_BYTES = 256 * 1024 * 1024
 
@@ -109,6 +109,8 @@ async def run_stdio_fast(server: Any) -> None:
         await server.run_stdio_async()
         return
     with _claim_std_fds() as (wire_in, wire_out):
-        async with _pipe_streams(wire_in, wire_out) as (stdin, stdout), \
-                stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+        async with (
+            _pipe_streams(wire_in, wire_out) as (stdin, stdout),
+            stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream),
+        ):  # type: ignore[arg-type]
             await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())

@@ -71,8 +71,20 @@ class GatewayProcess:
         self.port = free_port(self.host)
         self.base_url = f"http://{self.host}:{self.port}"
         self.token = token
-        self._args = [sys.executable, "-m", "mcpgym.cli", "serve", servers[0], "--transport", "http",
-                      "--host", self.host, "--port", str(self.port), *extra_args]
+        self._args = [
+            sys.executable,
+            "-m",
+            "mcpgym.cli",
+            "serve",
+            servers[0],
+            "--transport",
+            "http",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            *extra_args,
+        ]
         if workspace is not None:
             self._args += ["--workspace", os.fspath(workspace)]
         if token:
@@ -80,7 +92,7 @@ class GatewayProcess:
         self._env = env
         self._timeout = startup_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the subprocess; closed in stop()
 
     def url(self, server: str) -> str:
         """The MCP endpoint URL of one mounted server."""
@@ -127,12 +139,10 @@ class GatewayProcess:
         if not self._stderr.closed:
             self._stderr.close()
 
-    def __enter__(self) -> GatewayProcess:
+    def __enter__(self) -> GatewayProcess:  # noqa: PYI034
         return self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-

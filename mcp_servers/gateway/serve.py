@@ -12,7 +12,7 @@ from mcp_servers.errors import ConfigError
 if TYPE_CHECKING:
     from mcp_servers.settings import ServerSettings
 
-__all__ = ["serve_stdio", "serve_http", "check_http_settings"]
+__all__ = ["check_http_settings", "serve_http", "serve_stdio"]
 
 
 def serve_stdio(name: str, settings: ServerSettings) -> None:
@@ -65,8 +65,11 @@ def check_http_settings(settings: ServerSettings) -> None:
         )
     if not 0 < http.port < 65536:
         raise ConfigError(f"--port: must be 1-65535, got {http.port}")
-    for label, value in (("max_body_bytes", http.max_body_bytes), ("call_timeout_s", http.call_timeout_s),
-                         ("session_idle_timeout_s", http.session_idle_timeout_s)):
+    for label, value in (
+        ("max_body_bytes", http.max_body_bytes),
+        ("call_timeout_s", http.call_timeout_s),
+        ("session_idle_timeout_s", http.session_idle_timeout_s),
+    ):
         if value <= 0:
             raise ConfigError(f"http.{label}: must be > 0, got {value}")
 

@@ -3,4 +3,4 @@
 from mcp_servers.workspace.manager import WORKSPACE_HEADER, WorkspaceManager
 from mcp_servers.workspace.paths import display_path, normalize_root, relative_parts, resolve_path
 
-__all__ = ["WorkspaceManager", "WORKSPACE_HEADER", "resolve_path", "relative_parts", "display_path", "normalize_root"]
+__all__ = ["WORKSPACE_HEADER", "WorkspaceManager", "display_path", "normalize_root", "relative_parts", "resolve_path"]

@@ -15,7 +15,7 @@ from typing import Any
 from mcp_servers.errors import ToolInputError, WorkspaceError
 from mcp_servers.workspace.paths import normalize_root
 
-__all__ = ["WorkspaceManager", "WORKSPACE_HEADER", "WORKSPACE_ID_PATTERN"]
+__all__ = ["WORKSPACE_HEADER", "WORKSPACE_ID_PATTERN", "WorkspaceManager"]
 
 _log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class WorkspaceManager:
         for callback in list(self._callbacks):
             try:
                 callback(key, entry.path)
-            except Exception:  # a failing callback must not keep the workspace alive
+            except Exception:  # noqa: BLE001 - a failing callback must not keep the workspace alive
                 _log.exception("workspace release callback failed for %s", key)
         shutil.rmtree(entry.path, ignore_errors=True)
         _log.info("released workspace %s", key)
@@ -179,9 +179,7 @@ class WorkspaceManager:
         now = time.monotonic() if now is None else now
         self._last_sweep = now
         with self._lock:
-            idle = [
-                k for k, e in self._entries.items() if now - e.last_used > self.idle_timeout_s
-            ]
+            idle = [k for k, e in self._entries.items() if now - e.last_used > self.idle_timeout_s]
         for key in idle:
             self.release(key)
         return idle

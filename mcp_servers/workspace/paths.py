@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mcp_servers.errors import PathSecurityError, ToolInputError
 
-__all__ = ["resolve_path", "relative_parts", "display_path", "normalize_root", "MAX_PATH_CHARS"]
+__all__ = ["MAX_PATH_CHARS", "display_path", "normalize_root", "relative_parts", "resolve_path"]
 
 MAX_PATH_CHARS = 4096
 

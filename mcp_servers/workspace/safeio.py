@@ -16,16 +16,16 @@ from mcp_servers.errors import ConflictError, NotFoundError, PathSecurityError, 
 from mcp_servers.workspace.paths import relative_parts
 
 __all__ = [
+    "Entry",
+    "delete",
+    "list_dir",
+    "lstat",
+    "make_dirs",
+    "move",
     "open_dir",
     "read_file",
-    "write_file_atomic",
-    "make_dirs",
-    "list_dir",
     "walk",
-    "lstat",
-    "move",
-    "delete",
-    "Entry",
+    "write_file_atomic",
 ]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -273,9 +273,7 @@ def list_dir(root: str, resolved: Path | str) -> list[Entry]:
         os.close(fd)
 
 
-def walk(
-    root: str, resolved: Path | str, *, max_depth: int | None = None
-) -> Iterator[tuple[str, Entry, int]]:
+def walk(root: str, resolved: Path | str, *, max_depth: int | None = None) -> Iterator[tuple[str, Entry, int]]:
     """Walk a directory tree depth-first without following symlinks.
 
     Args:

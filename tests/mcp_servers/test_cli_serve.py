@@ -66,8 +66,9 @@ def test_unknown_and_unavailable_servers(tmp_path: pytest.TempPathFactory, monke
     workspaces = WorkspaceManager(tmp_path, per_session=False)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown server 'ftp'"):
         build_server("ftp", ServerSettings(), workspaces)
-    monkeypatch.setitem(registry.SERVERS, "ghost",
-                        ServerSpec("ghost", "mcp_servers.ghost.server:build_ghost_server", False, "missing"))
+    monkeypatch.setitem(
+        registry.SERVERS, "ghost", ServerSpec("ghost", "mcp_servers.ghost.server:build_ghost_server", False, "missing")
+    )
     with pytest.raises(ServerUnavailableError, match="server 'ghost' is not available"):
         build_server("ghost", ServerSettings())
     with pytest.raises(ConfigError, match="needs a WorkspaceManager"):

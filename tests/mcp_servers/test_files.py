@@ -17,8 +17,19 @@ from mcp_servers.settings import FilesSettings, ServerSettings
 from mcp_servers.workspace import WorkspaceManager
 
 EXPECTED_TOOLS = {
-    "read_text_file", "read_multiple_files", "read_binary_file", "write_file", "edit_file", "create_directory",
-    "list_directory", "directory_tree", "move_file", "delete_path", "search_files", "grep", "get_file_info",
+    "read_text_file",
+    "read_multiple_files",
+    "read_binary_file",
+    "write_file",
+    "edit_file",
+    "create_directory",
+    "list_directory",
+    "directory_tree",
+    "move_file",
+    "delete_path",
+    "search_files",
+    "grep",
+    "get_file_info",
 }
 
 
@@ -102,8 +113,9 @@ async def test_write_and_edit(server: Any, ws: Path) -> None:
         out = await call(client, "write_file", path="new/dir/file.txt", content="one\ntwo\n")
         assert out == {"path": "new/dir/file.txt", "bytes_written": 8, "created": True}
         assert (ws / "new/dir/file.txt").read_text() == "one\ntwo\n"
-        out = await call(client, "edit_file", path="new/dir/file.txt", edits=[{"old_text": "two", "new_text": "2"}],
-                         dry_run=True)
+        out = await call(
+            client, "edit_file", path="new/dir/file.txt", edits=[{"old_text": "two", "new_text": "2"}], dry_run=True
+        )
         assert "-two" in out["diff"] and "+2" in out["diff"] and out["applied"] is False
         assert (ws / "new/dir/file.txt").read_text() == "one\ntwo\n"
         out = await call(client, "edit_file", path="new/dir/file.txt", edits=[{"old_text": "two", "new_text": "2"}])

@@ -7,11 +7,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import anyio
 import httpx
@@ -42,8 +42,22 @@ def _free_port() -> int:
 
 def start_gateway(workspace: Path, *extra: str, token: str | None = TOKEN) -> Gateway:
     port = _free_port()
-    args = [sys.executable, "-m", "mcpgym.cli", "serve", "all", "--transport", "http", "--host", "127.0.0.1",
-            "--port", str(port), "--workspace", str(workspace), *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "mcpgym.cli",
+        "serve",
+        "all",
+        "--transport",
+        "http",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workspace",
+        str(workspace),
+        *extra,
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPGYM_")}
     if token:
         args += ["--token", token]
@@ -79,8 +93,14 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 @asynccontextmanager
-async def connect(gw: Gateway, server: str = "files", *, mode: str = "legacy",
-                  workspace: str | None = None, token: str | None = "default") -> AsyncIterator[Client]:
+async def connect(
+    gw: Gateway,
+    server: str = "files",
+    *,
+    mode: str = "legacy",
+    workspace: str | None = None,
+    token: str | None = "default",
+) -> AsyncIterator[Client]:
     headers = {}
     tok = gw.token if token == "default" else token
     if tok:
@@ -110,8 +130,12 @@ def test_healthz_lists_servers(gateway: Gateway) -> None:
 
 
 def test_token_required_on_mcp_routes(gateway: Gateway) -> None:
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
     headers = {"Accept": "application/json, text/event-stream"}
     for path in ("/files/mcp", "/weather/mcp"):
         r = httpx.post(f"{gateway.url}{path}", json=init, headers=headers)
@@ -123,15 +147,19 @@ def test_token_required_on_mcp_routes(gateway: Gateway) -> None:
 
 
 async def test_client_without_token_is_refused(gateway: Gateway) -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - the SDK raises its own transport error type for a 401
         async with connect(gateway, token=None) as c:
             await c.list_tools()
 
 
 def test_host_and_origin_checks_stay_on(gateway: Gateway) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json, text/event-stream"}
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
     r = httpx.post(f"{gateway.url}/files/mcp", json=init, headers={**headers, "Host": "evil.example:80"})
     assert r.status_code in (400, 403, 421)
     r = httpx.post(f"{gateway.url}/files/mcp", json=init, headers={**headers, "Origin": "http://evil.example"})
@@ -139,8 +167,11 @@ def test_host_and_origin_checks_stay_on(gateway: Gateway) -> None:
 
 
 def test_body_size_limit(gateway: Gateway) -> None:
-    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json, text/event-stream",
-               "Content-Type": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {TOKEN}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
     r = httpx.post(f"{gateway.url}/files/mcp", content=b"{" + b" " * 60_000 + b"}", headers=headers)
     assert r.status_code == 413
 
@@ -172,9 +203,11 @@ async def test_sessionless_protocol_uses_workspace_header(gateway: Gateway) -> N
         assert c.session.protocol_version >= "2026"
         result = await c.call_tool("list_directory", {})
         assert result.is_error and "Mcpgym-Workspace" in result.content[0].text
-    async with connect(gateway, mode="auto", workspace="job-1") as c1, \
-            connect(gateway, mode="auto", workspace="job-1") as c2, \
-            connect(gateway, mode="auto", workspace="job-2") as c3:
+    async with (
+        connect(gateway, mode="auto", workspace="job-1") as c1,
+        connect(gateway, mode="auto", workspace="job-1") as c2,
+        connect(gateway, mode="auto", workspace="job-2") as c3,
+    ):
         await text(c1, "write_file", path="shared.txt", content="one")
         assert await text(c2, "read_text_file", path="shared.txt") == "one"  # same id, same workspace
         r = await c3.call_tool("read_text_file", {"path": "shared.txt"})

@@ -76,7 +76,7 @@ def test_traversal_refused(layout: dict[str, Path], user_path: str) -> None:
 def test_sibling_prefix_refused(layout: dict[str, Path], sibling: str) -> None:
     root = normalize_root(layout["root"])
     before = _snapshot(*_outside_dirs(layout))
-    for user_path in (f"{root}{sibling[len('project'):]}/secret.txt", f"/{root}{sibling[len('project'):]}"):
+    for user_path in (f"{root}{sibling[len('project') :]}/secret.txt", f"/{root}{sibling[len('project') :]}"):
         with pytest.raises(PathSecurityError, match="outside the workspace"):
             resolve_path(root, user_path)
     assert _snapshot(*_outside_dirs(layout)) == before

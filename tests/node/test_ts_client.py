@@ -53,16 +53,21 @@ def _node_ready() -> str | None:
 
 
 def _available(server: str) -> str | None:
-    module = {"files": "mcp_servers.files.server", "search": "mcp_servers.search.server",
-              "weather": "mcp_servers.weather.server", "exec": "mcp_servers.exec.server"}[server]
+    module = {
+        "files": "mcp_servers.files.server",
+        "search": "mcp_servers.search.server",
+        "weather": "mcp_servers.weather.server",
+        "exec": "mcp_servers.exec.server",
+    }[server]
     if importlib.util.find_spec(module) is None:
         return f"{module} does not exist yet"
     return None
 
 
 def run_client(config: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run(["node", str(CLIENT), json.dumps(config)], capture_output=True, text=True, timeout=300,
-                          cwd=HERE)
+    proc = subprocess.run(
+        ["node", str(CLIENT), json.dumps(config)], check=False, capture_output=True, text=True, timeout=300, cwd=HERE
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
@@ -83,8 +88,11 @@ def test_node_client_over_stdio(server: str, tmp_path: Path) -> None:
     if reason:
         print(f"skipping {server}: {reason}")
         pytest.skip(reason)
-    target = {"transport": "stdio", "command": sys.executable,
-              "args": ["-m", "mcpgym.cli", "serve", server, "--transport", "stdio", "--workspace", str(tmp_path)]}
+    target = {
+        "transport": "stdio",
+        "command": sys.executable,
+        "args": ["-m", "mcpgym.cli", "serve", server, "--transport", "stdio", "--workspace", str(tmp_path)],
+    }
     out = run_client({"mode": "smoke", "target": target, "calls": CALLS[server]})
     assert {c["name"] for c in CALLS[server]} <= set(out["tools"])
     check(server, out)
