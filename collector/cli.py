@@ -112,6 +112,8 @@ def collect(suites: tuple[str, ...], policy: str, model: str | None, base_url: s
     finally:
         progress.stop()
     Console().print(_summary_table(summary))
+    if summary.reset_in_flight:
+        console.print(f"resumed: {summary.reset_in_flight} episodes that were in flight at the interruption ran again")
     if summary.errors:
         console.print("failed episodes by error: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.errors.items())))
     if summary.changed_tools:
