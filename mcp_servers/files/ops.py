@@ -313,7 +313,7 @@ def list_directory(root: str, path: str) -> Listing:
         entries = safeio.list_dir(root, resolved)
     return Listing(
         path=display_path(root, resolved), entries=[DirEntry(name=e.name, type=e.kind, size=e.size) for e in entries]
-    )  # type: ignore[arg-type]
+    )
 
 
 def _excluded(rel: str, name: str, exclude: Sequence[str]) -> bool:
@@ -349,7 +349,7 @@ def directory_tree(root: str, path: str, max_depth: int, exclude: Sequence[str])
             depth = rel.count("/") + 1
             node = TreeNode(
                 name=entry.name,
-                type=entry.kind,  # type: ignore[arg-type]
+                type=entry.kind,
                 children=[] if entry.kind == "directory" and depth < max_depth else None,
             )
             nodes[rel] = node
@@ -395,7 +395,7 @@ def delete(root: str, path: str, recursive: bool) -> DeleteResult:
         if os.fspath(resolved) == root:
             raise ToolInputError("the workspace root itself cannot be deleted; delete the entries inside it")
         kind = safeio.delete(root, resolved, recursive=recursive)
-    return DeleteResult(path=display_path(root, resolved), deleted=kind)  # type: ignore[arg-type]
+    return DeleteResult(path=display_path(root, resolved), deleted=kind)
 
 
 def search(root: str, path: str, pattern: str, max_results: int) -> SearchResult:
@@ -505,13 +505,7 @@ def file_info(root: str, path: str) -> FileInfo:
     with about("path", path):
         resolved = resolve_path(root, path, follow_final=False)
         st = safeio.lstat(root, resolved)
-    kind = (
-        "file"
-        if stat.S_ISREG(st.st_mode)
-        else "directory"
-        if stat.S_ISDIR(st.st_mode)
-        else ("symlink" if stat.S_ISLNK(st.st_mode) else "other")
-    )
+    kind = safeio.kind_of(st.st_mode)
     target = None
     if kind == "symlink":
         with contextlib.suppress(OSError):
@@ -521,7 +515,7 @@ def file_info(root: str, path: str) -> FileInfo:
     return FileInfo(
         path=display_path(root, resolved),
         type=kind,
-        size=st.st_size,  # type: ignore[arg-type]
+        size=st.st_size,
         modified=_iso(st.st_mtime),
         accessed=_iso(st.st_atime),
         permissions=stat.filemode(st.st_mode),

@@ -15,7 +15,7 @@ import os
 import stat
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["pipes_supported", "run_stdio_fast"]
 
@@ -111,6 +111,6 @@ async def run_stdio_fast(server: Any) -> None:
     with _claim_std_fds() as (wire_in, wire_out):
         async with (
             _pipe_streams(wire_in, wire_out) as (stdin, stdout),
-            stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream),
-        ):  # type: ignore[arg-type]
+            stdio_server(stdin=cast(Any, stdin), stdout=cast(Any, stdout)) as (read_stream, write_stream),
+        ):
             await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())

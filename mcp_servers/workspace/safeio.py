@@ -11,13 +11,16 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from mcp_servers.errors import ConflictError, NotFoundError, PathSecurityError, ToolInputError
 from mcp_servers.workspace.paths import relative_parts
 
 __all__ = [
     "Entry",
+    "Kind",
     "delete",
+    "kind_of",
     "list_dir",
     "lstat",
     "make_dirs",
@@ -223,17 +226,21 @@ def make_dirs(root: str, resolved: Path | str) -> bool:
         os.close(fd)
 
 
+Kind = Literal["file", "directory", "symlink", "other"]
+
+
 @dataclass(frozen=True)
 class Entry:
     """One directory entry: name, kind ("file", "directory", "symlink", "other"), size in bytes, mtime."""
 
     name: str
-    kind: str
+    kind: Kind
     size: int
     mtime: float
 
 
-def _kind(mode: int) -> str:
+def kind_of(mode: int) -> Kind:
+    """The entry kind of a stat mode."""
     if stat.S_ISREG(mode):
         return "file"
     if stat.S_ISDIR(mode):
@@ -251,7 +258,7 @@ def _entries(fd: int) -> list[Entry]:
                 st = de.stat(follow_symlinks=False)
             except OSError:
                 continue
-            out.append(Entry(de.name, _kind(st.st_mode), st.st_size, st.st_mtime))
+            out.append(Entry(de.name, kind_of(st.st_mode), st.st_size, st.st_mtime))
     out.sort(key=lambda e: e.name)
     return out
 
@@ -376,7 +383,7 @@ def move(root: str, source: Path | str, destination: Path | str) -> None:
         os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
 
 
-def delete(root: str, resolved: Path | str, *, recursive: bool = False) -> str:
+def delete(root: str, resolved: Path | str, *, recursive: bool = False) -> Kind:
     """Delete a file, a symlink (the link, not its target) or a directory.
 
     Args:
@@ -396,7 +403,7 @@ def delete(root: str, resolved: Path | str, *, recursive: bool = False) -> str:
             st = os.lstat(name, dir_fd=dfd)
         except FileNotFoundError:
             raise NotFoundError("does not exist") from None
-        kind = _kind(st.st_mode)
+        kind = kind_of(st.st_mode)
         if kind == "directory":
             if recursive:
                 shutil.rmtree(name, dir_fd=dfd)
