@@ -167,3 +167,22 @@ async def test_fork_server_restarts_after_dying(ws: Path) -> None:
         assert (await box.run(ws, code="print(2)")).stdout == "2\n"
     finally:
         await box.close()
+
+
+async def test_no_data_of_one_execution_in_the_next_ones_memory(sandbox: ProcessSandbox, ws: Path) -> None:
+    marker = "mark-" + os.urandom(8).hex()
+    first = await sandbox.run(ws, code=f"data = {marker!r} * 100\nprint(len(data))", stdin=marker * 10)
+    assert first.ok
+    scan = (  # reads every private, readable mapping (heap, anonymous, stack) of its own process
+        "import ctypes\nneedle = " + repr(marker[::-1]) + "[::-1].encode()\nfound = 0\n"
+        "for line in open('/proc/self/maps').read().splitlines():\n"
+        "    parts = line.split()\n"
+        "    if 'r' not in parts[1] or (len(parts) > 5 and parts[5] not in ('[heap]', '[stack]')):\n"
+        "        continue\n"
+        "    lo, hi = (int(x, 16) for x in parts[0].split('-'))\n"
+        "    found += ctypes.string_at(lo, hi - lo).count(needle)\n"
+        "print(found)"
+    )
+    second = await sandbox.run(ws, code=scan)
+    assert second.ok, second.stderr
+    assert second.stdout == "1\n"  # only the needle this scan built itself

@@ -217,7 +217,12 @@ class Cgroup:
         """Write the memory (without swap) and pids limits."""
         for path in self.dirs:
             if os.path.exists(os.path.join(path, "memory.limit_in_bytes")):  # v1 memory
-                _write(path, "memory.limit_in_bytes", str(memory_bytes))
+                # memory <= memory+swap must hold at every step: raise memsw first, lower memory first
+                try:
+                    _write(path, "memory.memsw.limit_in_bytes", str(memory_bytes), optional=True)
+                    _write(path, "memory.limit_in_bytes", str(memory_bytes))
+                except OSError:
+                    _write(path, "memory.limit_in_bytes", str(memory_bytes))
                 _write(path, "memory.memsw.limit_in_bytes", str(memory_bytes), optional=True)
             if os.path.exists(os.path.join(path, "memory.max")):  # v2
                 _write(path, "memory.max", str(memory_bytes))
@@ -238,24 +243,34 @@ class Cgroup:
                 done = False
         return done
 
-    def add(self, pid: int) -> None:
-        """Move process `pid` into every directory of this cgroup."""
+    def reset(self) -> None:
+        """Start a new execution's accounting: clear the peak-memory mark and remember the OOM count so far."""
         for path in self.dirs:
-            _write(path, "cgroup.procs", str(pid))
+            _write(path, "memory.max_usage_in_bytes", "0", optional=True)
+        self._oom_base = self._oom_count()
 
-    def oom_killed(self) -> bool:
-        """Whether the kernel's OOM killer fired, or the memory limit was hit, in this cgroup."""
+    def _oom_count(self) -> int:
+        total = 0
         for path in self.dirs:
             for name in ("memory.oom_control", "memory.events"):
                 try:
                     with open(os.path.join(path, name)) as fh:
                         for line in fh:
                             key, _, value = line.partition(" ")
-                            if key in ("oom_kill", "oom") and int(value) > 0:
-                                return True
-                except OSError:
+                            if key in ("oom_kill", "oom"):
+                                total += int(value)
+                except (OSError, ValueError):
                     continue
-        return False
+        return total
+
+    def add(self, pid: int) -> None:
+        """Move process `pid` into every directory of this cgroup."""
+        for path in self.dirs:
+            _write(path, "cgroup.procs", str(pid))
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer fired in this cgroup since the last `reset`."""
+        return self._oom_count() > getattr(self, "_oom_base", 0)
 
     def peak_memory(self) -> int | None:
         """Peak memory use in bytes, where the kernel reports it."""

@@ -29,7 +29,6 @@ del sys.path[0]
 
 NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS | ns.CLONE_NEWNET
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
-SUPERVISOR_SLACK = 32 * 1024 * 1024  # the supervisor shares its cgroup with the sandbox
 SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
 
 
@@ -240,49 +239,115 @@ def sandbox_main(cfg: dict, req: dict, fds: dict) -> None:
     run_execution(req, 3)
 
 
-# ---------------------------------------------------------------- supervisor
+# ---------------------------------------------------------------- the template (the fork server's main process)
 
 
-def supervise(cfg: dict, conn: socket.socket, cgroup: "ns.Cgroup | None") -> None:
-    """Serve one request on `conn`: run it in fresh namespaces and answer with the result."""
-    req = recv_msg(conn)
-    try:
-        result = execute(cfg, req, cgroup)
-    except BaseException as exc:  # noqa: BLE001
-        result = {"error": f"{type(exc).__name__}: {exc}"}
-    send_msg(conn, result)
+def spawn_sandbox(cfg: dict, chan: socket.socket, cgroup_dirs: list[str]) -> int:
+    """Clone a fresh sandbox pid 1 for a worker and hand the worker its pipe ends; returns the sandbox's pid.
 
-
-def execute(cfg: dict, req: dict, cgroup: "ns.Cgroup | None") -> dict:
-    """Run one request and collect its output, status and resource use."""
-    t0 = time.monotonic()
-    lim = req["limits"]
-    if req.get("chown", True):
-        ns.own_tree(req["workspace"], req["uid"], req["gid"])
-    if cgroup is not None:  # this supervisor is already inside; the sandbox inherits it
-        cgroup.set_limits(lim["memory_bytes"] + SUPERVISOR_SLACK, lim["processes"] + 1)
-    stdin_fd = os.memfd_create("stdin", 0)
-    data = base64.b64decode(req.get("stdin", ""))
-    if data:
-        os.write(stdin_fd, data)
-        os.lseek(stdin_fd, 0, os.SEEK_SET)
+    The template never sees a request: the clone is a copy of pristine memory, so nothing of one execution (code,
+    input, output) can be found in the next one's address space.
+    """
+    ctl_r, ctl_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     setup_r, setup_w = os.pipe()
     pid = ns.clone(NS_FLAGS)
     if pid == 0:
         try:
-            sandbox_main(cfg, req, {"stdin": stdin_fd, "out_w": out_w, "err_w": err_w, "setup_w": setup_w})
+            for fd in (ctl_w, out_r, err_r, setup_r):
+                os.close(fd)
+            sandbox_child(cfg, {"ctl_r": ctl_r, "out_w": out_w, "err_w": err_w, "setup_w": setup_w}, cgroup_dirs)
         finally:
             os._exit(127)
-    for fd in (stdin_fd, out_w, err_w, setup_w):
+    for fd in (ctl_r, out_w, err_w, setup_w):
         os.close(fd)
     try:
-        collected = collect(pid, out_r, err_r, setup_r, t0 + lim["timeout_s"], lim["output_bytes"])
+        socket.send_fds(chan, [json.dumps({"pid": pid}).encode()], [ctl_w, out_r, err_r, setup_r])
     finally:
+        for fd in (ctl_w, out_r, err_r, setup_r):
+            os.close(fd)
+    return pid
+
+
+def sandbox_child(cfg: dict, fds: dict, cgroup_dirs: list[str]) -> None:
+    """The cloned pid 1: join the worker's cgroup, read the request, then set up and run it. Never returns."""
+    setup_fd = fds["setup_w"]
+    try:
+        ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)
+        for path in cgroup_dirs:
+            with open(os.path.join(path, "cgroup.procs"), "w") as fh:
+                fh.write("0")  # this process
+        chunks = []
+        while True:
+            chunk = os.read(fds["ctl_r"], 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(fds["ctl_r"])
+        if not chunks:
+            os._exit(0)  # the worker went away
+        req = json.loads(b"".join(chunks))
+        stdin_fd = os.memfd_create("stdin", 0)
+        data = base64.b64decode(req.get("stdin", ""))
+        if data:
+            os.write(stdin_fd, data)
+            os.lseek(stdin_fd, 0, os.SEEK_SET)
+        fds["stdin"] = stdin_fd
+    except BaseException as exc:  # noqa: BLE001
+        _setup_failed(setup_fd, exc)
+    sandbox_main(cfg, req, fds)
+
+
+# ---------------------------------------------------------------- workers (one execution at a time each)
+
+
+def worker_main(cfg: dict, listener: socket.socket, chan: socket.socket, name: str) -> None:
+    """Serve requests one after another: take a connection, get a fresh sandbox from the template, supervise it."""
+    cgroup = ns.Cgroup.create(cfg["cgroups"], name) if cfg["cgroups"] else None
+    while True:
+        conn, _ = listener.accept()
+        with conn:
+            try:
+                req = recv_msg(conn)
+                try:
+                    result = execute(cfg, req, chan, cgroup)
+                except BaseException as exc:  # noqa: BLE001
+                    result = {"error": f"{type(exc).__name__}: {exc}"}
+                send_msg(conn, result)
+            except (OSError, EOFError, ValueError):
+                continue
+
+
+def execute(cfg: dict, req: dict, chan: socket.socket, cgroup: "ns.Cgroup | None") -> dict:
+    """Run one request in a fresh sandbox and collect its output, status and resource use."""
+    t0 = time.monotonic()
+    lim = req["limits"]
+    if req.get("chown", True):
+        ns.own_tree(req["workspace"], req["uid"], req["gid"])
+    if cgroup is not None:
+        cgroup.set_limits(lim["memory_bytes"], lim["processes"] + 1)
+        cgroup.reset()
+    chan.send(json.dumps({"cgroups": cgroup.dirs if cgroup else []}).encode())
+    msg, fds, _, _ = socket.recv_fds(chan, 4096, 4)
+    if len(fds) != 4:
+        raise RuntimeError(f"the template could not start a sandbox: {msg.decode(errors='replace')}")
+    ctl_w, out_r, err_r, setup_r = fds
+    pid = json.loads(msg)["pid"]
+    pidfd = os.pidfd_open(pid)
+    try:
+        try:
+            os.write(ctl_w, json.dumps(req).encode())
+        except BrokenPipeError:
+            pass
+        os.close(ctl_w)
+        collected = collect(pidfd, out_r, err_r, setup_r, t0 + lim["timeout_s"], lim["output_bytes"])
+    finally:
+        os.close(pidfd)
         for fd in (out_r, err_r, setup_r):
             os.close(fd)
-    _, wstatus, usage = os.wait4(pid, 0)
+    status = json.loads(chan.recv(4096))  # the template reaped it
+    wstatus = status["wstatus"]
     exit_code = signal_no = None
     if not collected["timed_out"] and not collected["output_limit_exceeded"]:
         if os.WIFEXITED(wstatus):
@@ -291,7 +356,7 @@ def execute(cfg: dict, req: dict, cgroup: "ns.Cgroup | None") -> dict:
             signal_no = os.WTERMSIG(wstatus)
             exit_code = -signal_no
     collected.update(exit_code=exit_code, signal=signal_no, duration_s=time.monotonic() - t0)
-    collected["rusage"] = {"user_s": usage.ru_utime, "system_s": usage.ru_stime, "max_rss_kb": usage.ru_maxrss}
+    collected["rusage"] = status["rusage"]
     stderr_tail = base64.b64decode(collected["stderr"])[-2000:]
     collected["memory_exceeded"] = exit_code not in (0, None) and b"MemoryError" in stderr_tail
     if cgroup is not None:
@@ -300,13 +365,12 @@ def execute(cfg: dict, req: dict, cgroup: "ns.Cgroup | None") -> dict:
     return collected
 
 
-def collect(pid: int, out_r: int, err_r: int, setup_r: int, deadline: float, cap: int) -> dict:
+def collect(pidfd: int, out_r: int, err_r: int, setup_r: int, deadline: float, cap: int) -> dict:
     """Read stdout/stderr (capped) until the sandbox's pid 1 exits or the deadline passes.
 
     On timeout, or when a stream passes the cap, pid 1 is killed, which makes the kernel kill everything in its pid
     namespace: nothing outlives the call.
     """
-    pidfd = os.pidfd_open(pid)
     bufs = {out_r: bytearray(), err_r: bytearray(), setup_r: bytearray()}
     caps = {out_r: cap, err_r: cap, setup_r: 4096}
     truncated = {out_r: False, err_r: False, setup_r: False}
@@ -340,8 +404,7 @@ def collect(pid: int, out_r: int, err_r: int, setup_r: int, deadline: float, cap
         if output_exceeded:
             break
     if not exited:
-        os.kill(pid, signal.SIGKILL)
-    os.close(pidfd)
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     for fd in (out_r, err_r, setup_r):  # pid 1 is gone: take what is already in the pipes, never wait for more
         os.set_blocking(fd, False)
         try:
@@ -400,35 +463,8 @@ def preload_files(files: dict[str, str]) -> None:
         sys.modules[name] = module
 
 
-def spawn_supervisor(cfg: dict, listener: socket.socket, accepted_w: int) -> tuple[int, str]:
-    """Fork one idle supervisor: it joins its own cgroup, waits for one connection, serves it and exits."""
-    name = f"sup-{os.getpid()}-{time.monotonic_ns()}"
-    pid = os.fork()
-    if pid == 0:
-        try:
-            ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)  # never outlive the fork server
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.close(devnull)
-            cgroup = None
-            if cfg["cgroups"]:
-                cgroup = ns.Cgroup.create(cfg["cgroups"], name)
-                cgroup.add(os.getpid())  # joining is slow (an RCU grace period): done while idle, not per call
-            conn, _ = listener.accept()
-            listener.close()
-            os.write(accepted_w, b"+")
-            supervise(cfg, conn, cgroup)
-        finally:
-            os._exit(0)
-    return pid, name
-
-
 def serve(cfg: dict) -> None:
-    """Keep a pool of idle supervisors on the listening socket, replacing each one that takes a connection.
-
-    Exits (and its idle supervisors with it) when stdin closes.
-    """
+    """Start the workers, then clone sandboxes for them on request and report each one's exit; exit on stdin EOF."""
     preload(cfg.get("preload", []))
     preload_files(cfg.get("preload_files", {}))
     import gc
@@ -442,40 +478,79 @@ def serve(cfg: dict) -> None:
     listener.bind(cfg["socket"])
     os.chmod(cfg["socket"], 0o600)
     listener.listen(1024)
-    accepted_r, accepted_w = os.pipe()
-    pool: dict[int, str] = {}
-    stale: list[str] = []
-    for _ in range(cfg.get("pool", 8)):
-        pid, name = spawn_supervisor(cfg, listener, accepted_w)
-        pool[pid] = name
+    workers: dict[int, socket.socket] = {}  # channel fd -> channel
+    worker_pids: list[int] = []
+    names: list[str] = []
+    for i in range(max(1, cfg.get("pool", 8))):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        name = f"w-{os.getpid()}-{i}"
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)  # never outlive the template
+                ours.close()
+                for other in workers.values():
+                    other.close()
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(devnull, 0)
+                os.close(devnull)
+                worker_main(cfg, listener, theirs, name)
+            finally:
+                os._exit(0)
+        theirs.close()
+        workers[ours.fileno()] = ours
+        worker_pids.append(pid)
+        names.append(name)
+    listener.close()
     sys.stdout.write(json.dumps({"ready": True, "cgroups": sorted(cfg["cgroups"])}) + "\n")
     sys.stdout.flush()
     poller = select.poll()
-    poller.register(accepted_r, select.POLLIN)
     poller.register(0, select.POLLIN)
-    while True:
-        events = poller.poll(500)
-        if any(fd == 0 for fd, _ in events):
-            break
-        if events:
-            for _ in os.read(accepted_r, 4096):
-                pid, name = spawn_supervisor(cfg, listener, accepted_w)
-                pool[pid] = name
-        while True:  # reap finished supervisors and remove their cgroups
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            if pid in pool:
-                stale.append(pool.pop(pid))
-        stale = [name for name in stale if not ns.Cgroup.remove_named(cfg["cgroups"], name)]
-    for pid in pool:
+    for fd in workers:
+        poller.register(fd, select.POLLIN)
+    sandboxes: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, the worker's channel)
+    running = True
+    while running:
+        for fd, _ in poller.poll():
+            if fd == 0:
+                running = False
+            elif fd in workers:
+                chan = workers[fd]
+                try:
+                    msg = chan.recv(65536)
+                except OSError:
+                    msg = b""
+                if not msg:
+                    poller.unregister(fd)
+                    del workers[fd]
+                    continue
+                try:
+                    pid = spawn_sandbox(cfg, chan, json.loads(msg).get("cgroups", []))
+                except OSError as exc:
+                    chan.send(f"{type(exc).__name__}: {exc}".encode())
+                    continue
+                pidfd = os.pidfd_open(pid)
+                sandboxes[pidfd] = (pid, chan)
+                poller.register(pidfd, select.POLLIN)
+            elif fd in sandboxes:
+                pid, chan = sandboxes.pop(fd)
+                poller.unregister(fd)
+                os.close(fd)
+                _, wstatus, usage = os.wait4(pid, 0)
+                report = {"wstatus": wstatus, "rusage": {"user_s": usage.ru_utime, "system_s": usage.ru_stime,
+                                                         "max_rss_kb": usage.ru_maxrss}}
+                try:
+                    chan.send(json.dumps(report).encode())
+                except OSError:
+                    pass
+    for pid in worker_pids:
         try:
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
             pass
+    for name in names:
+        ns.Cgroup.remove_named(cfg["cgroups"], name)
 
 
 if __name__ == "__main__":
