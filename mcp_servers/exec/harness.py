@@ -59,6 +59,10 @@ def plan_tests(test_code: str, entry_point: str | None = None) -> dict[str, Any]
         tree = ast.parse(test_code)
     except SyntaxError as exc:
         raise TestPlanError(f"test_code has a syntax error at line {exc.lineno}: {exc.msg}") from None
+    return _plan(tree, test_code, entry_point)
+
+
+def _plan(tree: ast.Module, test_code: str, entry_point: str | None) -> dict[str, Any]:
     funcs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     if "check" in funcs and entry_point:
         body = funcs["check"].body
@@ -108,14 +112,14 @@ def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return text[:500]
 
-    plan = plan_tests(test_code, entry_point)
+    tree = ast.parse(test_code)
+    plan = _plan(tree, test_code, entry_point)
     ns: dict[str, Any] = {"__name__": "__solution__", "__builtins__": __builtins__}
     try:
         exec(compile(solution, "<solution>", "exec"), ns)
     except BaseException as exc:  # noqa: BLE001 - the solution's failure is the result
         emit({"fatal": f"the solution raised {describe(exc)}"})
         return
-    tree = ast.parse(test_code)
     kind = plan["kind"]
     try:
         if kind == "asserts":
