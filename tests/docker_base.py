@@ -22,7 +22,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-__all__ = ["docker_available", "ensure_engine", "local_python_base", "BASE_TAG"]
+__all__ = ["BASE_TAG", "docker_available", "ensure_engine", "local_python_base"]
 
 BASE_TAG = "mcpgym-test-base:py311"
 _SHELL_TOOLS = ("sh", "dash", "bash", "mkdir", "cat", "ls", "rm", "grep", "env", "sleep", "echo", "id", "unshare",
@@ -34,7 +34,7 @@ def docker_available() -> bool:
     """Whether `docker info` answers (an engine is running and reachable)."""
     if not shutil.which("docker"):
         return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False).returncode == 0
 
 
 def ensure_engine(log: Path) -> str | None:
@@ -98,7 +98,7 @@ def _is_elf(path: Path) -> bool:
 def _needed_libs(elves: Iterable[Path]) -> set[Path]:
     libs: set[Path] = set()
     for elf in elves:
-        out = subprocess.run(["ldd", str(elf)], capture_output=True, text=True).stdout
+        out = subprocess.run(["ldd", str(elf)], capture_output=True, text=True, check=False).stdout
         for line in out.splitlines():
             match = re.search(r"(/\S+) \(0x", line)
             if match:
@@ -193,13 +193,14 @@ def _write_rootfs(target: Path) -> None:
 
 def local_python_base(workdir: Path, tag: str = BASE_TAG) -> str:
     """Build (once per engine) the base image described in the module docstring and return its tag."""
-    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0:
+    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False).returncode == 0:
         return tag
     tarball = workdir / "rootfs.tar"
     _write_rootfs(tarball)
     bindir = Path(sys.base_prefix) / "bin"
     subprocess.run(
-        ["docker", "import", "--change", f"ENV PATH={bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ["docker", "import",
+         "--change", f"ENV PATH={bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
          "--change", "ENV LANG=C.UTF-8", str(tarball), tag],
         check=True, capture_output=True,
     )

@@ -17,10 +17,9 @@ import httpx
 import httpx2
 import pytest
 import yaml
+from docker_base import ensure_engine, local_python_base
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
-
-from docker_base import ensure_engine, local_python_base
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -31,7 +30,8 @@ IMAGE = "mcpgym-smoke:test"
 def _compose_cmd() -> list[str] | None:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+    plugin = ["docker", "compose", "version"]
+    if shutil.which("docker") and subprocess.run(plugin, capture_output=True, check=False).returncode == 0:
         return ["docker", "compose"]
     return None
 
@@ -63,14 +63,14 @@ def test_compose_config_validates() -> None:
     if compose is None:
         pytest.skip("neither docker-compose nor the docker compose plugin is installed (scripts/setup-system.sh)")
     ok = subprocess.run([*compose, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=ROOT, capture_output=True,
-                        text=True, env=_env(MCPGYM_TOKEN=TOKEN))
+                        text=True, env=_env(MCPGYM_TOKEN=TOKEN), check=False)
     assert ok.returncode == 0, ok.stderr
     full = subprocess.run([*compose, "-f", str(COMPOSE_FILE), "--profile", "gpu", "config"], cwd=ROOT,
-                          capture_output=True, text=True, env=_env(MCPGYM_TOKEN=TOKEN))
+                          capture_output=True, text=True, env=_env(MCPGYM_TOKEN=TOKEN), check=False)
     assert full.returncode == 0, full.stderr
     assert TOKEN in full.stdout and "hermes" in full.stdout
     missing = subprocess.run([*compose, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=ROOT, capture_output=True,
-                             text=True, env=_env())
+                             text=True, env=_env(), check=False)
     assert missing.returncode != 0 and "set MCPGYM_TOKEN" in missing.stderr
 
 
@@ -108,7 +108,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     build = subprocess.run(
         ["docker", "build", "-q", "-t", IMAGE, "--build-arg", f"BASE_IMAGE={base}",
          "--build-arg", "PIP_ARGS=--no-index --no-build-isolation", str(ROOT)],
-        capture_output=True, text=True)
+        capture_output=True, text=True, check=False)
     assert build.returncode == 0, build.stderr[-3000:]
     project = f"mcpgymsmoke{os.getpid()}"
     ports = {"tools": str(_free_port()), "viewer": str(_free_port())}
@@ -117,15 +117,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     cmd = [*compose, "-p", project, "-f", str(COMPOSE_FILE)]
     try:
         up = subprocess.run([*cmd, "up", "-d", "--no-build", "tools", "viewer"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, check=False)
         assert up.returncode == 0, up.stderr[-3000:]
         yield {"tools": f"http://127.0.0.1:{ports['tools']}", "viewer": f"http://127.0.0.1:{ports['viewer']}",
                "project": project, **{f"cmd{i}": c for i, c in enumerate(cmd)}, "ncmd": str(len(cmd))}
     finally:
-        logs = subprocess.run([*cmd, "logs", "--no-color"], cwd=ROOT, env=env, capture_output=True, text=True)
+        logs = subprocess.run([*cmd, "logs", "--no-color"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              check=False)
         print(logs.stdout[-4000:])
         subprocess.run([*cmd, "down", "-v", "--remove-orphans"], cwd=ROOT, env=env, capture_output=True,
-                       timeout=120)
+                       timeout=120, check=False)
 
 
 def _compose(stack: dict[str, str]) -> list[str]:
@@ -163,7 +164,7 @@ def test_tools_collector_and_viewer_in_containers(stack: dict[str, str]) -> None
                MCPGYM_RUN="smoke", MCPGYM_TOOLS_PORT=stack["tools"].rsplit(":", 1)[1],
                MCPGYM_VIEWER_PORT=stack["viewer"].rsplit(":", 1)[1])
     job = subprocess.run([*_compose(stack), "run", "--rm", "--no-deps", "collector"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, check=False)
     assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-3000:]
 
     _wait_http(f"{stack['viewer']}/healthz")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import click
 from rich.console import Console
@@ -21,11 +22,11 @@ from collector.collect import CollectConfig, RunSummary, run_collection
 from collector.servers import ManagedGateway
 from training.errors import TrainingError
 
-__all__ = ["DemoConfig", "DemoResult", "run_demo", "summary_table", "demo_command", "DB_NAME"]
+__all__ = ["DB_NAME", "DemoConfig", "DemoResult", "demo_command", "run_demo", "summary_table"]
 
 DB_NAME = "trajectories.db"
 _OUTPUTS = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", "dataset", "checkpoint", "summary.json", "demo.log")
-RUNS = {"expert": "demo-expert", "base": "demo-smollm2", "before": "eval-before", "after": "eval-after"}
+RUNS = {"expert": "demo-expert", "base": "demo-smollm2"}  # the eval runs are named by training.evaluate
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,60 @@ def _summary_dict(summary: RunSummary, model: str) -> dict[str, Any]:
     }
 
 
+def _metrics_dict(db: Path, metrics: Any, model: str) -> dict[str, Any]:
+    """An evaluation's figures in the shape of `_summary_dict` (mean reward read from the stored run)."""
+    from collector.store import Store
+    from collector.viewer.queries import run_summary
+
+    store = Store(db, readonly=True)
+    try:
+        mean_reward = run_summary(store, metrics.run)["mean_reward"]
+    finally:
+        store.close()
+    passed = sum(int(f["passed"]) for f in metrics.families.values())
+    return {"run": metrics.run, "model": model, "episodes": metrics.episodes, "passed": passed,
+            "pass_rate": metrics.success_rate, "mean_reward": mean_reward or 0.0, "tool_calls": metrics.tool_calls,
+            "malformed_calls": metrics.malformed_calls, "tool_call_validity": metrics.validity,
+            "by_family": metrics.families}
+
+
+class _EvalWatcher:
+    """Advances a progress bar while `training.evaluate` runs: counts finished eval episodes in the database
+    (read-only, twice a second), since the evaluation itself reports no progress."""
+
+    def __init__(self, db: Path, since: float, update: Callable[..., None]) -> None:
+        self.db, self.since, self.update = db, since, update
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _count(self) -> int:
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM episodes e JOIN runs r ON r.id = e.run_id "
+                "WHERE r.kind = 'eval' AND r.created_at >= ? AND e.status != 'running'", [self.since]).fetchone()
+            return int(row[0])
+        finally:
+            conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self.update(completed=self._count())
+            except Exception:  # noqa: BLE001, S112 - the database may be mid-write; the next poll catches up
+                continue
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def _prepare_out(out: Path, force: bool) -> None:
     existing = [name for name in _OUTPUTS if (out / name).exists()]
     if existing and not force:
@@ -177,13 +232,13 @@ def _library_output_to(log_path: Path) -> Iterator[None]:
 
     previous = (transformers.logging.get_verbosity(), datasets.logging.get_verbosity())
     with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stderr(log), \
-            warnings.catch_warnings():
+            contextlib.redirect_stdout(log), warnings.catch_warnings():
         warnings.simplefilter("default")
         handler = logging.StreamHandler(log)
-        transformers.logging.set_verbosity_warning()
+        transformers.logging.set_verbosity(logging.WARNING)
         transformers.logging.disable_default_handler()
         transformers.logging.add_handler(handler)
-        datasets.logging.set_verbosity_warning()
+        datasets.logging.set_verbosity(logging.WARNING)
         try:
             yield
         finally:
@@ -222,6 +277,7 @@ def run_demo(config: DemoConfig, *, force: bool = False, console: Console | None
         CollectorError: the servers could not start, or the model could not load.
     """
     from training.datasets import FilterConfig, SFTOptions, build_sft, save_dataset
+    from training.evaluate import EvalConfig, evaluate
     from training.trainers.sft import SFTRunConfig, train_sft
 
     config.validate()
@@ -230,9 +286,9 @@ def run_demo(config: DemoConfig, *, force: bool = False, console: Console | None
     _prepare_out(out, force)
     result = DemoResult(out=out, db=out / DB_NAME, dataset=out / "dataset", checkpoint=out / "checkpoint")
     families = list(config.families)
-    common = {"db": result.db, "tasks": families, "max_turns": config.max_turns, "seed": config.seed,
+    common: dict[str, Any] = {"db": result.db, "tasks": families, "max_turns": config.max_turns, "seed": config.seed,
               "concurrency": config.concurrency}
-    steps = _Steps(console, total=7)
+    steps = _Steps(console, total=6)
     gateway = ManagedGateway()
     with steps.progress, _library_output_to(out / "demo.log"):
         try:
@@ -247,7 +303,7 @@ def run_demo(config: DemoConfig, *, force: bool = False, console: Console | None
             result.collections["expert"] = _summary_dict(expert, "expert")
 
             # Each local run loads the model from the converted cache (a couple of seconds for SmolLM2-135M).
-            local = {"policy": "local", "policy_options": {"max_new_tokens": config.max_new_tokens,
+            local: dict[str, Any] = {"policy": "local", "policy_options": {"max_new_tokens": config.max_new_tokens,
                                                            "batch_size": config.concurrency}, "servers": servers}
             base = _collect(steps, "collect_local", f"collect · {config.model}",
                             CollectConfig(run=RUNS["base"], model=config.model, split="train",
@@ -262,12 +318,6 @@ def run_demo(config: DemoConfig, *, force: bool = False, console: Console | None
                 result.dataset_rows = {k: len(v) for k, v in built.splits.items()}
                 update(description=f"SFT dataset: {built.report.kept} rows")
 
-            before = _collect(steps, "eval_before", f"eval · {config.model} (before)",
-                              CollectConfig(run=RUNS["before"], model=config.model, split="test",
-                                            limit=config.eval_tasks, kind="eval", **local, **common),
-                              config.eval_tasks)
-            result.collections["before"] = _summary_dict(before, config.model)
-
             with steps.step("train", f"fine-tune on the CPU ({config.sft_steps} steps)", total=None):
                 train_sft(SFTRunConfig(data=result.dataset, out=result.checkpoint, model=config.model,
                                        profile="cpu", max_steps=config.sft_steps, batch_size=config.batch_size,
@@ -275,11 +325,17 @@ def run_demo(config: DemoConfig, *, force: bool = False, console: Console | None
                                        seed=config.seed, logging_steps=max(1, config.sft_steps // 6)))
             result.train = _train_figures(result.checkpoint)
 
-            after = _collect(steps, "eval_after", "eval · fine-tuned (after)",
-                             CollectConfig(run=RUNS["after"], model=str(result.checkpoint), split="test",
-                                           limit=config.eval_tasks, kind="eval", **local, **common),
-                             config.eval_tasks)
-            result.collections["after"] = _summary_dict(after, "checkpoint")
+            evaluation = EvalConfig(models=(config.model, str(result.checkpoint)), db=result.db,
+                                    tasks=tuple(families), split="test", limit=config.eval_tasks,
+                                    max_turns=config.max_turns, max_new_tokens=config.max_new_tokens,
+                                    concurrency=config.concurrency, seed=config.seed, run_prefix="demo-eval")
+            label = "evaluate before and after (held-out tasks)"
+            with steps.step("eval", label, total=2 * config.eval_tasks) as update:
+                watcher = _EvalWatcher(result.db, time.time(), update)
+                with watcher:
+                    metrics = evaluate(evaluation, servers=servers)
+            for key, m in zip(("before", "after"), metrics, strict=True):
+                result.collections[key] = _metrics_dict(result.db, m, config.model if key == "before" else "checkpoint")
         finally:
             gateway.cleanup()
     result.timings_s = steps.timings
@@ -307,12 +363,13 @@ def summary_table(result: DemoResult) -> Table:
     for column in ("step", "model", "passed", "rate", "reward", "calls", "time"):
         table.add_column(column, justify="left" if column in ("step", "model") else "right", no_wrap=True)
     labels = {"expert": ("collect", "collect_expert"), "base": ("collect", "collect_local"),
-              "before": ("eval before", "eval_before"), "after": ("eval after", "eval_after")}
+              "before": ("eval before", "eval"), "after": ("eval after", "eval")}
     for key, (label, timing) in labels.items():
         c = result.collections.get(key)
         if c:
             table.add_row(label, str(c["model"]), f"{c['passed']}/{c['episodes']}", f"{c['pass_rate']:.0%}",
-                          f"{c['mean_reward']:.2f}", str(c["tool_calls"]), f"{result.timings_s.get(timing, 0):.0f}s")
+                          f"{c['mean_reward']:.2f}", str(c["tool_calls"]),
+                          "" if key == "after" else f"{result.timings_s.get(timing, 0):.0f}s")
     rows = ", ".join(f"{k} {v}" for k, v in result.dataset_rows.items())
     table.add_row("dataset", rows, "", "", "", "", f"{result.timings_s.get('dataset', 0):.0f}s")
     loss = ""
@@ -329,7 +386,8 @@ def summary_table(result: DemoResult) -> Table:
 @click.command(name="demo", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--quick", is_flag=True, help="The small version: fewer tasks and SFT steps (under 3 minutes on a CPU).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcpgym-demo"),
-              show_default=True, help="Directory for every output: trajectories.db, dataset/, checkpoint/, summary.json.")
+              show_default=True,
+              help="Directory for every output: trajectories.db, dataset/, checkpoint/, summary.json, demo.log.")
 @click.option("--force", is_flag=True, help="Replace the outputs of an earlier demo in --out.")
 @click.option("--families", default="weather", show_default=True,
               help="Built-in task families, comma-separated (weather, files, search, code); families other than "

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import jinja2
@@ -27,7 +27,8 @@ __all__ = ["create_app", "serve"]
 
 _HERE = Path(__file__).parent
 # No script at all: pages are plain HTML and CSS, so model output shown on them can never run.
-_CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
+        "frame-ancestors 'none'")
 
 
 class NotFound(Exception):
@@ -112,6 +113,8 @@ def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
         finally:
             store.close()
 
+    StoreDep = Annotated[Store, Depends(open_store)]
+
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("db_name", db.name)
         return templates.TemplateResponse(request, name, context, status_code=status)
@@ -138,18 +141,18 @@ def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
         return RedirectResponse("/runs")
 
     @app.get("/healthz")
-    def healthz(store: Store = Depends(open_store)) -> dict[str, Any]:
+    def healthz(store: StoreDep) -> dict[str, Any]:
         """Liveness: the database opens and answers."""
         return {"ok": True, "runs": store.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]}
 
     # ------------------------------------------------------------------ runs
     @app.get("/api/runs")
-    def api_runs(store: Store = Depends(open_store)) -> dict[str, Any]:
+    def api_runs(store: StoreDep) -> dict[str, Any]:
         """Every run with its summary."""
         return {"runs": q.run_summaries(store)}
 
     @app.get("/runs", response_class=HTMLResponse, include_in_schema=False)
-    def runs_page(request: Request, store: Store = Depends(open_store)) -> HTMLResponse:
+    def runs_page(request: Request, store: StoreDep) -> HTMLResponse:
         return page(request, "runs.html", nav="runs", runs=q.run_summaries(store))
 
     def _run(store: Store, run_id: str) -> dict[str, Any]:
@@ -161,12 +164,12 @@ def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
         return summary
 
     @app.get("/api/runs/{run_id:path}")
-    def api_run(run_id: str, store: Store = Depends(open_store)) -> dict[str, Any]:
+    def api_run(run_id: str, store: StoreDep) -> dict[str, Any]:
         """One run: summary, config, success by family."""
         return _run(store, run_id)
 
     @app.get("/runs/{run_id:path}", response_class=HTMLResponse, include_in_schema=False)
-    def run_page(request: Request, run_id: str, store: Store = Depends(open_store)) -> HTMLResponse:
+    def run_page(request: Request, run_id: str, store: StoreDep) -> HTMLResponse:
         run = _run(store, run_id)
         chart = ch.bar_chart(
             [ch.Bar(f["family"], f["rate"], f"{f['family']}: {f['passed']}/{f['episodes']}") for f in run["by_family"]],
@@ -181,14 +184,14 @@ def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
         return {"filter": flt, "total": result.total, "pages": result.pages, "episodes": result.rows}
 
     @app.get("/api/episodes")
-    def api_episodes(request: Request, store: Store = Depends(open_store)) -> dict[str, Any]:
+    def api_episodes(request: Request, store: StoreDep) -> dict[str, Any]:
         """Episodes filtered by run, family, passed, status, reward_min/reward_max, error_type and q (text);
         paginated with page and per_page."""
         data = _episodes(request, store)
         return {**data, "filter": data["filter"].__dict__}
 
     @app.get("/episodes", response_class=HTMLResponse, include_in_schema=False)
-    def episodes_page(request: Request, store: Store = Depends(open_store)) -> HTMLResponse:
+    def episodes_page(request: Request, store: StoreDep) -> HTMLResponse:
         data = _episodes(request, store)
         return page(request, "episodes.html", nav="episodes", choices=q.filter_choices(store),
                     passed_choices=q.PASSED_CHOICES, status_choices=q.STATUS_CHOICES, **data)
@@ -199,12 +202,12 @@ def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
         return episode_view(store, episode_id)
 
     @app.get("/api/episodes/{episode_id:path}")
-    def api_episode(episode_id: str, store: Store = Depends(open_store)) -> dict[str, Any]:
+    def api_episode(episode_id: str, store: StoreDep) -> dict[str, Any]:
         """One episode: its row, messages (OpenAI format), tool calls and the readable turns."""
         return _episode(store, episode_id)
 
     @app.get("/episodes/{episode_id:path}", response_class=HTMLResponse, include_in_schema=False)
-    def episode_page(request: Request, episode_id: str, store: Store = Depends(open_store)) -> HTMLResponse:
+    def episode_page(request: Request, episode_id: str, store: StoreDep) -> HTMLResponse:
         return page(request, "episode.html", nav="episodes", view=_episode(store, episode_id))
 
     # ------------------------------------------------------------------ charts
@@ -223,12 +226,12 @@ def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
         }
 
     @app.get("/api/charts")
-    def api_charts(request: Request, store: Store = Depends(open_store)) -> dict[str, Any]:
+    def api_charts(request: Request, store: StoreDep) -> dict[str, Any]:
         """The data behind the charts (repeat ?run= to restrict to some runs)."""
         return _chart_data(request, store)
 
     @app.get("/charts", response_class=HTMLResponse, include_in_schema=False)
-    def charts_page(request: Request, store: Store = Depends(open_store)) -> HTMLResponse:
+    def charts_page(request: Request, store: StoreDep) -> HTMLResponse:
         data = _chart_data(request, store)
         ev = data["eval"]
         svgs = {

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-__all__ = ["Bar", "bar_chart", "grouped_bar_chart", "PALETTE"]
+__all__ = ["PALETTE", "Bar", "bar_chart", "grouped_bar_chart"]
 
 PALETTE = ("#3b6ea5", "#e08a2c", "#4a9a5b", "#b5475b", "#7a5ba8", "#5d8f99")
 

@@ -13,14 +13,14 @@ from collector.store import Store
 __all__ = [
     "EpisodeFilter",
     "EpisodePage",
-    "run_summaries",
-    "run_summary",
+    "eval_comparison",
     "filter_choices",
     "list_episodes",
     "reward_histogram",
+    "run_summaries",
+    "run_summary",
     "success_by_family",
     "value_distribution",
-    "eval_comparison",
 ]
 
 PASSED_CHOICES = ("any", "yes", "no")
