@@ -84,6 +84,18 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         return response
 
 
+def _open_store(request: Request) -> Iterator[Store]:
+    """The request's read-only connection to the app's database (closed when the response is sent)."""
+    store = Store(request.app.state.db, readonly=True)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+StoreDep = Annotated[Store, Depends(_open_store)]
+
+
 def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
     """Build the viewer over one trajectory database, opened read-only on each request.
 
@@ -106,14 +118,7 @@ def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
 
-    def open_store() -> Iterator[Store]:
-        store = Store(db, readonly=True)
-        try:
-            yield store
-        finally:
-            store.close()
-
-    StoreDep = Annotated[Store, Depends(open_store)]
+    app.state.db = db
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("db_name", db.name)
