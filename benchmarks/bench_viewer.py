@@ -26,8 +26,8 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.store import Store  # noqa: E402
-from collector.viewer import create_app  # noqa: E402
+from collector.store import Store
+from collector.viewer import create_app
 
 FAMILIES = ("weather", "files", "search", "code")
 PAGES = (

@@ -13,7 +13,7 @@ import click
 from training.errors import TrainingError
 from training.settings import TrainingSettings
 
-__all__ = ["dataset", "train", "eval_cmd"]
+__all__ = ["dataset", "demo", "eval_cmd", "train"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -277,3 +277,7 @@ def eval_cmd(models: tuple[str, ...], tasks: str, split: str, samples: int, db: 
                                for r in results], indent=2))
     else:
         click.echo(comparison_table(results))
+
+
+# `mcpgym demo` lives beside the demo's library code; re-exported here, where mcpgym.cli looks for it.
+from training.demo import demo_command as demo

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from viewer_data import XSS, build_db
 
 from collector.errors import ConfigError, StoreError
 from collector.store import Store
 from collector.viewer import create_app
 from collector.viewer.charts import Bar, bar_chart, grouped_bar_chart
 from collector.viewer.queries import EpisodeFilter, list_episodes, reward_histogram
-from viewer_data import XSS, build_db
 
 
 @pytest.fixture(scope="module")

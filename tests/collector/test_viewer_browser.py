@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from viewer_data import XSS, build_db
 
 from collector.viewer import create_app
-from viewer_data import XSS, build_db
 
 pytestmark = pytest.mark.browser
 
