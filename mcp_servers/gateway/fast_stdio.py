@@ -39,16 +39,41 @@ class _LineReader:
 
 
 class _Writer:
-    """`write` buffers into the pipe transport; `flush` waits only when the pipe applies back-pressure."""
+    """Buffers messages and writes them once the event loop has run the work already queued.
+
+    Writing a reply wakes the client at once; on a busy machine the scheduler may then run the client and leave this
+    process waiting for the CPU with the tail of the request (task clean-up) still undone. Deferring the write by two
+    loop turns lets that tail finish first, and batches replies that complete together into one write.
+    """
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
+        self._chunks: list[bytes] = []
+        self._scheduled = False
+        self._loop = asyncio.get_running_loop()
 
     async def write(self, text: str) -> None:
-        self._writer.write(text.encode("utf-8"))
+        self._chunks.append(text.encode("utf-8"))
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._loop.call_soon, self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._scheduled = False
+        if self._chunks:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            self._writer.write(data)
 
     async def flush(self) -> None:
-        await self._writer.drain()
+        transport = self._writer.transport
+        if transport.get_write_buffer_size() > 1024 * 1024:  # back-pressure only when the client lags far behind
+            self._flush_now()
+            await self._writer.drain()
+
+    def close(self) -> None:
+        """Write whatever is still buffered."""
+        self._flush_now()
 
 
 def pipes_supported(fd_in: int = 0, fd_out: int = 1) -> bool:
@@ -87,9 +112,11 @@ async def _pipe_streams(wire_in: int, wire_out: int) -> AsyncIterator[tuple[_Lin
     read_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), in_file)
     write_transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out_file)
     writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
+    out = _Writer(writer)
     try:
-        yield _LineReader(reader), _Writer(writer)
+        yield _LineReader(reader), out
     finally:
+        out.close()
         with contextlib.suppress(Exception):
             await writer.drain()
         read_transport.close()
