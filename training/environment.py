@@ -32,8 +32,14 @@ from collector.tasks.model import Task, VerifierSpec, VerifyContext
 from collector.types import Verdict
 from training.errors import EnvironmentSetupError
 
-__all__ = ["LoopThread", "RolloutState", "MCPEnvironment", "MCPEnvironmentFactory", "environment_key",
-           "make_tool_method"]
+__all__ = [
+    "LoopThread",
+    "MCPEnvironment",
+    "MCPEnvironmentFactory",
+    "RolloutState",
+    "environment_key",
+    "make_tool_method",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +77,14 @@ def environment_key(servers: Sequence[str]) -> str:
 def _python_type(schema: dict[str, Any]) -> Any:
     if isinstance(schema.get("enum"), list) and schema["enum"] and all(
             isinstance(v, (str, int, float, bool)) for v in schema["enum"]):
-        return Literal[tuple(schema["enum"])]
+        return Literal.__getitem__(tuple(schema["enum"]))  # a Literal built at run time
     kind = schema.get("type")
     if isinstance(kind, list):
         kinds = [k for k in kind if k != "null"]
         kind = kinds[0] if len(kinds) == 1 else None
     if kind == "array":
         items = schema.get("items")
-        return list[_python_type(items)] if isinstance(items, dict) and items.get("type") else list
+        return list.__class_getitem__(_python_type(items)) if isinstance(items, dict) and items.get("type") else list
     if kind == "object":
         return dict
     return _JSON_TYPES.get(str(kind), str)
@@ -220,7 +226,7 @@ class RolloutState:
             session, self.session = self.session, None
             try:
                 self.factory.loop.run(session.aclose(), timeout=30)
-            except Exception as exc:  # closing is best effort; a dead server must not stop training
+            except Exception as exc:  # noqa: BLE001 - closing is best effort; a dead server must not stop training
                 logger.warning("closing an MCP session failed: %s", exc)
 
 

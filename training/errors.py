@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 __all__ = [
-    "TrainingError",
     "DatasetError",
-    "RewardError",
     "EnvironmentSetupError",
-    "TrainerConfigError",
     "EvaluationError",
+    "RewardError",
+    "TrainerConfigError",
+    "TrainingError",
 ]
 
 

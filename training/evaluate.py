@@ -20,7 +20,7 @@ from collector.errors import CollectorError
 from collector.store import Store
 from training.errors import EvaluationError
 
-__all__ = ["EvalConfig", "ModelMetrics", "pass_at_k", "metrics_from_run", "evaluate", "comparison_table"]
+__all__ = ["EvalConfig", "ModelMetrics", "comparison_table", "evaluate", "metrics_from_run", "pass_at_k"]
 
 
 @dataclass(frozen=True)

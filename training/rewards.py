@@ -31,18 +31,18 @@ from training.datasets.filters import call_problems
 from training.errors import RewardError
 
 __all__ = [
+    "CRASH_PENALTY",
     "RewardWeights",
     "Rollout",
-    "summarize",
-    "success_reward",
-    "efficiency_reward",
-    "tool_use_reward",
-    "format_reward",
     "code_tests_reward",
-    "reward_functions",
-    "total_reward",
+    "efficiency_reward",
     "failures",
-    "CRASH_PENALTY",
+    "format_reward",
+    "reward_functions",
+    "success_reward",
+    "summarize",
+    "tool_use_reward",
+    "total_reward",
 ]
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Rollout:
 
 def _is_error_result(content: Any) -> bool:
     text = str(content).lstrip()
-    return text.startswith("{'error'") or text.startswith('{"error"') or text.startswith("Error:")
+    return text.startswith(("{'error'", '{"error"', "Error:"))
 
 
 def summarize(completion: Sequence[dict[str, Any]] | str, tools: Sequence[dict[str, Any]] | None,
@@ -211,7 +211,7 @@ def _per_sample(fn: Callable[..., float | None]) -> Callable[..., list[float | N
                     raise RewardError("no 'task' column: GRPO rows must carry the task (mcpgym dataset grpo)")
                 rollout = summarize(completion, tools[i], envs[i])
                 out.append(fn(tasks[i], rollout, envs[i]))
-            except Exception as exc:  # a reward that cannot be computed is marked, never a silent 0
+            except Exception as exc:  # noqa: BLE001 - a reward that cannot be computed is marked, never a silent 0
                 failures[fn.__name__] += 1
                 logger.warning("reward %s could not score sample %d: %s: %s", fn.__name__, i, type(exc).__name__, exc)
                 out.append(None)

@@ -74,7 +74,7 @@ def test_sft_filters_are_options(filled: Store) -> None:
 def test_sft_max_tokens_needs_a_counter(filled: Store) -> None:
     with pytest.raises(DatasetError, match="token counter"):
         build_sft(str(filled.path), ["expert"], SFTOptions(filters=FilterConfig(max_tokens=10)))
-    per_message = lambda m, t: 10 * len(m)  # noqa: E731
+    per_message = lambda m, t: 10 * len(m)
     built = build_sft(str(filled.path), ["expert"], SFTOptions(filters=FilterConfig(max_tokens=40),
                                                                eval_fraction=0.0), count_tokens=per_message)
     assert built.report.dropped["too long"] == 10  # weather rows (and the duplicate) have 5 messages, code rows 3

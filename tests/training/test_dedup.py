@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from episode_factory import weather_messages
 
 from training.datasets.dedup import Deduplicator, exact_key, normalize
-
-from episode_factory import weather_messages
 
 
 def test_exact_duplicates_ignore_case_whitespace_and_call_ids() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from episode_factory import WEATHER_TOOL, code_messages, weather_messages
+
 from collector.store import Store
 from training.datasets.filters import (
     FilterConfig,
@@ -18,8 +20,6 @@ from training.datasets.filters import (
     extract_solution,
 )
 from training.datasets.records import load_records
-
-from episode_factory import WEATHER_TOOL, code_messages, weather_messages
 
 
 def _records(store: Store) -> dict[str, object]:
@@ -81,7 +81,7 @@ def test_format_filter(store: Store, add_episode) -> None:  # type: ignore[no-un
 
 def test_length_filter_counts_with_the_given_counter() -> None:
     msgs = [{"role": "user", "content": "one two three four"}]
-    words = lambda m, t: sum(len(x["content"].split()) for x in m)  # noqa: E731
+    words = lambda m, t: sum(len(x["content"].split()) for x in m)
     assert check_length(msgs, [], 4, words) is None
     assert check_length(msgs, [], 3, words) == "too long"
     assert check_length(msgs, [], None, words) is None

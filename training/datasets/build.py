@@ -9,15 +9,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector.chat_template import to_training_messages
 from training.datasets.dedup import Deduplicator
 from training.datasets.filters import FilterConfig, TokenCounter, apply_filters, check_length
 from training.datasets.mixing import mix, split_by_task
-from training.datasets.records import EpisodeRecord, load_records, to_training_messages
+from training.datasets.records import EpisodeRecord, load_records
 from training.datasets.report import DatasetReport
 from training.datasets.scrub import scrub_value
 from training.errors import DatasetError
 
-__all__ = ["SFTOptions", "GRPOOptions", "BuiltDataset", "build_sft", "build_grpo", "save_dataset", "tokenizer_counter"]
+__all__ = ["BuiltDataset", "GRPOOptions", "SFTOptions", "build_grpo", "build_sft", "save_dataset", "tokenizer_counter"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,11 @@ def build_sft(
     candidates.sort(key=lambda c: -c[0].reward)
     rows: list[_Row] = []
     for record, messages in candidates:
-        msgs = to_training_messages(messages)
+        try:
+            msgs = to_training_messages(messages)  # the collector's conversion: arguments as dicts, as templated
+        except ValueError:
+            report.dropped["unreadable messages"] += 1
+            continue
         tools = record.tools
         if options.scrub:
             msgs, found = scrub_value(msgs)

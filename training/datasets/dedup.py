@@ -11,7 +11,7 @@ from typing import Any
 
 from datasketch import MinHash, MinHashLSH
 
-__all__ = ["normalize", "exact_key", "Deduplicator"]
+__all__ = ["Deduplicator", "exact_key", "normalize"]
 
 _WS = re.compile(r"\s+")
 _TOKEN = re.compile(r"\w+|[^\w\s]")

@@ -17,16 +17,16 @@ from training.datasets.scrub import find_secrets
 __all__ = [
     "FilterConfig",
     "TokenCounter",
-    "check_status",
-    "check_reward",
-    "check_turns",
-    "check_tool_errors",
+    "apply_filters",
+    "call_problems",
+    "check_code",
     "check_format",
     "check_length",
-    "check_code",
-    "call_problems",
+    "check_reward",
+    "check_status",
+    "check_tool_errors",
+    "check_turns",
     "extract_solution",
-    "apply_filters",
 ]
 
 TokenCounter = Callable[[list[dict[str, Any]], list[dict[str, Any]]], int]
@@ -184,7 +184,7 @@ def check_code(record: EpisodeRecord) -> str | None:
 
 def apply_filters(record: EpisodeRecord, config: FilterConfig) -> str | None:
     """Run the episode-level filters in order; the first reason to drop wins."""
-    checks = [
+    checks: list[Callable[[], str | None]] = [
         lambda: check_status(record),
         lambda: check_reward(record, config.require_passed, config.min_reward),
         lambda: check_turns(record, config.max_turns),

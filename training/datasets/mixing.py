@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from training.errors import DatasetError
 
-__all__ = ["MixLine", "parse_proportions", "mix", "split_by_task"]
+__all__ = ["MixLine", "mix", "parse_proportions", "split_by_task"]
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ def mix(
     for family in sorted(set(by_family) | set(proportions)):
         share = proportions.get(family, 0.0)
         pool = by_family.get(family, [])
-        k = min(len(pool), int(round(share * total))) if share > 0 else 0
+        k = min(len(pool), round(share * total)) if share > 0 else 0
         chosen.extend(rng.sample(pool, k))
         lines.append(MixLine(family, share, len(pool), k))
     rng.shuffle(chosen)
@@ -101,7 +101,7 @@ def split_by_task(
     if not 0.0 <= eval_fraction < 1.0:
         raise DatasetError(f"eval fraction must be in [0, 1), got {eval_fraction}")
     tasks = sorted({task_of(i) for i in items}, key=lambda t: hashlib.sha256(f"{seed}:{t}".encode()).hexdigest())
-    n_eval = int(round(eval_fraction * len(tasks)))
+    n_eval = round(eval_fraction * len(tasks))
     if eval_fraction > 0 and n_eval == 0 and len(tasks) >= 2:
         n_eval = 1
     eval_tasks = set(tasks[:n_eval])

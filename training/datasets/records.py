@@ -1,8 +1,7 @@
-"""Episode records read from the trajectory store, and their conversion to training messages."""
+"""Episode records read from the trajectory store."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,9 +10,7 @@ from collector.errors import StoreError
 from collector.store import Store
 from training.errors import DatasetError
 
-__all__ = ["EpisodeRecord", "load_records", "to_training_messages", "offered_tools"]
-
-_MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
+__all__ = ["EpisodeRecord", "load_records", "offered_tools"]
 
 
 @dataclass
@@ -80,44 +77,6 @@ def load_records(
             yield EpisodeRecord(row, store.messages(row["id"]), store.tool_calls(row["id"]))
     finally:
         store.close()
-
-
-def _parse_arguments(arguments: Any) -> Any:
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            return arguments
-    return arguments
-
-
-def to_training_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """OpenAI messages as TRL's conversational tool format: tool-call `arguments` become dicts, extra keys go.
-
-    Args:
-        messages: stored messages (arguments as JSON strings, `malformed`/`latency_s` extra keys).
-
-    Returns:
-        New messages with only role/content/tool_calls/tool_call_id/name, arguments parsed where they are JSON.
-    """
-    out: list[dict[str, Any]] = []
-    for msg in messages:
-        new = {k: msg[k] for k in _MESSAGE_KEYS if k in msg and msg[k] is not None}
-        new.setdefault("content", msg.get("content") or "")
-        if msg.get("tool_calls"):
-            new["tool_calls"] = [
-                {
-                    **({"id": c["id"]} if c.get("id") else {}),
-                    "type": "function",
-                    "function": {
-                        "name": c["function"]["name"],
-                        "arguments": _parse_arguments(c["function"].get("arguments")),
-                    },
-                }
-                for c in msg["tool_calls"]
-            ]
-        out.append(new)
-    return out
 
 
 def offered_tools(record: EpisodeRecord) -> dict[str, dict[str, Any]]:

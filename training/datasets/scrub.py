@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SecretPattern", "PATTERNS", "scrub_text", "scrub_value", "find_secrets", "redaction"]
+__all__ = ["PATTERNS", "SecretPattern", "find_secrets", "redaction", "scrub_text", "scrub_value"]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from collector.errors import CollectorError
 from training.errors import TrainerConfigError
 
-__all__ = ["Profile", "PROFILES", "get_profile", "load_splits", "load_model", "lora_config", "save_checkpoint"]
+__all__ = ["PROFILES", "Profile", "get_profile", "load_model", "load_splits", "lora_config", "save_checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,15 @@ class Profile:
         return {
             "use_cpu": self.use_cpu,
             "bf16": self.bf16,
-            "gradient_checkpointing": self.gradient_checkpointing,  # TRL defaults it to True; off on the CPU
+            "gradient_checkpointing": self.gradient_checkpointing,
             "dataloader_num_workers": self.dataloader_num_workers,
         }
 
 
 PROFILES: dict[str, Profile] = {
-    # SmolLM2-135M on a laptop CPU: float32, no vLLM, single process.
-    "cpu": Profile("cpu", use_cpu=True, bf16=False, use_vllm=False, gradient_checkpointing=False,
+    # SmolLM2-135M on a laptop CPU: float32, no vLLM, single process. Gradient checkpointing stays on: tool
+    # schemas make rows 1,500-3,000 tokens long, and without it one batch of 4 such rows needs over 20 GB.
+    "cpu": Profile("cpu", use_cpu=True, bf16=False, use_vllm=False, gradient_checkpointing=True,
                    dataloader_num_workers=0),
     # One or more GPUs (launch with `accelerate launch` for several): bf16, vLLM generation for GRPO.
     "gpu": Profile("gpu", use_cpu=False, bf16=True, use_vllm=True, gradient_checkpointing=True,
@@ -94,7 +95,7 @@ def load_splits(data: str | Path, columns: tuple[str, ...]) -> tuple[Any, Any | 
             f"{path} lacks column(s) {', '.join(missing)} (has {', '.join(dd['train'].column_names)}); "
             f"expected a dataset with {', '.join(columns)} (was it built for the other trainer?)"
         )
-    return dd["train"], dd["eval"] if "eval" in dd else None
+    return dd["train"], dd.get("eval")
 
 
 def load_model(name_or_path: str | None, profile: Profile, *, padding_side: str = "right") -> tuple[Any, Any]:

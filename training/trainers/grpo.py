@@ -79,7 +79,8 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
         TrainerConfigError: bad data, model, profile or batch shape.
         EnvironmentSetupError: the MCP servers cannot be started or listed.
     """
-    from trl import GRPOConfig, GRPOTrainer
+    from trl.trainer.grpo_config import GRPOConfig
+    from trl.trainer.grpo_trainer import GRPOTrainer
 
     profile = get_profile(config.profile)
     if config.num_generations < 2:
@@ -116,12 +117,12 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
     try:
         trainer = GRPOTrainer(
             model=model,
-            reward_funcs=funcs,
+            reward_funcs=list[Any](funcs),
             args=args,
             train_dataset=train,
             processing_class=tokenizer,
             peft_config=lora_config(config.lora),
-            environment_factory=factory.factories(server_sets),
+            environment_factory=dict[str, Any](factory.factories(server_sets)),
         )
         result = trainer.train()
         run = {"kind": "grpo", **config_dict(config), "metrics": result.metrics, "log": trainer.state.log_history}

@@ -63,7 +63,8 @@ def train_sft(config: SFTRunConfig) -> Path:
     Raises:
         TrainerConfigError: bad data directory, model or profile.
     """
-    from trl import SFTConfig, SFTTrainer
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
 
     profile = get_profile(config.profile)
     if config.batch_size < 1 or config.grad_accum < 1:
