@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-__all__ = ["plan_tests", "TestPlanError"]
+__all__ = ["TestPlanError", "plan_tests"]
 
 
 class TestPlanError(ValueError):
@@ -116,7 +116,7 @@ def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce:
     plan = _plan(tree, test_code, entry_point)
     ns: dict[str, Any] = {"__name__": "__solution__", "__builtins__": __builtins__}
     try:
-        exec(compile(solution, "<solution>", "exec"), ns)
+        exec(compile(solution, "<solution>", "exec"), ns)  # noqa: S102 - intended
     except BaseException as exc:  # noqa: BLE001 - the solution's failure is the result
         emit({"fatal": f"the solution raised {describe(exc)}"})
         return
@@ -124,15 +124,15 @@ def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce:
     try:
         if kind == "asserts":
             setup = [s for s in tree.body if not _has_assert(s)]
-            exec(compile(ast.Module(body=setup, type_ignores=[]), "<tests>", "exec"), ns)
+            exec(compile(ast.Module(body=setup, type_ignores=[]), "<tests>", "exec"), ns)  # noqa: S102 - intended
         else:
-            exec(compile(test_code, "<tests>", "exec"), ns)
+            exec(compile(test_code, "<tests>", "exec"), ns)  # noqa: S102 - intended
     except BaseException as exc:  # noqa: BLE001
         emit({"fatal": f"the test code raised {describe(exc)}"})
         return
     if kind in ("check", "asserts"):
         if kind == "check":
-            if entry_point not in ns:
+            if entry_point is None or entry_point not in ns:
                 emit({"fatal": f"the solution defines no {entry_point!r} (the entry_point)"})
                 return
             body = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check").body
@@ -145,7 +145,7 @@ def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce:
         planned = {t["index"]: i for i, t in enumerate(plan["tests"])}
         if -1 in planned:  # a check() without asserts: one test, the whole call
             try:
-                ns["check"](ns[entry_point])
+                ns["check"](ns[str(entry_point)])
                 emit({"test": 0, "ok": True})
             except BaseException as exc:  # noqa: BLE001
                 emit({"test": 0, "ok": False, "error": describe(exc)})
@@ -159,7 +159,7 @@ def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce:
                     emit({"test": number, "ok": False, "error": broken})
                     continue
                 try:
-                    exec(compile(ast.Module(body=[stmt], type_ignores=[]), "<tests>", "exec"), scope)
+                    exec(compile(ast.Module(body=[stmt], type_ignores=[]), "<tests>", "exec"), scope)  # noqa: S102 - intended
                     if number is not None:
                         emit({"test": number, "ok": True})
                 except BaseException as exc:  # noqa: BLE001

@@ -12,7 +12,7 @@ from mcp_servers.exec import harness
 from mcp_servers.exec.models import TestFailure, TestReport
 from mcp_servers.exec.sandbox.base import Limits, Sandbox
 
-__all__ = ["run_tests", "harness_program"]
+__all__ = ["harness_program", "run_tests"]
 
 MAX_FAILURES = 20
 

@@ -10,8 +10,16 @@ from mcp_servers.exec.sandbox.process import ProcessSandbox, ProcessSandboxConfi
 if TYPE_CHECKING:
     from mcp_servers.settings import ExecSettings
 
-__all__ = ["Sandbox", "ExecResult", "Limits", "ProcessSandbox", "ProcessSandboxConfig", "SANDBOX_WORKDIR",
-           "make_sandbox", "limits_from_settings"]
+__all__ = [
+    "SANDBOX_WORKDIR",
+    "ExecResult",
+    "Limits",
+    "ProcessSandbox",
+    "ProcessSandboxConfig",
+    "Sandbox",
+    "limits_from_settings",
+    "make_sandbox",
+]
 
 
 def limits_from_settings(settings: ExecSettings, timeout_s: float | None = None) -> Limits:

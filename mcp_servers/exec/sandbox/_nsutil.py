@@ -204,7 +204,7 @@ class Cgroup:
         return usable
 
     @classmethod
-    def create(cls, roots: dict[str, str], name: str) -> "Cgroup":
+    def create(cls, roots: dict[str, str], name: str) -> Cgroup:
         """Create the cgroup directories `name` under each root."""
         dirs: list[str] = []
         for parent in roots.values():

@@ -21,24 +21,27 @@ import socket
 import struct
 import sys
 import time
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _nsutil as ns  # noqa: E402
+import _nsutil as ns
 
 del sys.path[0]
 
 NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS | ns.CLONE_NEWNET
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
+Json = dict[str, Any]
 SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
 
 
-def recv_msg(conn: socket.socket) -> dict:
+def recv_msg(conn: socket.socket) -> Json:
     """Read one length-prefixed JSON message."""
     head = _recv_exact(conn, 4)
-    return json.loads(_recv_exact(conn, struct.unpack(">I", head)[0]))
+    msg: Json = json.loads(_recv_exact(conn, struct.unpack(">I", head)[0]))
+    return msg
 
 
-def send_msg(conn: socket.socket, msg: dict) -> None:
+def send_msg(conn: socket.socket, msg: Json) -> None:
     """Write one length-prefixed JSON message."""
     raw = json.dumps(msg).encode()
     conn.sendall(struct.pack(">I", len(raw)) + raw)
@@ -57,7 +60,7 @@ def _recv_exact(conn: socket.socket, size: int) -> bytes:
 # ---------------------------------------------------------------- inside the namespaces
 
 
-def build_static_root(cfg: dict) -> None:
+def build_static_root(cfg: Json) -> None:
     """Build, once, the read-only part of every sandbox's file system at the stage directory.
 
     Run by the fork server in its own mount namespace (a slave of the host's, so later host mounts still show):
@@ -100,7 +103,7 @@ def build_static_root(cfg: dict) -> None:
     ns.mount(None, new, None, ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_NOSUID | ns.MS_NODEV)
 
 
-def enter_root(cfg: dict, req: dict) -> None:
+def enter_root(cfg: Json, req: Json) -> None:
     """In a fresh mount namespace (a copy of the fork server's): add the private /tmp, the workspace and /proc to
     the static root, then pivot into it, leaving the host's file system behind (run by the sandbox's pid 1, as root)."""
     new = cfg["stage_dir"]
@@ -116,7 +119,7 @@ def enter_root(cfg: dict, req: dict) -> None:
     os.chdir("/")
 
 
-def set_limits(lim: dict) -> None:
+def set_limits(lim: Json) -> None:
     """Apply the rlimits of one execution."""
     cpu = int(lim["cpu_s"])
     pairs = {
@@ -131,7 +134,7 @@ def set_limits(lim: dict) -> None:
         resource.setrlimit(which, value)
 
 
-def run_execution(req: dict, setup_fd: int) -> None:
+def run_execution(req: Json, setup_fd: int) -> None:
     """Become the execution: drop privileges, apply limits, then run the Python code or exec the argv. Never returns.
 
     A failure before the user's code starts is written to `setup_fd` (closed once the code runs) and exits 127.
@@ -178,7 +181,7 @@ def _exit_code(exc: SystemExit) -> int:
         return exc.code & 0xFF
     try:
         print(exc.code, file=sys.stderr)
-    except BaseException:  # noqa: BLE001
+    except BaseException:  # noqa: S110, BLE001
         pass
     return 1
 
@@ -189,13 +192,15 @@ def run_python(code: str) -> int:
     import io
     import types
 
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-    sys.stdout = sys.__stdout__ = io.TextIOWrapper(
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(
         io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=False
     )
-    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+    sys.stderr = io.TextIOWrapper(
         io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
     )
+    for name in ("stdin", "stdout", "stderr"):
+        setattr(sys, f"__{name}__", getattr(sys, name))
     sys.argv = ["-c"]
     sys.path[:] = ["/workspace"] + [p for p in sys.path if p]
     main = types.ModuleType("__main__")
@@ -203,7 +208,7 @@ def run_python(code: str) -> int:
     sys.modules["__main__"] = main
     status = 0
     try:
-        exec(compile(code, "<code>", "exec"), main.__dict__)
+        exec(compile(code, "<code>", "exec"), main.__dict__)  # noqa: S102 - intended
     except SystemExit as exc:
         status = _exit_code(exc)
     except BaseException as exc:  # noqa: BLE001 - the user's exception, printed like the interpreter would
@@ -214,12 +219,12 @@ def run_python(code: str) -> int:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except BaseException:  # noqa: BLE001
+        except BaseException:  # noqa: S110, BLE001
             pass
     return status
 
 
-def sandbox_main(cfg: dict, req: dict, fds: dict) -> None:
+def sandbox_main(cfg: Json, req: Json, fds: Json) -> None:
     """Pid 1 of a fresh sandbox (already in new namespaces): build the file system, then become the execution."""
     setup_fd = fds["setup_w"]
     try:
@@ -242,7 +247,7 @@ def sandbox_main(cfg: dict, req: dict, fds: dict) -> None:
 # ---------------------------------------------------------------- the template (the fork server's main process)
 
 
-def spawn_sandbox(cfg: dict, chan: socket.socket, cgroup_dirs: list[str]) -> int:
+def spawn_sandbox(cfg: Json, chan: socket.socket, cgroup_dirs: list[str]) -> int:
     """Clone a fresh sandbox pid 1 for a worker and hand the worker its pipe ends; returns the sandbox's pid.
 
     The template never sees a request: the clone is a copy of pristine memory, so nothing of one execution (code,
@@ -252,7 +257,7 @@ def spawn_sandbox(cfg: dict, chan: socket.socket, cgroup_dirs: list[str]) -> int
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     setup_r, setup_w = os.pipe()
-    pid = ns.clone(NS_FLAGS)
+    pid: int = ns.clone(NS_FLAGS)
     if pid == 0:
         try:
             for fd in (ctl_w, out_r, err_r, setup_r):
@@ -270,7 +275,7 @@ def spawn_sandbox(cfg: dict, chan: socket.socket, cgroup_dirs: list[str]) -> int
     return pid
 
 
-def sandbox_child(cfg: dict, fds: dict, cgroup_dirs: list[str]) -> None:
+def sandbox_child(cfg: Json, fds: Json, cgroup_dirs: list[str]) -> None:
     """The cloned pid 1: join the worker's cgroup, read the request, then set up and run it. Never returns."""
     setup_fd = fds["setup_w"]
     try:
@@ -302,7 +307,7 @@ def sandbox_child(cfg: dict, fds: dict, cgroup_dirs: list[str]) -> None:
 # ---------------------------------------------------------------- workers (one execution at a time each)
 
 
-def worker_main(cfg: dict, listener: socket.socket, chan: socket.socket, name: str) -> None:
+def worker_main(cfg: Json, listener: socket.socket, chan: socket.socket, name: str) -> None:
     """Serve requests one after another: take a connection, get a fresh sandbox from the template, supervise it."""
     cgroup = ns.Cgroup.create(cfg["cgroups"], name) if cfg["cgroups"] else None
     while True:
@@ -319,7 +324,7 @@ def worker_main(cfg: dict, listener: socket.socket, chan: socket.socket, name: s
                 continue
 
 
-def execute(cfg: dict, req: dict, chan: socket.socket, cgroup: "ns.Cgroup | None") -> dict:
+def execute(cfg: Json, req: Json, chan: socket.socket, cgroup: ns.Cgroup | None) -> Json:
     """Run one request in a fresh sandbox and collect its output, status and resource use."""
     t0 = time.monotonic()
     lim = req["limits"]
@@ -365,7 +370,7 @@ def execute(cfg: dict, req: dict, chan: socket.socket, cgroup: "ns.Cgroup | None
     return collected
 
 
-def collect(pidfd: int, out_r: int, err_r: int, setup_r: int, deadline: float, cap: int) -> dict:
+def collect(pidfd: int, out_r: int, err_r: int, setup_r: int, deadline: float, cap: int) -> Json:
     """Read stdout/stderr (capped) until the sandbox's pid 1 exits or the deadline passes.
 
     On timeout, or when a stream passes the cap, pid 1 is killed, which makes the kernel kill everything in its pid
@@ -446,7 +451,7 @@ def preload(modules: list[str]) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a missing optional module is not an error
+        except Exception:  # noqa: S112, BLE001 - a missing optional module is not an error
             continue
 
 
@@ -463,7 +468,7 @@ def preload_files(files: dict[str, str]) -> None:
         sys.modules[name] = module
 
 
-def serve(cfg: dict) -> None:
+def serve(cfg: Json) -> None:
     """Start the workers, then clone sandboxes for them on request and report each one's exit; exit on stdin EOF."""
     preload(cfg.get("preload", []))
     preload_files(cfg.get("preload_files", {}))

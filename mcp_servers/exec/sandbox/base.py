@@ -10,7 +10,7 @@ from typing import Any
 
 from mcp_servers.errors import ToolInputError
 
-__all__ = ["Limits", "ExecResult", "Sandbox", "SANDBOX_WORKDIR"]
+__all__ = ["SANDBOX_WORKDIR", "ExecResult", "Limits", "Sandbox"]
 
 SANDBOX_WORKDIR = "/workspace"  # where every backend mounts the session's workspace
 
@@ -143,14 +143,14 @@ class Sandbox(abc.ABC):
             BackendError: The sandbox itself failed (not the code inside it).
         """
 
-    async def release(self, workspace: Path) -> None:  # noqa: B027 - optional hook
+    async def release(self, workspace: Path) -> None:
         """Free what the backend holds for `workspace` (e.g. its container) when the session ends."""
 
     async def close(self) -> None:
         """Stop the backend's helpers (fork server, containers)."""
         self.shutdown()
 
-    def shutdown(self) -> None:  # noqa: B027 - optional hook
+    def shutdown(self) -> None:
         """Stop the backend's helpers synchronously (also safe at interpreter exit)."""
 
 

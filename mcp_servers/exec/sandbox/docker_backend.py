@@ -9,7 +9,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,7 +172,10 @@ class DockerSandbox(Sandbox):
                 raise BackendError(f"docker backend: exec failed ({exc})") from None
             raw_sock: socket.socket = getattr(sock, "_sock", sock)
             try:
-                out, err, timed_out, overflow = _pump(raw_sock, payload, t0 + lim.timeout_s, lim.output_bytes)
+                out, err, timed_out, overflow = _pump(
+                    raw_sock, payload, t0 + lim.timeout_s, lim.output_bytes,
+                    lambda: bool(api.exec_inspect(exec_id).get("Running")),
+                )  # fmt: skip
             finally:
                 sock.close()
             exit_code: int | None = None
@@ -183,6 +186,9 @@ class DockerSandbox(Sandbox):
                         exit_code = info.get("ExitCode")
                         break
                     time.sleep(0.02)
+            local = (self.config.base_url or os.environ.get("DOCKER_HOST") or "unix://").startswith("unix://")
+            if (overflow or timed_out) and local:
+                _kill_exec(api, exec_id)
             self._reap(container)
             stderr = err[: lim.output_bytes].decode("utf-8", "replace")
             if exit_code is not None and exit_code > 128:
@@ -235,6 +241,16 @@ class DockerSandbox(Sandbox):
             _remove(container)
 
 
+def _kill_exec(api: Any, exec_id: str) -> None:
+    """Kill a stopped-early exec's process from the host at once (the engine runs on this host; needs root)."""
+    try:
+        pid = int(api.exec_inspect(exec_id).get("Pid") or 0)
+        if pid > 1 and os.geteuid() == 0:
+            os.kill(pid, 9)
+    except (OSError, docker.errors.DockerException):
+        pass
+
+
 def _remove(container: Any) -> None:
     try:
         container.remove(force=True)
@@ -242,8 +258,14 @@ def _remove(container: Any) -> None:
         pass
 
 
-def _pump(sock: socket.socket, payload: bytes, deadline: float, cap: int) -> tuple[bytes, bytes, bool, bool]:
-    """Send stdin, then read Docker's multiplexed stdout/stderr frames until EOF, the deadline or the cap."""
+def _pump(
+    sock: socket.socket, payload: bytes, deadline: float, cap: int, running: Callable[[], bool]
+) -> tuple[bytes, bytes, bool, bool]:
+    """Send stdin, then read Docker's multiplexed stdout/stderr frames until EOF, the deadline or the cap.
+
+    A background process can keep the stream open after the command itself ended; `running` (polled while the
+    stream is quiet) tells when the command is done, and the call ends then, as with the process backend.
+    """
     sock.setblocking(True)
     if payload:
         sock.sendall(payload)
@@ -257,8 +279,12 @@ def _pump(sock: socket.socket, payload: bytes, deadline: float, cap: int) -> tup
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return bytes(streams[1]), bytes(streams[2]), True, False
-        ready, _, _ = select.select([sock], [], [], remaining)
+        ready, _, _ = select.select([sock], [], [], min(remaining, 0.25))
         if not ready:
+            if not running():
+                ready, _, _ = select.select([sock], [], [], 0.05)  # output still in flight
+                if not ready:
+                    return bytes(streams[1]), bytes(streams[2]), False, False
             continue
         chunk = sock.recv(65536)
         if not chunk:

@@ -20,7 +20,7 @@ from typing import Any
 from mcp_servers.errors import BackendError, BackendTimeoutError, ConfigError
 from mcp_servers.exec.sandbox.base import ExecResult, Limits, Sandbox, check_command
 
-__all__ = ["ProcessSandbox", "ProcessSandboxConfig", "DEFAULT_PRELOAD", "HARNESS_MODULE"]
+__all__ = ["DEFAULT_PRELOAD", "HARNESS_MODULE", "ProcessSandbox", "ProcessSandboxConfig"]
 
 HARNESS_MODULE = "mcpgym_harness"  # the run_tests harness, preloaded by the fork server under this name
 
