@@ -263,11 +263,6 @@ class Cgroup:
                     continue
         return total
 
-    def add(self, pid: int) -> None:
-        """Move process `pid` into every directory of this cgroup."""
-        for path in self.dirs:
-            _write(path, "cgroup.procs", str(pid))
-
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer fired in this cgroup since the last `reset`."""
         return self._oom_count() > getattr(self, "_oom_base", 0)

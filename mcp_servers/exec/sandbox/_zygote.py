@@ -1,12 +1,16 @@
-"""Fork server of the process sandbox: a preloaded interpreter that forks each execution into fresh namespaces.
+"""Fork server of the process sandbox: a preloaded interpreter that clones each execution into fresh namespaces.
 
-Run by `ProcessSandbox` as ``python -I _zygote.py CONFIG_JSON`` with a scrubbed environment; stdlib only. It listens on
-a Unix socket; for every connection it forks a supervisor, which reads one request, runs it and answers:
+Run by `ProcessSandbox` as ``python -I -S _zygote.py CONFIG_JSON`` with a scrubbed environment; stdlib only:
 
-    supervisor (host namespaces, root)  -- unshare(mnt, ipc, uts, net, pid) --> init (pid 1, builds the file system)
-        init --fork--> the execution (drops to an unprivileged uid, rlimits, runs the code or execs the argv)
+    template (this process: preloaded modules, the static read-only root, never sees a request)
+      ├── worker x pool_size (accept a connection, read the request, supervise the run, answer)
+      └── sandbox pid 1, one per call: clone(new pid, mount, ipc, uts, net namespaces) of the template, asked for
+          by a worker; it joins the worker's cgroup, reads the request from the worker, mounts /tmp, /workspace and
+          /proc, pivots, drops to the workspace's uid with seccomp and rlimits, then runs the code (warm) or execs
+          the argv.
 
-When init exits the kernel kills every process left in the pid namespace, so nothing outlives a call.
+When pid 1 exits (or the worker kills it on timeout or output overflow), the kernel kills every process left in its
+pid namespace, so nothing outlives a call. The template reaps each sandbox and reports its status to its worker.
 """
 
 from __future__ import annotations
