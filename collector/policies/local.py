@@ -13,6 +13,7 @@ from typing import Any
 from collector.chat_template import parse_completion, render_prompt
 from collector.errors import ConfigError, PolicyError
 from collector.models import DEFAULT_MODEL, check_model, load_model_and_tokenizer
+from collector.policies._prefix_cache import PrefixCache
 from collector.policies.base import Completion
 from collector.tasks.model import Task
 from collector.types import Message, OpenAITool
@@ -33,7 +34,9 @@ class BatchStats:
         batch_sizes: batch size -> how many batches had it.
         prompt_tokens: prompt tokens of all requests (without padding).
         completion_tokens: generated tokens of all requests (up to and including the end-of-turn token).
-        generate_s: wall time spent inside `model.generate`.
+        generate_s: wall time spent encoding batches and inside `model.generate`.
+        prefix_hits: batches that reused a cached shared prefix (the system turn with the tools).
+        prefix_misses: shared prefixes run through the model (then cached).
     """
 
     batches: int = 0
@@ -43,6 +46,8 @@ class BatchStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     generate_s: float = 0.0
+    prefix_hits: int = 0
+    prefix_misses: int = 0
 
     @property
     def tokens_per_s(self) -> float:
@@ -120,6 +125,7 @@ class LocalPolicy:
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_ms / 1000.0
         self.stats = BatchStats()
+        self._prefixes = PrefixCache()
         self._device = device
         self._cache_dir = cache_dir
         self._loaded = loaded
@@ -231,21 +237,19 @@ class LocalPolicy:
             _deliver(request, result=completion)
 
     def _generate(self, prompts: list[str]) -> list[tuple[str, int, int]]:
-        """Run one left-padded batch; returns (raw text, prompt tokens, completion tokens) per prompt."""
+        """Run one batch; returns (raw text, prompt tokens, completion tokens) per prompt."""
         import torch
 
         assert self._loaded is not None
         model, tokenizer = self._loaded
-        encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
+        rows: list[list[int]] = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        prompt_lengths = [len(row) for row in rows]
         context = getattr(model.config, "max_position_embeddings", None)
-        if context is not None and encoded["input_ids"].shape[1] + self.max_new_tokens > context:
-            longest = int(max(prompt_lengths))
+        if context is not None and max(prompt_lengths) + self.max_new_tokens > context:
             raise PolicyError(
-                f"the prompt has {longest} tokens; with max_new_tokens={self.max_new_tokens} it does not fit "
-                f"the model's context of {context} tokens"
+                f"the prompt has {max(prompt_lengths)} tokens; with max_new_tokens={self.max_new_tokens} it does not "
+                f"fit the model's context of {context} tokens"
             )
-        encoded = encoded.to(model.device)
         stop_ids = _stop_token_ids(tokenizer)
         options: dict[str, Any] = {
             "max_new_tokens": self.max_new_tokens,
@@ -258,6 +262,7 @@ class LocalPolicy:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         started = time.perf_counter()
         with torch.inference_mode():
+            encoded = self._prefixes.encode(model, tokenizer, rows)  # may run the shared prefix once
             torch.manual_seed(self.seed + self.stats.batches)
             output = model.generate(**encoded, **options)
         elapsed = time.perf_counter() - started
@@ -275,6 +280,7 @@ class LocalPolicy:
         stats.prompt_tokens += sum(r[1] for r in results)
         stats.completion_tokens += sum(r[2] for r in results)
         stats.generate_s += elapsed
+        stats.prefix_hits, stats.prefix_misses = self._prefixes.hits, self._prefixes.misses
         return results
 
     def _fail_pending(self, error: PolicyError) -> None:

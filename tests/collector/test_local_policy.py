@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from local_model import loaded_model
 
-from collector.chat_template import parse_completion
+from collector.chat_template import parse_completion, render_prompt
 from collector.errors import ConfigError, PolicyError
 from collector.policies import make_policy
 from collector.policies.base import Completion
@@ -72,6 +72,9 @@ def test_concurrent_requests_share_forward_passes(batched: tuple[LocalPolicy, li
     assert local.stats.batches < 8
     assert sum(size * n for size, n in local.stats.batch_sizes.items()) == 8
     assert local.stats.completion_tokens == sum(r.completion_tokens for r in results)
+    # all eight share the system turn with the tools: run through the model once, reused by later batches
+    assert local.stats.prefix_misses == 1
+    assert local.stats.prefix_hits == local.stats.batches - 1
     for result in results:
         assert isinstance(result.raw_text, str)
         assert 1 <= result.completion_tokens <= MAX_NEW
@@ -95,6 +98,23 @@ async def test_greedy_batched_output_equals_unbatched(batched: tuple[LocalPolicy
     finally:
         await alone.aclose()
     assert alone.stats.max_batch == 1
+    assert (alone.stats.prefix_misses, alone.stats.prefix_hits) == (1, 1)
+
+
+def test_cached_prefix_output_equals_plain_generation(batched: tuple[LocalPolicy, list[Completion]]) -> None:
+    """The shared-prefix cache and middle padding change nothing: same tokens as generating from the bare prompt."""
+    import torch
+
+    _, results = batched
+    model, tokenizer = loaded_model()
+    prompt = render_prompt(tokenizer, conversation(QUESTIONS[0]), TOOLS)
+    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    with torch.inference_mode():
+        output = model.generate(**inputs, max_new_tokens=MAX_NEW, do_sample=False, eos_token_id=[end],
+                                pad_token_id=tokenizer.pad_token_id)
+    plain = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :].tolist()).split("<|im_end|>")[0]
+    assert results[0].raw_text == plain
 
 
 async def test_sampling_is_reproducible_with_a_seed() -> None:
