@@ -560,6 +560,13 @@ def serve(cfg: Json) -> None:
             pass
     for name in names:
         ns.Cgroup.remove_named(cfg["cgroups"], name)
+    try:  # leave nothing behind, even when the server died without closing us
+        ns.umount(cfg["stage_dir"], ns.MNT_DETACH)
+        os.unlink(cfg["socket"])
+        os.rmdir(cfg["stage_dir"])
+        os.rmdir(os.path.dirname(cfg["socket"]))
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":
