@@ -23,6 +23,7 @@ import errno
 import functools
 import inspect
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
@@ -38,7 +39,9 @@ __all__ = [
     "ToolInputError",
     "WorkspaceError",
     "as_tool_error",
+    "tidy_validation_message",
     "tool_errors",
+    "validation_message_middleware",
 ]
 
 _log = logging.getLogger("mcp_servers")
@@ -185,3 +188,62 @@ def tool_errors(fn: Callable[P, Any]) -> Callable[P, Any]:
             raise as_tool_error(exc, name) from None
 
     return wrapper
+
+
+_VALIDATION_HEADER = re.compile(r"^Error executing tool (?P<tool>\S+): \d+ validation errors? for \S+$")
+
+
+def tidy_validation_message(text: str) -> str | None:
+    """Rewrite the SDK's pydantic argument-validation message into one line naming each argument and its rule.
+
+    Args:
+        text: The text of an `is_error` tool result.
+
+    Returns:
+        E.g. "read_text_file: invalid arguments: 'path': Field required; 'head': Input should be greater than or equal
+        to 0", or None if `text` is not an argument-validation message.
+    """
+    lines = text.splitlines()
+    match = _VALIDATION_HEADER.match(lines[0]) if lines else None
+    if match is None:
+        return None
+    problems: list[str] = []
+    i = 1
+    while i < len(lines):
+        loc = lines[i]
+        if loc and not loc.startswith(" ") and i + 1 < len(lines):
+            rule = re.sub(r"\s*\[type=.*$", "", lines[i + 1].strip())
+            problems.append(f"'{loc}': {rule}")
+            i += 2
+        else:
+            i += 1
+    if not problems:
+        return None
+    return f"{match['tool']}: invalid arguments: " + "; ".join(problems)
+
+
+def validation_message_middleware() -> Callable[[Any, Any], Coroutine[Any, Any, Any]]:
+    """A server middleware that replaces the SDK's multi-line validation errors with `tidy_validation_message`.
+
+    Returns:
+        The middleware, for `MCPServer.middleware.append(...)`.
+    """
+
+    async def middleware(ctx: Any, call_next: Any) -> Any:
+        result = await call_next(ctx)
+        if getattr(ctx, "method", None) != "tools/call":
+            return result
+        if isinstance(result, dict):  # the serialized wire form
+            content = result.get("content") or []
+            if result.get("isError") and content and isinstance(content[0], dict):
+                tidy = tidy_validation_message(str(content[0].get("text", "")))
+                if tidy is not None:
+                    content[0]["text"] = tidy
+        elif getattr(result, "is_error", False) and getattr(result, "content", None):
+            first = result.content[0]
+            tidy = tidy_validation_message(getattr(first, "text", "") or "")
+            if tidy is not None:
+                first.text = tidy
+        return result
+
+    return middleware

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from mcp_servers.errors import ConfigError, ServerUnavailableError
+from mcp_servers.errors import ConfigError, ServerUnavailableError, validation_message_middleware
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -83,8 +83,11 @@ def build_server(name: str, settings: ServerSettings, workspaces: WorkspaceManag
     if spec.needs_workspace:
         if workspaces is None:
             raise ConfigError(f"server {name!r} needs a WorkspaceManager")
-        return factory(workspaces, settings)
-    return factory(settings)
+        server = factory(workspaces, settings)
+    else:
+        server = factory(settings)
+    server.middleware.append(cast(Any, validation_message_middleware()))
+    return server
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> ServerSettings:

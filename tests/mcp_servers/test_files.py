@@ -12,7 +12,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from mcp_servers.files.server import build_files_server
+from mcp_servers.registry import build_server
 from mcp_servers.settings import FilesSettings, ServerSettings
 from mcp_servers.workspace import WorkspaceManager
 
@@ -47,7 +47,7 @@ def ws(tmp_path: Path) -> Path:
 @pytest.fixture()
 def server(ws: Path) -> Any:
     settings = ServerSettings(files=FilesSettings(max_read_bytes=64, max_binary_bytes=32, max_grep_results=5))
-    return build_files_server(WorkspaceManager(ws, per_session=False), settings)
+    return build_server("files", settings, WorkspaceManager(ws, per_session=False))
 
 
 async def call(client: Client, name: str, **args: Any) -> Any:
@@ -93,6 +93,19 @@ async def test_read_text_file_ranges_and_truncation(server: Any, ws: Path) -> No
         assert "directory" in await error(client, "read_text_file", path="src")
         assert "outside the workspace" in await error(client, "read_text_file", path="../etc/passwd")
         assert "head" in await error(client, "read_text_file", path="notes.txt", head=-1)
+
+
+async def test_bad_arguments_name_the_argument_and_rule(server: Any) -> None:
+    async with Client(server) as client:
+        assert await error(client, "read_text_file") == "read_text_file: invalid arguments: 'path': Field required"
+        msg = await error(client, "read_text_file", path="a", head=-1, tail="x")
+        assert "'head': Input should be greater than or equal to 0" in msg and "'tail'" in msg
+        assert "pydantic.dev" not in msg and "\n" not in msg
+        msg = await error(client, "edit_file", path="a", edits=[{"old_text": ""}])
+        assert "'edits.0.old_text': String should have at least 1 character" in msg
+        assert "'edits.0.new_text': Field required" in msg
+        msg = await error(client, "directory_tree", max_depth=99)
+        assert "'max_depth': Input should be less than or equal to 20" in msg
 
 
 async def test_read_multiple_and_binary(server: Any, ws: Path) -> None:
