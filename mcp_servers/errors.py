@@ -200,8 +200,9 @@ def tidy_validation_message(text: str) -> str | None:
         text: The text of an `is_error` tool result.
 
     Returns:
-        E.g. "read_text_file: invalid arguments: 'path': Field required; 'head': Input should be greater than or equal
-        to 0", or None if `text` is not an argument-validation message.
+        E.g. "Error executing tool read_text_file: invalid arguments: 'path': Field required; 'head': Input should be
+        greater than or equal to 0" (the SDK's prefix is kept, as for every other tool error), or None if `text` is not
+        an argument-validation message.
     """
     lines = text.splitlines()
     match = _VALIDATION_HEADER.match(lines[0]) if lines else None
@@ -219,7 +220,7 @@ def tidy_validation_message(text: str) -> str | None:
             i += 1
     if not problems:
         return None
-    return f"{match['tool']}: invalid arguments: " + "; ".join(problems)
+    return f"Error executing tool {match['tool']}: invalid arguments: " + "; ".join(problems)
 
 
 def validation_message_middleware() -> Callable[[Any, Any], Coroutine[Any, Any, Any]]:

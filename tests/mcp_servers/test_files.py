@@ -97,7 +97,8 @@ async def test_read_text_file_ranges_and_truncation(server: Any, ws: Path) -> No
 
 async def test_bad_arguments_name_the_argument_and_rule(server: Any) -> None:
     async with Client(server) as client:
-        assert await error(client, "read_text_file") == "read_text_file: invalid arguments: 'path': Field required"
+        msg = await error(client, "read_text_file")
+        assert msg == "Error executing tool read_text_file: invalid arguments: 'path': Field required"
         msg = await error(client, "read_text_file", path="a", head=-1, tail="x")
         assert "'head': Input should be greater than or equal to 0" in msg and "'tail'" in msg
         assert "pydantic.dev" not in msg and "\n" not in msg
