@@ -108,10 +108,8 @@ def _call_timeout_middleware(seconds: float) -> Any:
         with anyio.move_on_after(seconds) as scope:
             return await call_next(ctx)
         name = (getattr(ctx, "params", None) or {}).get("name", "tool") if scope.cancelled_caught else "tool"
-        return CallToolResult(
-            content=[TextContent(type="text", text=f"{name}: timed out after {seconds:g} s (the server's call limit)")],
-            is_error=True,
-        )
+        text = f"Error executing tool {name}: timed out after {seconds:g} s (the server's call limit)"
+        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
     return middleware
 

@@ -245,4 +245,5 @@ async def test_call_timeout_middleware_turns_a_slow_call_into_a_tool_error() -> 
     async with Client(server) as c:
         assert (await c.call_tool("nap", {"seconds": 0})).content[0].text == "awake"
         result = await c.call_tool("nap", {"seconds": 5})
-        assert result.is_error and "timed out after 0.2 s" in result.content[0].text
+        assert result.is_error
+        assert result.content[0].text == "Error executing tool nap: timed out after 0.2 s (the server's call limit)"
