@@ -14,5 +14,7 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if [ -f tests/node/package.json ] && command -v npm >/dev/null; then
-  (cd tests/node && npm install --no-audit --no-fund --silent)
+  # the TypeScript SDK client and the reference filesystem server (tests/node, benchmarks/bench_mcp.py), pinned by the lock
+  (cd tests/node && { [ -f package-lock.json ] && npm ci --no-audit --no-fund --silent \
+                        || npm install --no-audit --no-fund --silent; })
 fi
