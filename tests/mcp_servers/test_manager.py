@@ -57,9 +57,10 @@ def test_sweep_removes_only_idle_workspaces(tmp_path: Path) -> None:
     old = manager.current(request(**{"mcpgym-workspace": "old"}))
     fresh = manager.current(request(**{"mcpgym-workspace": "fresh"}))
     time.sleep(0.6)
-    manager.current(request(**{"mcpgym-workspace": "fresh"}))  # used again: not idle
-    assert manager.sweep() == ["w-old"]
+    manager.current(request(**{"mcpgym-workspace": "fresh"}))  # used again (and sweeps, as every call may)
+    manager.sweep()
     assert not old.exists() and fresh.exists()
+    assert list(manager.active()) == ["w-fresh"]
     manager.close()
     assert not fresh.exists() and manager.active() == {}
 
