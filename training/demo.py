@@ -53,12 +53,12 @@ class DemoConfig:
     out: Path = Path("mcpgym-demo")
     families: tuple[str, ...] = ("weather",)
     expert_tasks: int = 48
-    local_tasks: int = 6
-    eval_tasks: int = 12
+    local_tasks: int = 4
+    eval_tasks: int = 8
     model: str = "smollm2-135m"
-    max_turns: int = 3
+    max_turns: int = 2
     max_new_tokens: int = 128
-    sft_steps: int = 24
+    sft_steps: int = 12
     batch_size: int = 1
     learning_rate: float = 1e-4
     max_length: int = 2048
@@ -76,8 +76,8 @@ class DemoConfig:
         """
         max_length = 2048 if set(families) <= {"weather"} else 3584
         if quick:
-            return cls(out=Path(out), families=families, expert_tasks=16, local_tasks=2, eval_tasks=3, max_turns=2,
-                       max_new_tokens=96, sft_steps=4, batch_size=1, max_length=max_length, concurrency=4)
+            return cls(out=Path(out), families=families, expert_tasks=16, local_tasks=2, eval_tasks=2, max_turns=2,
+                       max_new_tokens=96, sft_steps=2, batch_size=1, max_length=max_length, concurrency=4)
         return cls(out=Path(out), families=families, max_length=max_length)
 
     def validate(self) -> None:
@@ -404,8 +404,12 @@ def demo_command(quick: bool, out: Path, force: bool, families: str, model: str,
       mcpgym demo --quick
       mcpgym demo --out ./demo --force
     """
+    import signal
+
     from collector.errors import CollectorError
 
+    # A plain `kill` ends the demo like Ctrl-C does: the finally blocks stop the servers it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     chosen = tuple(f.strip() for f in families.split(",") if f.strip())
     config = replace(DemoConfig.preset(quick, out, chosen), model=model, seed=seed)
     try:
