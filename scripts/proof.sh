@@ -24,6 +24,8 @@ MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-128}"
 SEED="${SEED:-0}"
 
 DB="$PROOF_DIR/proof.db"
+# A batched generation over several ~1,500-token prompts can take minutes on a busy CPU: allow it.
+export MCPGYM_STEP_TIMEOUT_S="${MCPGYM_STEP_TIMEOUT_S:-3600}"
 rm -rf "$PROOF_DIR"
 mkdir -p "$PROOF_DIR"
 stamp() { date -u +%H:%M:%S; }
