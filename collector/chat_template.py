@@ -14,12 +14,12 @@ from collector.types import Message, OpenAITool, ToolCall
 
 __all__ = [
     "CHAT_TEMPLATE",
-    "RESPONSE_TEMPLATE",
     "MALFORMED_KINDS",
+    "RESPONSE_TEMPLATE",
     "ParsedCompletion",
     "install_chat_template",
-    "render_prompt",
     "parse_completion",
+    "render_prompt",
     "to_training_messages",
 ]
 
@@ -158,7 +158,7 @@ def to_training_messages(messages: list[Message] | list[dict[str, Any]]) -> list
             new["tool_calls"] = [_template_call(c) for c in calls]
         for key in ("tool_call_id", "name"):
             if key in msg:
-                new[key] = msg[key]  # type: ignore[literal-required]
+                new[key] = msg[key]
         out.append(new)
     return out
 

@@ -19,14 +19,14 @@ from collector.errors import ConfigError, PolicyError
 from collector.settings import CollectorSettings
 
 __all__ = [
-    "DEFAULT_MODEL",
     "BUILTIN_MODELS",
+    "DEFAULT_MODEL",
     "BuiltinModel",
-    "default_cache_dir",
     "check_model",
-    "resolve_model",
+    "default_cache_dir",
     "load_model_and_tokenizer",
     "prepare_tokenizer",
+    "resolve_model",
 ]
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -166,7 +166,7 @@ def load_model_and_tokenizer(
         raise ConfigError(f"bad device {device!r}: expected 'cpu', 'cuda' or 'cuda:N' ({exc})") from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype)
+        model: Any = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype)
     except (OSError, ValueError) as exc:
         raise PolicyError(f"could not load the model from {str(path)!r}: {exc}") from exc
     prepare_tokenizer(tokenizer)
@@ -244,7 +244,7 @@ def _convert_gguf(source: Path, spec: BuiltinModel, out: Path) -> None:
 
     gguf = spec.gguf_file
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf, local_files_only=True)
+    model: Any = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf, local_files_only=True)
     # The weights are dequantized on load: save a plain (unquantized) checkpoint.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

@@ -18,7 +18,7 @@ from collector.policies.base import Completion
 from collector.tasks.model import Task
 from collector.types import Message, OpenAITool
 
-__all__ = ["LocalPolicy", "BatchStats"]
+__all__ = ["BatchStats", "LocalPolicy"]
 
 _STOP = object()  # queue sentinel: the worker exits
 
@@ -218,7 +218,7 @@ class LocalPolicy:
     def _run_batch(self, batch: list[_Request]) -> None:
         try:
             results = self._generate([r.prompt for r in batch])
-        except Exception as exc:  # delivered to every waiting episode; the worker keeps serving
+        except Exception as exc:  # noqa: BLE001 - delivered to every waiting episode; the worker keeps serving
             error = exc if isinstance(exc, PolicyError) else PolicyError(f"generation failed: {exc!r}")
             for request in batch:
                 _deliver(request, error=error)
