@@ -12,6 +12,7 @@ writes JSON to benchmarks/results/ (gitignored).
 
 Usage:
     python benchmarks/bench_local_policy.py [--in-flight 8] [--max-new-tokens 64] [--repeats 2] [--dtype float32]
+        [--threads N]
 """
 
 from __future__ import annotations
@@ -122,10 +123,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating single/batched passes (default 2)")
     parser.add_argument("--dtype", default=None, help="float32 (the checkpoint's), bfloat16, ... (default: as saved)")
     parser.add_argument("--model", default=None, help="built-in model name or checkpoint dir (default smollm2-135m)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args()
     if not 1 <= args.in_flight <= len(QUESTIONS):
         parser.error(f"--in-flight must be between 1 and {len(QUESTIONS)}")
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     loaded = load_model_and_tokenizer(args.model, dtype=args.dtype, device="cpu")
     questions = QUESTIONS[: args.in_flight]
     asyncio.run(run_mode(loaded, questions[:2], batched=True, max_new_tokens=4))  # warm-up
@@ -138,7 +144,10 @@ def main() -> None:
     batched_runs = [r for r in runs if r["mode"] == "batched"]
     same_output = all(s["texts"] == b["texts"] for s, b in zip(single, batched_runs, strict=True))
     base = statistics.median(r["tokens_per_s"] for r in single)
-    print(f"\nlocal policy, {args.model or 'smollm2-135m'} ({loaded[0].dtype}), greedy, max_new_tokens="
+    import torch
+
+    print(f"\nlocal policy, {args.model or 'smollm2-135m'} ({loaded[0].dtype}, {torch.get_num_threads()} threads), greedy, "
+          f"max_new_tokens="
           f"{args.max_new_tokens}, {args.in_flight} requests per pass, {args.repeats} passes per mode\n")
     print(f"| {'mode':<24} | {'prompt tok':>10} | {'gen tok':>7} | {'wall s':>7} | {'tokens/s':>8} | {'vs single':>9} |")
     print(f"| {'-' * 24} | {'-' * 10} | {'-' * 7} | {'-' * 7} | {'-' * 8} | {'-' * 9} |")
