@@ -418,5 +418,6 @@ def demo_command(quick: bool, out: Path, force: bool, families: str, model: str,
         raise click.ClickException(str(exc)) from None
     console = Console()
     console.print(summary_table(result))
-    console.print(f"outputs in {result.out}/ (summary.json, {DB_NAME}, dataset/, checkpoint/)")
-    console.print(f"browse the episodes:  [bold]mcpgym view --db {result.db}[/bold]")
+    # soft_wrap: paths and the command stay on one line, whatever the terminal width, so they can be copied
+    console.print(f"outputs in {result.out}/ (summary.json, {DB_NAME}, dataset/, checkpoint/)", soft_wrap=True)
+    console.print(f"browse the episodes:  [bold]mcpgym view --db {result.db}[/bold]", soft_wrap=True)
