@@ -68,7 +68,7 @@ class DemoConfig:
     @classmethod
     def preset(cls, quick: bool, out: Path | str = Path("mcpgym-demo"),
                families: tuple[str, ...] = ("weather",)) -> DemoConfig:
-        """The full demo (under 15 minutes on 2 CPU cores) or `--quick` (under 3 minutes).
+        """The full demo (sized for 15 minutes on 2 idle CPU cores) or `--quick` (sized for 3 minutes).
 
         Episodes are long for a CPU: the tool schemas alone make a weather prompt about 1,300 tokens and a files
         prompt about 3,100, and one SFT step on such a sequence takes seconds. The presets therefore use the weather
@@ -384,7 +384,7 @@ def summary_table(result: DemoResult) -> Table:
 
 
 @click.command(name="demo", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--quick", is_flag=True, help="The small version: fewer tasks and SFT steps (under 3 minutes on a CPU).")
+@click.option("--quick", is_flag=True, help="The small version: fewer tasks and SFT steps (a few minutes on a CPU).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcpgym-demo"),
               show_default=True,
               help="Directory for every output: trajectories.db, dataset/, checkpoint/, summary.json, demo.log.")
