@@ -146,7 +146,8 @@ def metrics_from_run(db: str | Path, run: str, *, code_families: Sequence[str] =
             code_tasks[e["task_id"]].append(passed)
         calls = int(e.get("tool_calls") or 0)
         metrics.tool_calls += calls
-        metrics.malformed_calls += int(e.get("malformed_calls") or 0)
+        # an episode's malformed counter can exceed its calls (one block can be malformed in two ways)
+        metrics.malformed_calls += min(int(e.get("malformed_calls") or 0), calls)
         metrics.episodes_with_calls += int(calls > 0)
     metrics.families = {f: {"episodes": len(v), "passed": sum(v), "success_rate": sum(v) / len(v)}
                         for f, v in sorted(fam.items())}
