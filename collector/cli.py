@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,11 @@ def _summary_table(summary: Any) -> Any:
     return table
 
 
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @click.command(context_settings=_CTX)
 @click.option("--tasks", "suites", multiple=True, default=("weather",), show_default=True,
               help="Task suites, comma-separated or repeated: weather, files, search, code, schema, or a .jsonl file.")
@@ -102,6 +108,8 @@ def collect(suites: tuple[str, ...], policy: str, model: str | None, base_url: s
                            samples=samples, concurrency=concurrency, max_turns=max_turns, seed=seed,
                            split=None if split == "all" else split, limit=limit, resume=resume)
     progress, on_progress = _progress_callbacks(console)
+    # A plain `kill` ends the run like Ctrl-C does: the servers the run started are stopped on the way out.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         summary = run_collection(config, on_progress=None if quiet else on_progress)
     except CollectorError as exc:

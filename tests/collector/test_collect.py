@@ -129,3 +129,47 @@ def test_run_record_keeps_no_secrets(tmp_path: Path) -> None:
     record = CollectConfig(db=tmp_path / "t.db", run="r", servers={"files": spec}, api_key_env="MY_KEY").record()
     assert "s3cret" not in str(record) and record["servers"]["files"]["headers"] == {"Authorization": "***"}
     assert record["api_key_env"] == "MY_KEY"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_managed_gateway_and_keeps_finished_episodes(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    cmd = [sys.executable, "-m", "mcpgym.cli", "collect", "--tasks", "weather", "--policy", "scripted", "--db", str(db),
+           "--run", "t", "--split", "all", "--concurrency", "1", "--quiet"]
+    env = {**os.environ, "MCPGYM_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and done < 2:
+        time.sleep(0.1)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    done = conn.execute("SELECT COUNT(*) FROM episodes WHERE status = 'done'").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass
+    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+    gateways = _children(proc.pid)
+    assert gateways, "the collector should have started its gateway as a child process"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    for pid in gateways:  # gone (or a zombie already reaped by init)
+        deadline = time.monotonic() + 15
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists(), f"gateway {pid} outlived the collector"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM episodes WHERE status = 'done'").fetchone()[0] >= 2
