@@ -7,6 +7,7 @@ it with `--build-arg BASE_IMAGE=<tag> --build-arg PIP_ARGS="--no-index --no-buil
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as md
 import io
 import os
@@ -191,8 +192,16 @@ def _write_rootfs(target: Path) -> None:
         tar.addfile(info, io.BytesIO(hosts))
 
 
-def local_python_base(workdir: Path, tag: str = BASE_TAG) -> str:
-    """Build (once per engine) the base image described in the module docstring and return its tag."""
+def _contents_digest() -> str:
+    """A short hash of the interpreter and the distributions the image would hold: a new set means a new image."""
+    names = sorted(f"{d.metadata['Name']}=={d.version}" for d in _dist_closure("mcpgym"))
+    return hashlib.sha256("\n".join([sys.version, *names]).encode()).hexdigest()[:12]
+
+
+def local_python_base(workdir: Path, tag: str | None = None) -> str:
+    """Build (once per engine and set of installed distributions) the base image described in the module docstring
+    and return its tag. An image left by an earlier run with other distributions is not reused."""
+    tag = tag or f"{BASE_TAG}-{_contents_digest()}"
     if subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False).returncode == 0:
         return tag
     tarball = workdir / "rootfs.tar"
