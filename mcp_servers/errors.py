@@ -158,7 +158,8 @@ def tool_errors(fn: Callable[P, R]) -> Callable[P, R]: ...
 def tool_errors(fn: Callable[P, Any]) -> Callable[P, Any]:
     """Decorate a tool function so that every exception it raises reaches the client via `as_tool_error`.
 
-    Works for sync and async functions and keeps the signature (the SDK builds the input schema from it).
+    Works for sync and async functions and keeps the signature (the SDK builds the input schema from it). The
+    docstring, which becomes the description a model reads, is dedented.
 
     Args:
         fn: The tool function.
@@ -177,6 +178,7 @@ def tool_errors(fn: Callable[P, Any]) -> Callable[P, Any]:
             except Exception as exc:  # noqa: BLE001 - every failure becomes a tool error, none a stack trace
                 raise as_tool_error(exc, name) from None
 
+        awrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
         return awrapper
     sfn = fn
 
@@ -187,6 +189,7 @@ def tool_errors(fn: Callable[P, Any]) -> Callable[P, Any]:
         except Exception as exc:  # noqa: BLE001 - every failure becomes a tool error, none a stack trace
             raise as_tool_error(exc, name) from None
 
+    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
     return wrapper
 
 

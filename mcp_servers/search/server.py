@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_servers.errors import ToolInputError, as_tool_error
+from mcp_servers.errors import ToolInputError, tool_errors
 from mcp_servers.search.index import get_document, search_index
 from mcp_servers.search.web import SearxngBackend
 from mcp_servers.settings import ServerSettings
 
 __all__ = ["DocumentText", "SearchHit", "SearchResults", "build_search_server"]
-
-_A = TypeVar("_A", bound=Callable[..., Awaitable[Any]])
-
-
-def _tool_body(fn: _A) -> _A:
-    """Dedent a tool's docstring (the description a model reads) and turn what it raises into clear tool errors."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the one boundary where any failure becomes a tool error
-            raise as_tool_error(exc, fn.__name__) from None
-
-    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
-    return cast(_A, wrapper)
 
 
 MAX_K = 50
@@ -131,7 +112,7 @@ def build_search_server(settings: ServerSettings) -> MCPServer:
                                   open_world_hint=web is not None)  # fmt: skip
 
     @server.tool(annotations=annotations.model_copy(update={"title": "Search documents"}), structured_output=True)
-    @_tool_body
+    @tool_errors
     async def search(query: QueryArg, k: KArg = 10, offset: OffsetArg = 0) -> SearchResults:
         """Search for documents matching a query and get ranked hits (id, title, a snippet with the matching words
         marked, and a score).
@@ -155,7 +136,7 @@ def build_search_server(settings: ServerSettings) -> MCPServer:
         )
 
     @server.tool(annotations=annotations.model_copy(update={"title": "Read a document"}), structured_output=True)
-    @_tool_body
+    @tool_errors
     async def fetch_document(
         doc_id: DocIdArg, offset: CharOffsetArg = 0, max_chars: MaxCharsArg = 4000
     ) -> DocumentText:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from mcp_servers.errors import as_tool_error
+from mcp_servers.errors import tool_errors
 from mcp_servers.settings import ServerSettings, WeatherSettings
 from mcp_servers.weather import offline
 from mcp_servers.weather.models import (
@@ -27,22 +24,6 @@ from mcp_servers.weather.models import (
 from mcp_servers.weather.openmeteo import OpenMeteo
 
 __all__ = ["build_weather_server", "offline_today"]
-
-_A = TypeVar("_A", bound=Callable[..., Awaitable[Any]])
-
-
-def _tool_body(fn: _A) -> _A:
-    """Dedent a tool's docstring (the description a model reads) and turn what it raises into clear tool errors."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the one boundary where any failure becomes a tool error
-            raise as_tool_error(exc, fn.__name__) from None
-
-    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
-    return cast(_A, wrapper)
 
 
 LocationArg = Annotated[
@@ -104,7 +85,7 @@ def build_weather_server(settings: ServerSettings) -> MCPServer:
         )
 
     @server.tool(annotations=annotations("Current weather"), structured_output=True)
-    @_tool_body
+    @tool_errors
     async def get_current_weather(location: LocationArg, units: UnitsArg = "metric") -> CurrentWeather:
         """Get the weather right now in a city: temperature, feels-like temperature, humidity, precipitation, wind
         and a short condition ('clear sky', 'moderate rain').
@@ -119,7 +100,7 @@ def build_weather_server(settings: ServerSettings) -> MCPServer:
         return offline.current(location, offline_today(ws), u)
 
     @server.tool(annotations=annotations("Daily forecast"), structured_output=True)
-    @_tool_body
+    @tool_errors
     async def get_forecast(location: LocationArg, days: DaysArg = 7, units: UnitsArg = "metric") -> Forecast:
         """Get a daily forecast for a city, starting today: minimum and maximum temperature, precipitation total
         and probability, maximum wind and condition for each day.
@@ -134,7 +115,7 @@ def build_weather_server(settings: ServerSettings) -> MCPServer:
         return offline.forecast(location, offline_today(ws), n, u)
 
     @server.tool(annotations=annotations("Geocode a place name"), structured_output=True)
-    @_tool_body
+    @tool_errors
     async def geocode(
         name: LocationArg,
         count: Annotated[int, Field(ge=1, le=20, description="Maximum number of matches")] = 5,
