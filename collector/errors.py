@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CollectorError", "ConfigError", "StoreError", "PolicyError", "ToolSessionError", "VerifierError"]
+__all__ = ["CollectorError", "ConfigError", "PolicyError", "StoreError", "ToolSessionError", "VerifierError"]
 
 
 class CollectorError(Exception):

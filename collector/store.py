@@ -34,7 +34,7 @@ import sqlite_utils
 
 from collector.errors import StoreError
 
-__all__ = ["Store", "SCHEMA_VERSION", "schema_hash"]
+__all__ = ["SCHEMA_VERSION", "Store", "schema_hash"]
 
 SCHEMA_VERSION = 1
 
@@ -151,7 +151,7 @@ class Store:
     ) -> None:
         """Create a run, or re-open an existing one (resume) with its config updated."""
         with self.db.conn:
-            self.db["runs"].upsert(
+            self.db.table("runs").upsert(
                 {
                     "id": run_id,
                     "kind": kind,
@@ -202,7 +202,7 @@ class Store:
                 is_change = bool(known)
                 if is_change:
                     changed.append(name)
-                self.db["tool_schemas"].insert(
+                self.db.table("tool_schemas").insert(
                     {
                         "run_id": run_id,
                         "server": server,
@@ -226,7 +226,7 @@ class Store:
         """Insert the `running` row of an episode and return its id."""
         eid = self.episode_id(run_id, task["id"], sample_index)
         with self.db.conn:
-            self.db["episodes"].insert(
+            self.db.table("episodes").insert(
                 {
                     "id": eid,
                     "run_id": run_id,
@@ -284,10 +284,10 @@ class Store:
             self.db.execute("DELETE FROM messages WHERE episode_id = ?", [episode_id])
             self.db.execute("DELETE FROM tool_calls WHERE episode_id = ?", [episode_id])
             if msg_rows:
-                self.db["messages"].insert_all(msg_rows)
+                self.db.table("messages").insert_all(msg_rows)
             if call_rows:
-                self.db["tool_calls"].insert_all(call_rows)
-            self.db["episodes"].update(episode_id, row)
+                self.db.table("tool_calls").insert_all(call_rows)
+            self.db.table("episodes").update(episode_id, row)
 
     def done_keys(self, run_id: str) -> set[tuple[str, int]]:
         """(task_id, sample_index) pairs of the run that finished (done or failed): skipped by `--resume`."""
@@ -326,7 +326,8 @@ class Store:
         families: Sequence[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Episode rows (JSON columns decoded), optionally filtered by runs, status and families."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if run_ids:
             where.append(f"run_id IN ({','.join('?' * len(run_ids))})")
             params.extend(run_ids)

@@ -6,10 +6,10 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
     "FunctionCall",
-    "ToolCall",
-    "Message",
     "FunctionSpec",
+    "Message",
     "OpenAITool",
+    "ToolCall",
     "Verdict",
 ]
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ServerSettings", "FilesSettings", "SearchSettings", "WeatherSettings", "ExecSettings", "HttpSettings"]
+__all__ = ["ExecSettings", "FilesSettings", "HttpSettings", "SearchSettings", "ServerSettings", "WeatherSettings"]
 
 
 def _default_data_dir() -> Path:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Task", "VerifierSpec", "VerifyContext", "VERIFIER_TYPES"]
+__all__ = ["VERIFIER_TYPES", "Task", "VerifierSpec", "VerifyContext"]
 
 VERIFIER_TYPES = ("exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls")
 
