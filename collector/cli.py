@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -59,7 +60,9 @@ def _summary_table(summary: Any) -> Any:
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    # Re-sent as SIGINT: asyncio.run cancels its main task on SIGINT and raises KeyboardInterrupt once every task has
+    # unwound, whereas an exception raised here could land inside one episode's task and be recorded as its failure.
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 @click.command(context_settings=_CTX)
