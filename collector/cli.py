@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,12 +57,6 @@ def _summary_table(summary: Any) -> Any:
 
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    # Re-sent as SIGINT: asyncio.run cancels its main task on SIGINT and raises KeyboardInterrupt once every task has
-    # unwound, whereas an exception raised here could land inside one episode's task and be recorded as its failure.
-    os.kill(os.getpid(), signal.SIGINT)
-
-
 @click.command(context_settings=_CTX)
 @click.option("--tasks", "suites", multiple=True, default=("weather",), show_default=True,
               help="Task suites, comma-separated or repeated: weather, files, search, code, schema, or a .jsonl file.")
@@ -102,7 +94,7 @@ def collect(suites: tuple[str, ...], policy: str, model: str | None, base_url: s
     """
     from rich.console import Console
 
-    from collector.collect import CollectConfig, run_collection
+    from collector.collect import CollectConfig, run_collection, terminate_as_interrupt
 
     console = Console(stderr=True)
     options = {"temperature": temperature} if temperature is not None and policy != "scripted" else {}
@@ -112,7 +104,7 @@ def collect(suites: tuple[str, ...], policy: str, model: str | None, base_url: s
                            split=None if split == "all" else split, limit=limit, resume=resume)
     progress, on_progress = _progress_callbacks(console)
     # A plain `kill` ends the run like Ctrl-C does: the servers the run started are stopped on the way out.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    terminate_as_interrupt()
     try:
         summary = run_collection(config, on_progress=None if quiet else on_progress)
     except CollectorError as exc:

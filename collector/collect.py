@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -291,6 +293,16 @@ async def collect_async(cfg: CollectConfig, *, on_progress: ProgressFn | None = 
         if pool is not None:
             await pool.aclose()
         store.close()
+
+
+def terminate_as_interrupt() -> None:
+    """Make SIGTERM (a plain `kill`) stop a run the way Ctrl-C does, so the servers it started are stopped.
+
+    The signal is re-sent as SIGINT: `asyncio.run` cancels its main task on SIGINT and raises KeyboardInterrupt once
+    every task has unwound, whereas an exception raised in a handler could land inside one episode's task and be
+    recorded as that episode's failure while the run went on. Call it from the main thread.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
 
 
 def run_collection(config: CollectConfig, *, on_progress: ProgressFn | None = None) -> RunSummary:

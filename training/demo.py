@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from collector.collect import CollectConfig, RunSummary, run_collection
+from collector.collect import CollectConfig, RunSummary, run_collection, terminate_as_interrupt
 from collector.servers import ManagedGateway
 from training.errors import TrainingError
 
@@ -404,18 +404,20 @@ def demo_command(quick: bool, out: Path, force: bool, families: str, model: str,
       mcpgym demo --quick
       mcpgym demo --out ./demo --force
     """
-    import signal
 
     from collector.errors import CollectorError
 
     # A plain `kill` ends the demo like Ctrl-C does: the finally blocks stop the servers it started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    terminate_as_interrupt()
     chosen = tuple(f.strip() for f in families.split(",") if f.strip())
     config = replace(DemoConfig.preset(quick, out, chosen), model=model, seed=seed)
     try:
         result = run_demo(config, force=force)
     except (TrainingError, CollectorError) as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted: the servers the demo started are stopped; outputs so far are kept")
+        sys.exit(130)
     console = Console()
     console.print(summary_table(result))
     # soft_wrap: paths and the command stay on one line, whatever the terminal width, so they can be copied
