@@ -78,6 +78,8 @@ def test_runs_filter_episode_in_chromium(server: tuple[str, dict[str, str]], bro
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     assert isinstance(browser, WebDriver)
     base, ids = server
@@ -97,6 +99,8 @@ def test_runs_filter_episode_in_chromium(server: tuple[str, dict[str, str]], bro
     Select(browser.find_element(By.ID, "f-family")).select_by_visible_text("weather")
     Select(browser.find_element(By.ID, "f-passed")).select_by_visible_text("no")
     browser.find_element(By.ID, "apply").click()
+    # a click on a submit button does not wait for the page it loads
+    WebDriverWait(browser, 30).until(expected_conditions.url_contains("passed=no"))
     assert "run=collect-local" in browser.current_url and "passed=no" in browser.current_url
     assert browser.find_element(By.ID, "total").text == "1"
     links = browser.find_elements(By.CSS_SELECTOR, "#episodes a.episode-link")
@@ -104,6 +108,7 @@ def test_runs_filter_episode_in_chromium(server: tuple[str, dict[str, str]], bro
     browser.save_screenshot(str(ARTIFACTS / "viewer-episodes.png"))
 
     links[0].click()
+    WebDriverWait(browser, 30).until(expected_conditions.presence_of_element_located((By.ID, "episode-title")))
     assert browser.find_element(By.ID, "episode-title").text.startswith("weather-0000")
     verdict = browser.find_element(By.ID, "verdict").text
     assert "not passed" in verdict and "-0.5" in verdict and "format" in verdict
