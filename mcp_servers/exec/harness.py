@@ -36,8 +36,20 @@ def _has_assert(node: ast.AST) -> bool:
     return False
 
 
-def _label(node: ast.AST, source: str) -> str:
-    text = ast.get_source_segment(source, node) or ""
+def _label(node: ast.stmt, lines: list[str] | None) -> str:
+    """The statement's source on one line (at most 200 characters); "" when `lines` is None (in the sandbox).
+
+    `lines` is the source split once (`ast.get_source_segment` splits the whole source on every call: quadratic).
+    """
+    if lines is None or node.end_lineno is None or node.end_col_offset is None:
+        return ""
+    first, last = node.lineno - 1, node.end_lineno - 1
+    if first == last:
+        text = lines[first].encode()[node.col_offset : node.end_col_offset].decode(errors="replace")
+    else:
+        head = lines[first].encode()[node.col_offset :].decode(errors="replace")
+        tail = lines[last].encode()[: node.end_col_offset].decode(errors="replace")
+        text = " ".join([head, *lines[first + 1 : last], tail])
     text = " ".join(text.split())
     return text[:200] + ("..." if len(text) > 200 else "")
 
@@ -59,14 +71,15 @@ def plan_tests(test_code: str, entry_point: str | None = None) -> dict[str, Any]
         tree = ast.parse(test_code)
     except SyntaxError as exc:
         raise TestPlanError(f"test_code has a syntax error at line {exc.lineno}: {exc.msg}") from None
-    return _plan(tree, test_code, entry_point)
+    return _plan(tree, test_code.replace("\r\n", "\n").replace("\r", "\n").split("\n"), entry_point)
 
 
-def _plan(tree: ast.Module, test_code: str, entry_point: str | None) -> dict[str, Any]:
+def _plan(tree: ast.Module, lines: list[str] | None, entry_point: str | None) -> dict[str, Any]:
+    """The plan of `plan_tests`; test names are left empty when `lines` is None (the sandbox does not need them)."""
     funcs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     if "check" in funcs and entry_point:
         body = funcs["check"].body
-        tests = [{"name": _label(s, test_code), "line": s.lineno, "index": i} for i, s in enumerate(body) if _has_assert(s)]
+        tests = [{"name": _label(s, lines), "line": s.lineno, "index": i} for i, s in enumerate(body) if _has_assert(s)]
         if not tests:
             tests = [{"name": f"check({entry_point})", "line": funcs["check"].lineno, "index": -1}]
         return {"kind": "check", "tests": tests}
@@ -81,7 +94,9 @@ def _plan(tree: ast.Module, test_code: str, entry_point: str | None) -> dict[str
                     cases.append({"name": f"{node.name}.{item.name}", "line": item.lineno})
     if cases:
         return {"kind": "unittest", "tests": cases}
-    tests = [{"name": _label(s, test_code), "line": s.lineno, "index": i} for i, s in enumerate(tree.body) if _has_assert(s)]
+    tests = [
+        {"name": _label(s, lines), "line": s.lineno, "index": i} for i, s in enumerate(tree.body) if _has_assert(s)
+    ]
     if tests:
         return {"kind": "asserts", "tests": tests}
     if "check" in funcs:
@@ -113,7 +128,7 @@ def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce:
         return text[:500]
 
     tree = ast.parse(test_code)
-    plan = _plan(tree, test_code, entry_point)
+    plan = _plan(tree, None, entry_point)
     ns: dict[str, Any] = {"__name__": "__solution__", "__builtins__": __builtins__}
     try:
         exec(compile(solution, "<solution>", "exec"), ns)  # noqa: S102 - intended
@@ -126,7 +141,7 @@ def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce:
             setup = [s for s in tree.body if not _has_assert(s)]
             exec(compile(ast.Module(body=setup, type_ignores=[]), "<tests>", "exec"), ns)  # noqa: S102 - intended
         else:
-            exec(compile(test_code, "<tests>", "exec"), ns)  # noqa: S102 - intended
+            exec(compile(tree, "<tests>", "exec"), ns)  # noqa: S102 - intended
     except BaseException as exc:  # noqa: BLE001
         emit({"fatal": f"the test code raised {describe(exc)}"})
         return

@@ -6,6 +6,7 @@ import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from mcp_servers.errors import ToolInputError
 from mcp_servers.exec import harness
@@ -43,6 +44,12 @@ def harness_program(
     return _harness_source() + "\n" + call
 
 
+@lru_cache(maxsize=512)
+def _plan(test_code: str, entry_point: str | None) -> dict[str, Any]:
+    """`harness.plan_tests`, remembered: RL scores many solutions against the same tests (read-only result)."""
+    return harness.plan_tests(test_code, entry_point)
+
+
 async def run_tests(
     sandbox: Sandbox,
     workspace: Path,
@@ -69,9 +76,11 @@ async def run_tests(
         BackendError: The sandbox failed.
     """
     if entry_point is not None and not entry_point.isidentifier():
-        raise ToolInputError(f"entry_point {entry_point[:80]!r}: must be a Python identifier, e.g. 'has_close_elements'")
+        raise ToolInputError(
+            f"entry_point {entry_point[:80]!r}: must be a Python identifier, e.g. 'has_close_elements'"
+        )
     try:
-        plan = harness.plan_tests(test_code, entry_point)
+        plan = _plan(test_code, entry_point)
     except harness.TestPlanError as exc:
         raise ToolInputError(str(exc)) from None
     tests = plan["tests"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import gzip
 import json
@@ -81,8 +82,7 @@ async def test_tools_schemas_and_annotations(server: Any) -> None:
 
 async def test_run_python_and_shell_share_the_workspace(server: Any, ws: Path) -> None:
     async with Client(server) as client:
-        out = await call(client, "run_python", code="import sys\nopen('n.txt', 'w').write(sys.stdin.read())",
-                         stdin="7")
+        out = await call(client, "run_python", code="import sys\nopen('n.txt', 'w').write(sys.stdin.read())", stdin="7")
         assert out["exit_code"] == 0 and out["timed_out"] is False
         shell = await call(client, "run_shell", command="cat n.txt; echo; ls; exit 4")
         assert shell == {**shell, "exit_code": 4, "stdout": "7\nn.txt\n"}
@@ -109,7 +109,7 @@ async def test_a_timeout_is_a_result(server: Any) -> None:
     assert out["timed_out"] is True and out["exit_code"] is None
 
 
-CHECK_TESTS = '''
+CHECK_TESTS = """
 METADATA = {}
 
 def check(candidate):
@@ -121,20 +121,22 @@ def check(candidate):
     for i in range(3):
         assert candidate(i, 0) == i
     assert [candidate(i, i) for i in range(2)] == [0, 2]
-'''
+"""
 
 
 async def test_run_tests_counts_each_assert_of_check(server: Any) -> None:
     async with Client(server) as client:
-        report = await call(client, "run_tests", code="def add(a, b):\n    return a + b", test_code=CHECK_TESTS,
-                            entry_point="add")
+        report = await call(
+            client, "run_tests", code="def add(a, b):\n    return a + b", test_code=CHECK_TESTS, entry_point="add"
+        )
         assert (report["passed"], report["total"]) == (4, 5)
         assert report["error"] is None and report["timed_out"] is False
         [failure] = report["failures"]
         assert failure["name"] == "assert candidate(2, 2) == 5" and failure["error"] == "AssertionError"
         assert failure["line"] == 9 and failure["test"] == 2
-        broken = await call(client, "run_tests", code="def add(a, b):\n    return a - b", test_code=CHECK_TESTS,
-                            entry_point="add")
+        broken = await call(
+            client, "run_tests", code="def add(a, b):\n    return a - b", test_code=CHECK_TESTS, entry_point="add"
+        )
         assert broken["passed"] == 1 and broken["total"] == 5  # only candidate(i, 0) == i still holds
 
 
@@ -183,8 +185,13 @@ async def test_human_eval_sample_with_canonical_solutions(server: Any) -> None:
         problems = [json.loads(line) for line in fh][:8]
     async with Client(server) as client:
         for p in problems:
-            report = await call(client, "run_tests", code=p["prompt"] + p["canonical_solution"], test_code=p["test"],
-                                entry_point=p["entry_point"])
+            report = await call(
+                client,
+                "run_tests",
+                code=p["prompt"] + p["canonical_solution"],
+                test_code=p["test"],
+                entry_point=p["entry_point"],
+            )
             expected = len(plan_tests(p["test"], p["entry_point"])["tests"])
             assert report["passed"] == report["total"] == expected > 0, (p["task_id"], report)
 
@@ -197,7 +204,9 @@ async def test_stdio_subprocess(ws: Path) -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1", "MCPGYM_TOKEN": "stdio-secret-token"},
     )  # fmt: skip
     async with Client(params, mode="legacy") as client:
-        out = await call(client, "run_python", code="import os\nopen('s.txt', 'w').write('hi')\nprint(sorted(os.environ))")
+        out = await call(
+            client, "run_python", code="import os\nopen('s.txt', 'w').write('hi')\nprint(sorted(os.environ))"
+        )
         assert "MCPGYM_TOKEN" not in out["stdout"] and out["exit_code"] == 0
         report = await call(client, "run_tests", code="def f():\n    return 1", test_code="assert f() == 1")
         assert report["passed"] == report["total"] == 1
@@ -206,6 +215,7 @@ async def test_stdio_subprocess(ws: Path) -> None:
 
 async def test_http_sessions_get_separate_workspaces_and_uids(tmp_path: Path) -> None:
     with GatewayProcess(["exec"], workspace=tmp_path / "root") as gw:
+
         async def session(name: str) -> dict[str, Any]:
             http = httpx2.AsyncClient(headers={"Mcpgym-Workspace": name}, timeout=30)
             async with http, Client(streamable_http_client(gw.url("exec"), http_client=http)) as client:
@@ -217,3 +227,14 @@ async def test_http_sessions_get_separate_workspaces_and_uids(tmp_path: Path) ->
     assert a_uid != b_uid
     assert alice["stdout"].split()[1:3] == ["mine.txt", "alice"] and "bob" not in alice["stdout"]
     assert bob["stdout"].split()[1:3] == ["mine.txt", "bob"] and "alice" not in bob["stdout"]
+
+
+def test_test_names_are_the_source_of_each_assert() -> None:
+    """Names are each test's source on one line, as `ast.get_source_segment` gives it (multi-byte characters,
+    statements over several lines, CR LF and lone CR line ends)."""
+    source = 'x = "é"\nassert  x == "é" ,\\\n  "ü"\r\nassert (1 ==\r 1)\nassert "€" * 2 == "€€"; y = 1\n'
+    tree = ast.parse(source)
+    plan = plan_tests(source)
+    expected = [" ".join((ast.get_source_segment(source, tree.body[t["index"]]) or "").split()) for t in plan["tests"]]
+    assert [t["name"] for t in plan["tests"]] == expected
+    assert expected == ['assert x == "é" ,\\ "ü"', "assert (1 == 1)", 'assert "€" * 2 == "€€"']

@@ -131,6 +131,26 @@ async def test_each_workspace_gets_its_own_uid(sandbox: ProcessSandbox, tmp_path
     assert edit.ok and (a / "made-by-host.txt").read_text() == "host+sandbox"
 
 
+async def test_network_namespaces_are_per_workspace_never_the_hosts(sandbox: ProcessSandbox, tmp_path: Path) -> None:
+    """A workspace's executions get a network namespace of their own (kept by the worker that runs them, so a
+    busy workspace may see a few); two workspaces never share one, and none is the host's."""
+    spaces = [tmp_path / "net-a", tmp_path / "net-b"]
+    for space in spaces:
+        space.mkdir()
+    probe = "import os; print(os.readlink('/proc/self/ns/net'))"
+    seen: dict[Path, set[str]] = {space: set() for space in spaces}
+    for _ in range(3):
+        results = await asyncio.gather(*(sandbox.run(space, code=probe) for space in spaces for _ in range(4)))
+        for i, result in enumerate(results):
+            assert result.ok, result.stderr
+            seen[spaces[i // 4]].add(result.stdout.strip())
+    host = os.readlink("/proc/self/ns/net")
+    assert all(name.startswith("net:[") for names in seen.values() for name in names)
+    assert not seen[spaces[0]] & seen[spaces[1]]
+    assert host not in seen[spaces[0]] | seen[spaces[1]]
+    assert len(seen[spaces[0]]) <= 4  # reused across calls (pool of 4 workers), not made afresh each time
+
+
 async def test_ownership_handover_never_follows_symlinks(sandbox: ProcessSandbox, ws: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("host file")

@@ -46,6 +46,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
@@ -75,6 +76,29 @@ def _b(value: str | None) -> bytes | None:
 def unshare(flags: int) -> None:
     """Move the calling process into new namespaces (`unshare(2)`)."""
     _check(_libc.unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int) -> None:
+    """Move the calling process into the namespace that `fd` refers to (`setns(2)`)."""
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def new_net_namespace(loopback: bool) -> int:
+    """Create a network namespace holding only a loopback interface (up or down) and return an fd that keeps it.
+
+    The caller's own network namespace is left unchanged: it enters the new one to set it up, then goes back.
+    """
+    home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        unshare(CLONE_NEWNET)
+        try:
+            if loopback:
+                loopback_up()
+            return os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            setns(home, CLONE_NEWNET)
+    finally:
+        os.close(home)
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
@@ -147,7 +171,7 @@ def prctl(option: int, arg: int) -> None:
 
 
 def loopback_up() -> None:
-    """Bring up `lo` in the current (fresh) network namespace: a private loopback, no route anywhere else."""
+    """Bring up `lo` in the current (new) network namespace: a private loopback, no route anywhere else."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     import fcntl
 
@@ -213,8 +237,18 @@ class Cgroup:
             dirs.append(path)
         return cls(dirs)
 
+    def _files(self, *names: str) -> list[str]:
+        """The paths of those control files that exist in our directories (looked up once, then remembered)."""
+        key = "|".join(names)
+        cache: dict[str, list[str]] = self.__dict__.setdefault("_found", {})
+        if key not in cache:
+            cache[key] = [os.path.join(d, n) for d in self.dirs for n in names if os.path.exists(os.path.join(d, n))]
+        return cache[key]
+
     def set_limits(self, memory_bytes: int, pids: int) -> None:
-        """Write the memory (without swap) and pids limits."""
+        """Write the memory (without swap) and pids limits (nothing to do when they are those already set)."""
+        if getattr(self, "_limits", None) == (memory_bytes, pids):
+            return
         for path in self.dirs:
             if os.path.exists(os.path.join(path, "memory.limit_in_bytes")):  # v1 memory
                 # memory <= memory+swap must hold at every step: raise memsw first, lower memory first
@@ -229,6 +263,7 @@ class Cgroup:
                 _write(path, "memory.swap.max", "0", optional=True)
             if os.path.exists(os.path.join(path, "pids.max")):
                 _write(path, "pids.max", str(pids))
+        self._limits = (memory_bytes, pids)
 
     @staticmethod
     def remove_named(roots: dict[str, str], name: str) -> bool:
@@ -245,22 +280,21 @@ class Cgroup:
 
     def reset(self) -> None:
         """Start a new execution's accounting: clear the peak-memory mark and remember the OOM count so far."""
-        for path in self.dirs:
-            _write(path, "memory.max_usage_in_bytes", "0", optional=True)
+        for path in self._files("memory.max_usage_in_bytes"):
+            _write(os.path.dirname(path), "memory.max_usage_in_bytes", "0", optional=True)
         self._oom_base = self._oom_count()
 
     def _oom_count(self) -> int:
         total = 0
-        for path in self.dirs:
-            for name in ("memory.oom_control", "memory.events"):
-                try:
-                    with open(os.path.join(path, name)) as fh:
-                        for line in fh:
-                            key, _, value = line.partition(" ")
-                            if key in ("oom_kill", "oom"):
-                                total += int(value)
-                except (OSError, ValueError):
-                    continue
+        for path in self._files("memory.oom_control", "memory.events"):
+            try:
+                with open(path) as fh:
+                    for line in fh:
+                        key, _, value = line.partition(" ")
+                        if key in ("oom_kill", "oom"):
+                            total += int(value)
+            except (OSError, ValueError):
+                continue
         return total
 
     def oom_killed(self) -> bool:
@@ -269,13 +303,12 @@ class Cgroup:
 
     def peak_memory(self) -> int | None:
         """Peak memory use in bytes, where the kernel reports it."""
-        for path in self.dirs:
-            for name in ("memory.max_usage_in_bytes", "memory.peak"):
-                try:
-                    with open(os.path.join(path, name)) as fh:
-                        return int(fh.read().strip())
-                except (OSError, ValueError):
-                    continue
+        for path in self._files("memory.max_usage_in_bytes", "memory.peak"):
+            try:
+                with open(path) as fh:
+                    return int(fh.read().strip())
+            except (OSError, ValueError):
+                continue
         return None
 
 
@@ -327,7 +360,6 @@ def _own_dir(dfd: int, uid: int, gid: int, flags: int, depth: int) -> None:
                 continue
 
 
-
 # ---------------------------------------------------------------- seccomp
 
 _SECCOMP = {
@@ -341,7 +373,9 @@ _SECCOMP = {
                              "userfaultfd": 282, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsmount": 432,
                              "mount_setattr": 442, "clone": 220, "clone3": 435}),
 }  # fmt: skip
-_NS_CLONE_FLAGS = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
+_NS_CLONE_FLAGS = (
+    CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
+)
 
 
 class _SockFilter(ctypes.Structure):
@@ -357,12 +391,34 @@ def install_seccomp() -> bool:
     namespaces included), mounts, keyrings, bpf, perf events, userfaultfd; `clone3` answers ENOSYS so that libc
     falls back to `clone`, whose namespace flags are checked. Needs no_new_privs set first.
 
+    The filter is built once per process (the fork server builds it before it forks), so an execution only
+    installs it.
+
     Returns:
         False on an architecture without a table here (the sandbox then relies on its other layers).
     """
+    fprog = seccomp_program()
+    if fprog is None:
+        return False
+    pr_set_seccomp, seccomp_mode_filter = 22, 2
+    _check(_libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.addressof(fprog), 0, 0), "seccomp")
+    return True
+
+
+_PROGRAM: list[_SockFprog | None] = []
+
+
+def seccomp_program() -> _SockFprog | None:
+    """The BPF program of `install_seccomp` (built on first use, then kept); None on an unknown architecture."""
+    if not _PROGRAM:
+        _PROGRAM.append(_build_program())
+    return _PROGRAM[0]
+
+
+def _build_program() -> _SockFprog | None:
     table = _SECCOMP.get(platform.machine())
     if table is None:
-        return False
+        return None
     arch, nrs = table
     ld_w_abs, jeq, and_k, ret = 0x20, 0x15, 0x54, 0x06
     allow, eperm, enosys = 0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
@@ -388,6 +444,4 @@ def install_seccomp() -> bool:
     ]
     filters = (_SockFilter * len(prog))(*[_SockFilter(c, t, f, k) for c, t, f, k in prog])
     fprog = _SockFprog(len(prog), filters)
-    pr_set_seccomp, seccomp_mode_filter = 22, 2
-    _check(_libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.addressof(fprog), 0, 0), "seccomp")
-    return True
+    return fprog

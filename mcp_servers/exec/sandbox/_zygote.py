@@ -4,10 +4,15 @@ Run by `ProcessSandbox` as ``python -I -S _zygote.py CONFIG_JSON`` with a scrubb
 
     template (this process: preloaded modules, the static read-only root, never sees a request)
       ├── worker x pool_size (accept a connection, read the request, supervise the run, answer)
-      └── sandbox pid 1, one per call: clone(new pid, mount, ipc, uts, net namespaces) of the template, asked for
-          by a worker; it joins the worker's cgroup, reads the request from the worker, mounts /tmp, /workspace and
-          /proc, pivots, drops to the workspace's uid with seccomp and rlimits, then runs the code (warm) or execs
-          the argv.
+      └── sandbox pid 1, one per call: clone(new pid, mount, ipc, uts namespaces) of the template, asked for
+          by a worker; it enters the network namespace the worker keeps for the call's workspace (only a loopback),
+          joins the worker's cgroup, reads the request from the worker, mounts /tmp, /workspace and /proc, pivots,
+          drops to the workspace's uid with seccomp and rlimits, then runs the code (warm) or execs the argv.
+
+Network namespaces are the one thing not made afresh per call: creating and destroying one costs more than the rest
+of a sandbox's set-up. Each worker keeps one per workspace (a few, least recently used first out). It has no
+interface but a loopback and so reaches nothing; executions of one workspace that share it could only meet each
+other there (they share the workspace's files anyway), and different workspaces never share one.
 
 When pid 1 exits (or the worker kills it on timeout or output overflow), the kernel kills every process left in its
 pid namespace, so nothing outlives a call. The template reaps each sandbox and reports its status to its worker.
@@ -32,7 +37,8 @@ import _nsutil as ns
 
 del sys.path[0]
 
-NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS | ns.CLONE_NEWNET
+NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS
+NETNS_PER_WORKER = 16
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
 Json = dict[str, Any]
 SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
@@ -97,8 +103,12 @@ def build_static_root(cfg: Json) -> None:
         if os.path.exists("/dev/" + node):
             open(f"{new}/dev/{node}", "a").close()
             ns.mount("/dev/" + node, f"{new}/dev/{node}", None, ns.MS_BIND)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                         ("stderr", "/proc/self/fd/2")):
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
         os.symlink(target, f"{new}/dev/{name}")
     os.symlink("/tmp", new + "/dev/shm")  # POSIX shared memory lives in the private /tmp
     ns.make_readonly(new + "/dev", nodev=False)
@@ -235,8 +245,6 @@ def sandbox_main(cfg: Json, req: Json, fds: Json) -> None:
         ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)
         enter_root(cfg, req)
         ns.sethostname("sandbox")
-        if cfg.get("loopback", True):
-            ns.loopback_up()
         os.dup2(fds["stdin"], 0)
         os.dup2(fds["out_w"], 1)
         os.dup2(fds["err_w"], 2)
@@ -251,8 +259,9 @@ def sandbox_main(cfg: Json, req: Json, fds: Json) -> None:
 # ---------------------------------------------------------------- the template (the fork server's main process)
 
 
-def spawn_sandbox(cfg: Json, chan: socket.socket, cgroup_dirs: list[str]) -> int:
-    """Clone a fresh sandbox pid 1 for a worker and hand the worker its pipe ends; returns the sandbox's pid.
+def spawn_sandbox(cfg: Json, chan: socket.socket, cgroup_dirs: list[str], net_fd: int) -> int:
+    """Clone a fresh sandbox pid 1 into the network namespace `net_fd` for a worker and hand the worker its pipe
+    ends; returns the sandbox's pid.
 
     The template never sees a request: the clone is a copy of pristine memory, so nothing of one execution (code,
     input, output) can be found in the next one's address space.
@@ -266,7 +275,8 @@ def spawn_sandbox(cfg: Json, chan: socket.socket, cgroup_dirs: list[str]) -> int
         try:
             for fd in (ctl_w, out_r, err_r, setup_r):
                 os.close(fd)
-            sandbox_child(cfg, {"ctl_r": ctl_r, "out_w": out_w, "err_w": err_w, "setup_w": setup_w}, cgroup_dirs)
+            fds = {"ctl_r": ctl_r, "out_w": out_w, "err_w": err_w, "setup_w": setup_w, "net": net_fd}
+            sandbox_child(cfg, fds, cgroup_dirs)
         finally:
             os._exit(127)
     for fd in (ctl_r, out_w, err_w, setup_w):
@@ -284,6 +294,8 @@ def sandbox_child(cfg: Json, fds: Json, cgroup_dirs: list[str]) -> None:
     setup_fd = fds["setup_w"]
     try:
         ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)
+        ns.setns(fds["net"], ns.CLONE_NEWNET)
+        os.close(fds["net"])
         for path in cgroup_dirs:
             with open(os.path.join(path, "cgroup.procs"), "w") as fh:
                 fh.write("0")  # this process
@@ -311,16 +323,36 @@ def sandbox_child(cfg: Json, fds: Json, cgroup_dirs: list[str]) -> None:
 # ---------------------------------------------------------------- workers (one execution at a time each)
 
 
+class NetNamespaces:
+    """The network namespaces a worker keeps, one per workspace, the least recently used dropped beyond `size`."""
+
+    def __init__(self, loopback: bool, size: int = NETNS_PER_WORKER) -> None:
+        self.loopback = loopback
+        self.size = size
+        self.fds: dict[str, int] = {}
+
+    def get(self, workspace: str) -> int:
+        """The fd of `workspace`'s network namespace, made on first use."""
+        fd = self.fds.pop(workspace, None)
+        if fd is None:
+            fd = ns.new_net_namespace(self.loopback)
+            while len(self.fds) >= self.size:
+                os.close(self.fds.pop(next(iter(self.fds))))
+        self.fds[workspace] = fd  # most recently used last
+        return fd
+
+
 def worker_main(cfg: Json, listener: socket.socket, chan: socket.socket, name: str) -> None:
     """Serve requests one after another: take a connection, get a fresh sandbox from the template, supervise it."""
     cgroup = ns.Cgroup.create(cfg["cgroups"], name) if cfg["cgroups"] else None
+    nets = NetNamespaces(cfg.get("loopback", True))
     while True:
         conn, _ = listener.accept()
         with conn:
             try:
                 req = recv_msg(conn)
                 try:
-                    result = execute(cfg, req, chan, cgroup)
+                    result = execute(cfg, req, chan, cgroup, nets)
                 except BaseException as exc:  # noqa: BLE001
                     result = {"error": f"{type(exc).__name__}: {exc}"}
                 send_msg(conn, result)
@@ -328,7 +360,7 @@ def worker_main(cfg: Json, listener: socket.socket, chan: socket.socket, name: s
                 continue
 
 
-def execute(cfg: Json, req: Json, chan: socket.socket, cgroup: ns.Cgroup | None) -> Json:
+def execute(cfg: Json, req: Json, chan: socket.socket, cgroup: ns.Cgroup | None, nets: NetNamespaces) -> Json:
     """Run one request in a fresh sandbox and collect its output, status and resource use."""
     t0 = time.monotonic()
     lim = req["limits"]
@@ -337,7 +369,8 @@ def execute(cfg: Json, req: Json, chan: socket.socket, cgroup: ns.Cgroup | None)
     if cgroup is not None:
         cgroup.set_limits(lim["memory_bytes"], lim["processes"] + 1)
         cgroup.reset()
-    chan.send(json.dumps({"cgroups": cgroup.dirs if cgroup else []}).encode())
+    net_fd = nets.get(req["workspace"])
+    socket.send_fds(chan, [json.dumps({"cgroups": cgroup.dirs if cgroup else []}).encode()], [net_fd])
     msg, fds, _, _ = socket.recv_fds(chan, 4096, 4)
     if len(fds) != 4:
         raise RuntimeError(f"the template could not start a sandbox: {msg.decode(errors='replace')}")
@@ -476,6 +509,7 @@ def serve(cfg: Json) -> None:
     """Start the workers, then clone sandboxes for them on request and report each one's exit; exit on stdin EOF."""
     preload(cfg.get("preload", []))
     preload_files(cfg.get("preload_files", {}))
+    ns.seccomp_program()  # built once here: every execution only installs it
     import gc
 
     gc.collect()
@@ -526,18 +560,22 @@ def serve(cfg: Json) -> None:
             elif fd in workers:
                 chan = workers[fd]
                 try:
-                    msg = chan.recv(65536)
+                    msg, fds, _, _ = socket.recv_fds(chan, 65536, 1)
                 except OSError:
-                    msg = b""
-                if not msg:
+                    msg, fds = b"", []
+                if not msg or len(fds) != 1:
+                    for extra in fds:
+                        os.close(extra)
                     poller.unregister(fd)
                     del workers[fd]
                     continue
                 try:
-                    pid = spawn_sandbox(cfg, chan, json.loads(msg).get("cgroups", []))
+                    pid = spawn_sandbox(cfg, chan, json.loads(msg).get("cgroups", []), fds[0])
                 except OSError as exc:
                     chan.send(f"{type(exc).__name__}: {exc}".encode())
                     continue
+                finally:
+                    os.close(fds[0])
                 pidfd = os.pidfd_open(pid)
                 sandboxes[pidfd] = (pid, chan)
                 poller.register(pidfd, select.POLLIN)
@@ -546,8 +584,10 @@ def serve(cfg: Json) -> None:
                 poller.unregister(fd)
                 os.close(fd)
                 _, wstatus, usage = os.wait4(pid, 0)
-                report = {"wstatus": wstatus, "rusage": {"user_s": usage.ru_utime, "system_s": usage.ru_stime,
-                                                         "max_rss_kb": usage.ru_maxrss}}
+                report = {
+                    "wstatus": wstatus,
+                    "rusage": {"user_s": usage.ru_utime, "system_s": usage.ru_stime, "max_rss_kb": usage.ru_maxrss},
+                }
                 try:
                     chan.send(json.dumps(report).encode())
                 except OSError:
