@@ -122,7 +122,9 @@ def build_exec_server(
     @server.tool(annotations=RUN)
     @tool_errors
     async def run_python(
-        code: Annotated[str, Field(description="Python 3 source, run as __main__ with /workspace as working directory.")],
+        code: Annotated[
+            str, Field(description="Python 3 source, run as __main__ with /workspace as working directory.")
+        ],
         ctx: Context,
         stdin: Annotated[str, Field(description="Text for standard input.")] = "",
         timeout_s: Timeout = None,
@@ -159,8 +161,10 @@ def build_exec_server(
         code: Annotated[str, Field(description="The solution's Python source.")],
         test_code: Annotated[
             str,
-            Field(description="Tests: top-level asserts, test_* functions, unittest.TestCase classes, or a "
-                  "HumanEval-style check(candidate) function (then give entry_point)."),
+            Field(
+                description="Tests: top-level asserts, test_* functions, unittest.TestCase classes, or a "
+                "HumanEval-style check(candidate) function (then give entry_point)."
+            ),
         ],
         ctx: Context,
         entry_point: Annotated[

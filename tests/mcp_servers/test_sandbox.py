@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -206,3 +207,26 @@ async def test_no_data_of_one_execution_in_the_next_ones_memory(sandbox: Process
     second = await sandbox.run(ws, code=scan)
     assert second.ok, second.stderr
     assert second.stdout == "1\n"  # only the needle this scan built itself
+
+
+async def test_both_mount_paths_build_the_same_file_system(sandbox: ProcessSandbox, ws: Path) -> None:
+    """The prepared-namespace path (open_tree/move_mount) and the older pivot_root path give the same mounts."""
+    probe = (
+        "import json\n"
+        "points = sorted((l.split()[4], ' '.join(sorted(set(l.split()[5].split(',')) & {'ro', 'rw', 'nosuid', "
+        "'nodev', 'noexec'}))) for l in open('/proc/self/mountinfo'))\n"
+        "open('/workspace/written.txt', 'w').write('ok')\n"
+        "print(json.dumps(points))"
+    )
+    legacy = ProcessSandbox(ProcessSandboxConfig(pool_size=1, mount_api=False))
+    try:
+        old = await legacy.run(ws, code=probe)
+    finally:
+        await legacy.close()
+    new = await sandbox.run(ws, code=probe)
+    assert old.ok and new.ok, (old.stderr, new.stderr)
+    assert old.stdout == new.stdout
+    mounts = dict(json.loads(new.stdout))
+    assert mounts["/"] == "nodev nosuid ro" and mounts["/workspace"] == "nodev nosuid rw"
+    assert mounts["/tmp"] == "nodev nosuid rw" and "/var/lib/docker" not in mounts and "/sys" not in mounts
+    assert (ws / "written.txt").read_text() == "ok"

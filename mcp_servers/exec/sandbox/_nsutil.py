@@ -32,14 +32,18 @@ MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "mount_setattr": 442, "clone": 56},
-    "aarch64": {"pivot_root": 41, "mount_setattr": 442, "clone": 220},
+    "x86_64": {"pivot_root": 155, "mount_setattr": 442, "clone": 56, "open_tree": 428, "move_mount": 429},
+    "aarch64": {"pivot_root": 41, "mount_setattr": 442, "clone": 220, "open_tree": 428, "move_mount": 429},
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -146,6 +150,47 @@ def clone(flags: int) -> int:
     if pid < 0:
         raise OSError(err, f"clone: {os.strerror(err)}")
     return int(pid)
+
+
+def open_tree_clone(path: str) -> int:
+    """A detached copy of the mount at `path` (not its submounts), as an fd for `move_mount` (`open_tree(2)`).
+
+    It lets a process bind a host directory into a mount namespace in which the host's file system is not visible.
+    """
+    number = _syscall_no("open_tree")
+    if number is None:
+        raise OSError(errno.ENOSYS, f"open_tree: unsupported architecture {platform.machine()}")
+    fd = _libc.syscall(number, ctypes.c_long(AT_FDCWD), _b(path), ctypes.c_long(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC))
+    _check(fd, f"open_tree {path}")
+    return int(fd)
+
+
+def set_mount_attrs(fd: int, attrs: int) -> None:
+    """Set mount attributes (MOUNT_ATTR_*) on the mount that `fd` refers to (`mount_setattr(2)`)."""
+    number = _syscall_no("mount_setattr")
+    if number is None:
+        raise OSError(errno.ENOSYS, f"mount_setattr: unsupported architecture {platform.machine()}")
+    attr = _MountAttr(attrs, 0, 0, 0)
+    ret = _libc.syscall(
+        number,
+        ctypes.c_long(fd),
+        b"",
+        ctypes.c_long(AT_EMPTY_PATH),
+        ctypes.byref(attr),
+        ctypes.c_long(ctypes.sizeof(attr)),
+    )
+    _check(ret, "mount_setattr")
+
+
+def move_mount(fd: int, target: str) -> None:
+    """Attach the detached mount `fd` at `target` (`move_mount(2)`)."""
+    number = _syscall_no("move_mount")
+    if number is None:
+        raise OSError(errno.ENOSYS, f"move_mount: unsupported architecture {platform.machine()}")
+    ret = _libc.syscall(
+        number, ctypes.c_long(fd), b"", ctypes.c_long(AT_FDCWD), _b(target), ctypes.c_long(MOVE_MOUNT_F_EMPTY_PATH)
+    )
+    _check(ret, f"move_mount {target}")
 
 
 def make_readonly(path: str, nodev: bool = True) -> None:

@@ -133,6 +133,56 @@ def enter_root(cfg: Json, req: Json) -> None:
     os.chdir("/")
 
 
+def root_namespace(cfg: Json) -> int | None:
+    """A mount namespace whose whole file system is the static root, with no host mount in it, kept by an fd.
+
+    Each execution enters it and makes its own copy (`enter_fresh_root`): a copy of about 15 mounts, instead of a
+    copy of the fork server's namespace (the host's mounts plus the static root) followed by a pivot that detaches
+    the host's half. Returns None where the kernel lacks `open_tree(2)` (before 5.2): executions then use
+    `enter_root`.
+    """
+    try:
+        os.close(ns.open_tree_clone(cfg["stage_dir"]))
+    except OSError:
+        return None
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ns.unshare(ns.CLONE_NEWNS)
+            ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
+            os.chdir(cfg["stage_dir"])
+            ns.pivot_root(".", ".")
+            ns.umount(".", ns.MNT_DETACH)
+            os.kill(os.getpid(), signal.SIGSTOP)  # the parent takes hold of the namespace, then kills us
+        finally:
+            os._exit(1)
+    try:
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):
+            return None
+        return os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def enter_fresh_root(req: Json, root_ns: int) -> None:
+    """Enter a private copy of the static root's namespace (see `root_namespace`) with a fresh /tmp, the workspace
+    and /proc (run by the sandbox's pid 1, as root, still in the fork server's mount namespace)."""
+    workspace = ns.open_tree_clone(req["workspace"])  # taken while the host's file system is still in view
+    try:
+        ns.setns(root_ns, ns.CLONE_NEWNS)  # root and working directory become the static root
+        ns.unshare(ns.CLONE_NEWNS)
+        tmp_opts = f"mode=1777,size={req['limits']['tmp_bytes']}"
+        ns.mount("sandbox-tmp", "/tmp", "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, tmp_opts)
+        ns.move_mount(workspace, "/workspace")
+        ns.mount(None, "/workspace", None, ns.MS_REMOUNT | ns.MS_BIND | ns.MS_NOSUID | ns.MS_NODEV)
+        ns.mount("proc", "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
+    finally:
+        os.close(workspace)
+    os.chdir("/")
+
+
 def set_limits(lim: Json) -> None:
     """Apply the rlimits of one execution."""
     cpu = int(lim["cpu_s"])
@@ -166,8 +216,9 @@ def run_execution(req: Json, setup_fd: int) -> None:
         set_limits(req["limits"])
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        os.environ.clear()
-        os.environ.update(req["env"])
+        if dict(os.environ) != req["env"]:  # the fork server starts with the sandbox's environment already
+            os.environ.clear()
+            os.environ.update(req["env"])
         if req.get("argv"):
             try:
                 os.execvpe(req["argv"][0], req["argv"], req["env"])
@@ -243,7 +294,10 @@ def sandbox_main(cfg: Json, req: Json, fds: Json) -> None:
     setup_fd = fds["setup_w"]
     try:
         ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)
-        enter_root(cfg, req)
+        if cfg.get("root_ns") is not None:
+            enter_fresh_root(req, cfg["root_ns"])
+        else:
+            enter_root(cfg, req)
         ns.sethostname("sandbox")
         os.dup2(fds["stdin"], 0)
         os.dup2(fds["out_w"], 1)
@@ -270,7 +324,8 @@ def spawn_sandbox(cfg: Json, chan: socket.socket, cgroup_dirs: list[str], net_fd
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     setup_r, setup_w = os.pipe()
-    pid: int = ns.clone(NS_FLAGS)
+    flags = NS_FLAGS if cfg.get("root_ns") is None else NS_FLAGS & ~ns.CLONE_NEWNS  # see enter_fresh_root
+    pid: int = ns.clone(flags)
     if pid == 0:
         try:
             for fd in (ctl_w, out_r, err_r, setup_r):
@@ -297,17 +352,23 @@ def sandbox_child(cfg: Json, fds: Json, cgroup_dirs: list[str]) -> None:
         ns.setns(fds["net"], ns.CLONE_NEWNET)
         os.close(fds["net"])
         for path in cgroup_dirs:
-            with open(os.path.join(path, "cgroup.procs"), "w") as fh:
-                fh.write("0")  # this process
-        chunks = []
-        while True:
-            chunk = os.read(fds["ctl_r"], 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(fds["ctl_r"])
-        if not chunks:
+            procs = os.open(path + "/cgroup.procs", os.O_WRONLY)
+            try:
+                os.write(procs, b"0")  # this process
+            finally:
+                os.close(procs)
+        head = os.read(fds["ctl_r"], 4)
+        if len(head) < 4:
             os._exit(0)  # the worker went away
+        size = struct.unpack(">I", head)[0]
+        chunks = []
+        while size > 0:
+            chunk = os.read(fds["ctl_r"], size)
+            if not chunk:
+                os._exit(0)
+            chunks.append(chunk)
+            size -= len(chunk)
+        os.close(fds["ctl_r"])
         req = json.loads(b"".join(chunks))
         stdin_fd = os.memfd_create("stdin", 0)
         data = base64.b64decode(req.get("stdin", ""))
@@ -379,7 +440,8 @@ def execute(cfg: Json, req: Json, chan: socket.socket, cgroup: ns.Cgroup | None,
     pidfd = os.pidfd_open(pid)
     try:
         try:
-            os.write(ctl_w, json.dumps(req).encode())
+            raw = json.dumps(req).encode()
+            os.write(ctl_w, struct.pack(">I", len(raw)) + raw)
         except BrokenPipeError:
             pass
         os.close(ctl_w)
@@ -517,6 +579,7 @@ def serve(cfg: Json) -> None:
     cfg["cgroups"] = ns.Cgroup.roots() if cfg.get("use_cgroups", True) else {}
     os.makedirs(cfg["stage_dir"], exist_ok=True)
     build_static_root(cfg)
+    cfg["root_ns"] = root_namespace(cfg) if cfg.get("mount_api", True) else None
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(cfg["socket"])
     os.chmod(cfg["socket"], 0o600)

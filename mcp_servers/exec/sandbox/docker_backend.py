@@ -93,7 +93,9 @@ class DockerSandbox(Sandbox):
         """The engine client (connects on first use)."""
         if self._client is None:
             try:
-                client = docker.DockerClient(base_url=self.config.base_url) if self.config.base_url else docker.from_env()
+                client = (
+                    docker.DockerClient(base_url=self.config.base_url) if self.config.base_url else docker.from_env()
+                )
                 client.ping()
             except docker.errors.DockerException as exc:
                 raise BackendError(f"docker backend: no Docker engine answers ({exc})") from None
@@ -150,9 +152,7 @@ class DockerSandbox(Sandbox):
         data = stdin.encode() if isinstance(stdin, str) else stdin
         return await asyncio.to_thread(self._run_sync, ws, code, argv, data, limits or self.config.limits)
 
-    def _run_sync(
-        self, ws: Path, code: str | None, argv: Sequence[str] | None, data: bytes, lim: Limits
-    ) -> ExecResult:
+    def _run_sync(self, ws: Path, code: str | None, argv: Sequence[str] | None, data: bytes, lim: Limits) -> ExecResult:
         if os.geteuid() == 0:
             own_tree(str(ws), self._uid, self._gid)
         container = self.container_for(ws)
