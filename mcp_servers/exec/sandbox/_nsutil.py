@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import socket
 import struct
 
@@ -41,6 +40,7 @@ MOVE_MOUNT_F_EMPTY_PATH = 0x4
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 
+_MACHINE = os.uname().machine  # (not `platform`: its import costs every fork of the fork server a third of a MB)
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "mount_setattr": 442, "clone": 56, "open_tree": 428, "move_mount": 429},
     "aarch64": {"pivot_root": 41, "mount_setattr": 442, "clone": 220, "open_tree": 428, "move_mount": 429},
@@ -116,14 +116,14 @@ def umount(target: str, flags: int = MNT_DETACH) -> None:
 
 
 def _syscall_no(name: str) -> int | None:
-    return _SYSCALLS.get(platform.machine(), {}).get(name)
+    return _SYSCALLS.get(_MACHINE, {}).get(name)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """Call `pivot_root(2)`."""
     number = _syscall_no("pivot_root")
     if number is None:
-        raise OSError(errno.ENOSYS, f"pivot_root: unsupported architecture {platform.machine()}")
+        raise OSError(errno.ENOSYS, f"pivot_root: unsupported architecture {_MACHINE}")
     _check(_libc.syscall(number, _b(new_root), _b(put_old)), "pivot_root")
 
 
@@ -137,7 +137,7 @@ def clone(flags: int) -> int:
 
     number = _syscall_no("clone")
     if number is None:
-        raise OSError(errno.ENOSYS, f"clone: unsupported architecture {platform.machine()}")
+        raise OSError(errno.ENOSYS, f"clone: unsupported architecture {_MACHINE}")
     api = ctypes.pythonapi
     api.PyOS_BeforeFork()
     zero = ctypes.c_ulong(0)
@@ -159,7 +159,7 @@ def open_tree_clone(path: str) -> int:
     """
     number = _syscall_no("open_tree")
     if number is None:
-        raise OSError(errno.ENOSYS, f"open_tree: unsupported architecture {platform.machine()}")
+        raise OSError(errno.ENOSYS, f"open_tree: unsupported architecture {_MACHINE}")
     fd = _libc.syscall(number, ctypes.c_long(AT_FDCWD), _b(path), ctypes.c_long(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC))
     _check(fd, f"open_tree {path}")
     return int(fd)
@@ -169,7 +169,7 @@ def set_mount_attrs(fd: int, attrs: int) -> None:
     """Set mount attributes (MOUNT_ATTR_*) on the mount that `fd` refers to (`mount_setattr(2)`)."""
     number = _syscall_no("mount_setattr")
     if number is None:
-        raise OSError(errno.ENOSYS, f"mount_setattr: unsupported architecture {platform.machine()}")
+        raise OSError(errno.ENOSYS, f"mount_setattr: unsupported architecture {_MACHINE}")
     attr = _MountAttr(attrs, 0, 0, 0)
     ret = _libc.syscall(
         number,
@@ -186,7 +186,7 @@ def move_mount(fd: int, target: str) -> None:
     """Attach the detached mount `fd` at `target` (`move_mount(2)`)."""
     number = _syscall_no("move_mount")
     if number is None:
-        raise OSError(errno.ENOSYS, f"move_mount: unsupported architecture {platform.machine()}")
+        raise OSError(errno.ENOSYS, f"move_mount: unsupported architecture {_MACHINE}")
     ret = _libc.syscall(
         number, ctypes.c_long(fd), b"", ctypes.c_long(AT_FDCWD), _b(target), ctypes.c_long(MOVE_MOUNT_F_EMPTY_PATH)
     )
@@ -333,11 +333,10 @@ class Cgroup:
         total = 0
         for path in self._files("memory.oom_control", "memory.events"):
             try:
-                with open(path) as fh:
-                    for line in fh:
-                        key, _, value = line.partition(" ")
-                        if key in ("oom_kill", "oom"):
-                            total += int(value)
+                for line in _read(path).splitlines():
+                    key, _, value = line.partition(" ")
+                    if key in ("oom_kill", "oom"):
+                        total += int(value)
             except (OSError, ValueError):
                 continue
         return total
@@ -350,17 +349,27 @@ class Cgroup:
         """Peak memory use in bytes, where the kernel reports it."""
         for path in self._files("memory.max_usage_in_bytes", "memory.peak"):
             try:
-                with open(path) as fh:
-                    return int(fh.read().strip())
+                return int(_read(path).strip())
             except (OSError, ValueError):
                 continue
         return None
 
 
+def _read(path: str) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
+
+
 def _write(directory: str, name: str, value: str, optional: bool = False) -> None:
     try:
-        with open(os.path.join(directory, name), "w") as fh:
-            fh.write(value)
+        fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
     except OSError:
         if not optional:
             raise
@@ -461,7 +470,7 @@ def seccomp_program() -> _SockFprog | None:
 
 
 def _build_program() -> _SockFprog | None:
-    table = _SECCOMP.get(platform.machine())
+    table = _SECCOMP.get(_MACHINE)
     if table is None:
         return None
     arch, nrs = table

@@ -39,16 +39,19 @@ del sys.path[0]
 
 NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS
 NETNS_PER_WORKER = 16
+PID = struct.Struct("=i")  # template -> worker: the sandbox's pid (with its pipe ends)
+REPORT = struct.Struct("=iddq")  # template -> worker: wait status, user and system seconds, max RSS in kB
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
 Json = dict[str, Any]
 SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
 
 
-def recv_msg(conn: socket.socket) -> Json:
-    """Read one length-prefixed JSON message."""
+def recv_msg(conn: socket.socket) -> tuple[Json, bytes]:
+    """Read one length-prefixed JSON message; returns it decoded and as received (length prefix included)."""
     head = _recv_exact(conn, 4)
-    msg: Json = json.loads(_recv_exact(conn, struct.unpack(">I", head)[0]))
-    return msg
+    raw = _recv_exact(conn, struct.unpack(">I", head)[0])
+    msg: Json = json.loads(raw)
+    return msg, head + raw
 
 
 def send_msg(conn: socket.socket, msg: Json) -> None:
@@ -337,7 +340,7 @@ def spawn_sandbox(cfg: Json, chan: socket.socket, cgroup_dirs: list[str], net_fd
     for fd in (ctl_r, out_w, err_w, setup_w):
         os.close(fd)
     try:
-        socket.send_fds(chan, [json.dumps({"pid": pid}).encode()], [ctl_w, out_r, err_r, setup_r])
+        socket.send_fds(chan, [PID.pack(pid)], [ctl_w, out_r, err_r, setup_r])
     finally:
         for fd in (ctl_w, out_r, err_r, setup_r):
             os.close(fd)
@@ -411,9 +414,9 @@ def worker_main(cfg: Json, listener: socket.socket, chan: socket.socket, name: s
         conn, _ = listener.accept()
         with conn:
             try:
-                req = recv_msg(conn)
+                req, raw = recv_msg(conn)
                 try:
-                    result = execute(cfg, req, chan, cgroup, nets)
+                    result = execute(cfg, req, raw, chan, cgroup, nets)
                 except BaseException as exc:  # noqa: BLE001
                     result = {"error": f"{type(exc).__name__}: {exc}"}
                 send_msg(conn, result)
@@ -421,8 +424,11 @@ def worker_main(cfg: Json, listener: socket.socket, chan: socket.socket, name: s
                 continue
 
 
-def execute(cfg: Json, req: Json, chan: socket.socket, cgroup: ns.Cgroup | None, nets: NetNamespaces) -> Json:
-    """Run one request in a fresh sandbox and collect its output, status and resource use."""
+def execute(
+    cfg: Json, req: Json, raw: bytes, chan: socket.socket, cgroup: ns.Cgroup | None, nets: NetNamespaces
+) -> Json:
+    """Run one request (`raw`: as received, passed on to the sandbox) in a fresh sandbox and collect its output,
+    status and resource use."""
     t0 = time.monotonic()
     lim = req["limits"]
     if req.get("chown", True):
@@ -431,17 +437,16 @@ def execute(cfg: Json, req: Json, chan: socket.socket, cgroup: ns.Cgroup | None,
         cgroup.set_limits(lim["memory_bytes"], lim["processes"] + 1)
         cgroup.reset()
     net_fd = nets.get(req["workspace"])
-    socket.send_fds(chan, [json.dumps({"cgroups": cgroup.dirs if cgroup else []}).encode()], [net_fd])
+    socket.send_fds(chan, [b"\0".join([b"spawn", *(d.encode() for d in (cgroup.dirs if cgroup else []))])], [net_fd])
     msg, fds, _, _ = socket.recv_fds(chan, 4096, 4)
     if len(fds) != 4:
         raise RuntimeError(f"the template could not start a sandbox: {msg.decode(errors='replace')}")
     ctl_w, out_r, err_r, setup_r = fds
-    pid = json.loads(msg)["pid"]
+    (pid,) = PID.unpack(msg)
     pidfd = os.pidfd_open(pid)
     try:
         try:
-            raw = json.dumps(req).encode()
-            os.write(ctl_w, struct.pack(">I", len(raw)) + raw)
+            os.write(ctl_w, raw)
         except BrokenPipeError:
             pass
         os.close(ctl_w)
@@ -450,8 +455,7 @@ def execute(cfg: Json, req: Json, chan: socket.socket, cgroup: ns.Cgroup | None,
         os.close(pidfd)
         for fd in (out_r, err_r, setup_r):
             os.close(fd)
-    status = json.loads(chan.recv(4096))  # the template reaped it
-    wstatus = status["wstatus"]
+    wstatus, user_s, system_s, max_rss_kb = REPORT.unpack(chan.recv(4096))  # the template reaped it
     exit_code = signal_no = None
     if not collected["timed_out"] and not collected["output_limit_exceeded"]:
         if os.WIFEXITED(wstatus):
@@ -460,7 +464,7 @@ def execute(cfg: Json, req: Json, chan: socket.socket, cgroup: ns.Cgroup | None,
             signal_no = os.WTERMSIG(wstatus)
             exit_code = -signal_no
     collected.update(exit_code=exit_code, signal=signal_no, duration_s=time.monotonic() - t0)
-    collected["rusage"] = status["rusage"]
+    collected["rusage"] = {"user_s": user_s, "system_s": system_s, "max_rss_kb": max_rss_kb}
     stderr_tail = base64.b64decode(collected["stderr"])[-2000:]
     collected["memory_exceeded"] = exit_code not in (0, None) and b"MemoryError" in stderr_tail
     if cgroup is not None:
@@ -633,7 +637,8 @@ def serve(cfg: Json) -> None:
                     del workers[fd]
                     continue
                 try:
-                    pid = spawn_sandbox(cfg, chan, json.loads(msg).get("cgroups", []), fds[0])
+                    cgroup_dirs = [d.decode() for d in msg.split(b"\0")[1:]]
+                    pid = spawn_sandbox(cfg, chan, cgroup_dirs, fds[0])
                 except OSError as exc:
                     chan.send(f"{type(exc).__name__}: {exc}".encode())
                     continue
@@ -647,12 +652,8 @@ def serve(cfg: Json) -> None:
                 poller.unregister(fd)
                 os.close(fd)
                 _, wstatus, usage = os.wait4(pid, 0)
-                report = {
-                    "wstatus": wstatus,
-                    "rusage": {"user_s": usage.ru_utime, "system_s": usage.ru_stime, "max_rss_kb": usage.ru_maxrss},
-                }
                 try:
-                    chan.send(json.dumps(report).encode())
+                    chan.send(REPORT.pack(wstatus, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
                 except OSError:
                     pass
     for pid in worker_pids:
