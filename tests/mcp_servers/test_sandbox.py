@@ -230,3 +230,29 @@ async def test_both_mount_paths_build_the_same_file_system(sandbox: ProcessSandb
     assert mounts["/"] == "nodev nosuid ro" and mounts["/workspace"] == "nodev nosuid rw"
     assert mounts["/tmp"] == "nodev nosuid rw" and "/var/lib/docker" not in mounts and "/sys" not in mounts
     assert (ws / "written.txt").read_text() == "ok"
+
+
+async def test_a_listener_does_not_outlive_its_call_in_the_shared_network_namespace(ws: Path) -> None:
+    """With one worker, a workspace's calls share one network namespace; a server started by one call (even a
+    detached background process) is gone before the next call, which finds the port closed."""
+    box = ProcessSandbox(ProcessSandboxConfig(pool_size=1))
+    try:
+        start = await box.run(ws, code=(
+            "import os, socket, sys, time\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print(s.getsockname()[1]); sys.stdout.flush()\n"
+            "if os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\n    os._exit(0)\n"
+            "c = socket.create_connection(('127.0.0.1', s.getsockname()[1])); print('reached')\n"
+        ), limits=FAST)  # fmt: skip
+        assert start.ok and start.stdout.split()[1] == "reached", start.stderr
+        port = int(start.stdout.split()[0])
+        probe = (
+            "import os, socket\nprint(os.readlink('/proc/self/ns/net'))\n"
+            f"try:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2); print('open')\n"
+            "except OSError as exc:\n    print(type(exc).__name__)\n"
+        )
+        first = await box.run(ws, code=probe, limits=FAST)
+        second = await box.run(ws, code=probe, limits=FAST)
+        assert first.stdout.split()[1] == second.stdout.split()[1] == "ConnectionRefusedError"
+        assert first.stdout.split()[0] == second.stdout.split()[0]  # the same namespace, reused
+    finally:
+        await box.close()
