@@ -110,15 +110,24 @@ def _plan(tree: ast.Module, lines: list[str] | None, entry_point: str | None) ->
 def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce: str) -> None:
     """Run inside the sandbox: execute the solution, then each planned test, printing one result line per test."""
     import io
-    import json
     import os
     import sys
-    import unittest
 
     out = os.dup(1)
     sink = os.open(os.devnull, os.O_WRONLY)
     os.dup2(sink, 1)  # the code under test writes to nowhere; results go only to `out`
+    os.close(sink)
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
+    try:
+        _run(solution, test_code, entry_point, nonce, out)
+    finally:
+        os.close(out)
+
+
+def _run(solution: str, test_code: str, entry_point: str | None, nonce: str, out: int) -> None:
+    import json
+    import os
+    import unittest
 
     def emit(record: dict[str, Any]) -> None:
         os.write(out, (nonce + " " + json.dumps(record) + "\n").encode())

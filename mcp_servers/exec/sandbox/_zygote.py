@@ -571,10 +571,43 @@ def preload_files(files: dict[str, str]) -> None:
         sys.modules[name] = module
 
 
+WARM_UP_RUNS = 12  # more than the interpreter's threshold for specializing a function's bytecode (8 calls)
+WARM_UP_SOLUTION = "from typing import List\n\n\ndef total(xs: List[int]) -> int:\n    return sum(xs)\n"
+WARM_UP_TESTS = (
+    "METADATA = {}\n\n\ndef check(candidate):\n    assert candidate([1, 2]) == 3\n    assert candidate([]) == 0\n"
+    "    assert candidate([5]) == 6, 'a failing test'\n"
+)
+
+
+def warm_up(harness_module: str) -> None:
+    """Run the preloaded run_tests harness a few times on a fixed, made-up problem, output to /dev/null.
+
+    The interpreter then has the harness's bytecode specialized and its caches (attribute lookups, interned names)
+    filled in the template, so an execution writes fewer of the template's pages: each first write to a shared page
+    costs a copy-on-write fault. Only this constant problem ever runs here: the template still never sees a request.
+    """
+    module = sys.modules.get(harness_module)
+    if module is None:
+        return
+    saved_fd, saved_stdout = os.dup(1), sys.stdout
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    try:
+        for _ in range(WARM_UP_RUNS):
+            module._harness_main(WARM_UP_SOLUTION, WARM_UP_TESTS, "total", "0" * 32)
+    finally:
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+        sys.stdout = saved_stdout
+
+
 def serve(cfg: Json) -> None:
     """Start the workers, then clone sandboxes for them on request and report each one's exit; exit on stdin EOF."""
     preload(cfg.get("preload", []))
     preload_files(cfg.get("preload_files", {}))
+    for name in cfg.get("warm_up", []):
+        warm_up(name)
     ns.seccomp_program()  # built once here: every execution only installs it
     import gc
 

@@ -128,6 +128,7 @@ class ProcessSandbox(Sandbox):
             "symlinks": symlinks,
             "preload": list(self.config.preload),
             "preload_files": {HARNESS_MODULE: str(Path(__file__).resolve().parent.parent / "harness.py")},
+            "warm_up": [HARNESS_MODULE],
             "use_cgroups": self.config.use_cgroups,
             "loopback": self.config.loopback,
             "pool": self.config.pool_size,
