@@ -256,3 +256,16 @@ async def test_a_listener_does_not_outlive_its_call_in_the_shared_network_namesp
         assert first.stdout.split()[0] == second.stdout.split()[0]  # the same namespace, reused
     finally:
         await box.close()
+
+
+async def test_loopback_can_be_left_down(ws: Path) -> None:
+    box = ProcessSandbox(ProcessSandboxConfig(pool_size=1, loopback=False))
+    try:
+        result = await box.run(ws, code=(
+            "import socket\ntry:\n    socket.socket().bind(('127.0.0.1', 0)); s = socket.socket(); "
+            "s.connect(('127.0.0.1', 9)); print('connected')\nexcept OSError as exc:\n    print(exc.errno)\n"
+        ), limits=FAST)  # fmt: skip
+    finally:
+        await box.close()
+    assert result.ok, result.stderr
+    assert result.stdout.strip() in ("99", "101")  # EADDRNOTAVAIL / ENETUNREACH: no loopback to use
