@@ -269,3 +269,12 @@ async def test_loopback_can_be_left_down(ws: Path) -> None:
         await box.close()
     assert result.ok, result.stderr
     assert result.stdout.strip() in ("99", "101")  # EADDRNOTAVAIL / ENETUNREACH: no loopback to use
+
+
+async def test_output_under_a_large_cap_arrives_whole(sandbox: ProcessSandbox, ws: Path) -> None:
+    """With a cap above a pipe's default 64 KiB, a program that prints 300 KB in bursts gets all of it back."""
+    code = "import sys\nfor i in range(3000):\n    sys.stdout.write(f'{i:09d}' * 10 + '\\n')\n"
+    result = await sandbox.run(ws, code=code, limits=Limits(timeout_s=10, output_bytes=400_000))
+    assert result.ok and not result.stdout_truncated and not result.output_limit_exceeded
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3000 and lines[-1] == f"{2999:09d}" * 10

@@ -39,6 +39,8 @@ del sys.path[0]
 
 NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS
 NETNS_PER_WORKER = 16
+DRAIN_S = 0.005  # how often a worker empties a running sandbox's output pipes
+PIPE_DEFAULT, PIPE_MAX, F_SETPIPE_SZ = 65536, 1 << 20, 1031
 PID = struct.Struct("=i")  # template -> worker: the sandbox's pid (with its pipe ends)
 REPORT = struct.Struct("=iddq")  # template -> worker: wait status, user and system seconds, max RSS in kB
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
@@ -476,53 +478,58 @@ def execute(
 def collect(pidfd: int, out_r: int, err_r: int, setup_r: int, deadline: float, cap: int) -> Json:
     """Read stdout/stderr (capped) until the sandbox's pid 1 exits or the deadline passes.
 
-    On timeout, or when a stream passes the cap, pid 1 is killed, which makes the kernel kill everything in its pid
-    namespace: nothing outlives the call.
+    The pipes are drained every `DRAIN_S` and when pid 1 exits, not on every write: a run that prints a line per
+    test would otherwise wake this worker once per line. A writer that fills a pipe waits for the next drain (the
+    pipes hold the whole cap, up to 1 MB). On timeout, or when a stream passes the cap, pid 1 is killed, which
+    makes the kernel kill everything in its pid namespace: nothing outlives the call.
     """
+    pipes = (out_r, err_r, setup_r)
     bufs = {out_r: bytearray(), err_r: bytearray(), setup_r: bytearray()}
     caps = {out_r: cap, err_r: cap, setup_r: 4096}
     truncated = {out_r: False, err_r: False, setup_r: False}
+    for fd in pipes:
+        os.set_blocking(fd, False)
+    if cap > PIPE_DEFAULT:
+        import fcntl
+
+        for fd in (out_r, err_r):
+            try:
+                fcntl.fcntl(fd, F_SETPIPE_SZ, min(cap + 4096, PIPE_MAX))
+            except OSError:
+                pass  # the default size still works: the writer waits for the next drain
     poller = select.poll()
-    for fd in (out_r, err_r, setup_r, pidfd):
-        poller.register(fd, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
     timed_out = output_exceeded = exited = False
 
-    def take(fd: int, chunk: bytes) -> None:
-        room = caps[fd] - len(bufs[fd])
-        bufs[fd] += chunk[: max(room, 0)]
-        if len(chunk) > room:
-            truncated[fd] = True
+    def drain() -> None:
+        for fd in pipes:
+            try:
+                while len(bufs[fd]) <= caps[fd]:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    room = caps[fd] - len(bufs[fd])
+                    bufs[fd] += chunk[: max(room, 0)]
+                    if len(chunk) > room:
+                        truncated[fd] = True
+            except BlockingIOError:
+                pass
 
-    while not exited:
+    while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             timed_out = True
             break
-        for fd, _ in poller.poll(remaining * 1000):
-            if fd == pidfd:
-                exited = True
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                poller.unregister(fd)
-                continue
-            take(fd, chunk)
-            if truncated[out_r] or truncated[err_r]:
-                output_exceeded = True
-        if output_exceeded:
+        exited = bool(poller.poll(min(remaining, DRAIN_S) * 1000))
+        drain()
+        if truncated[out_r] or truncated[err_r]:
+            output_exceeded = True
+            break
+        if exited:
             break
     if not exited:
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    for fd in (out_r, err_r, setup_r):  # pid 1 is gone: take what is already in the pipes, never wait for more
-        os.set_blocking(fd, False)
-        try:
-            while len(bufs[fd]) <= caps[fd]:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                take(fd, chunk)
-        except BlockingIOError:
-            pass
+        drain()  # take what is already in the pipes, never wait for more
     return {
         "stdout": base64.b64encode(bytes(bufs[out_r])).decode(),
         "stderr": base64.b64encode(bytes(bufs[err_r])).decode(),
