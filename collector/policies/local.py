@@ -28,19 +28,26 @@ class BatchStats:
     """What the batching worker did, for progress displays, benchmarks and tests.
 
     Attributes:
-        batches: `model.generate` calls made.
+        batches: batches run. A batch starts when the idle worker takes the waiting requests and ends when its
+            last row finishes; requests that arrive while it runs join it (see `joined`).
         requests: completions produced.
-        max_batch: the largest batch formed.
-        batch_sizes: batch size -> how many batches had it.
+        joined: requests admitted into a batch that was already decoding.
+        prefills: prompt-processing passes (one per group of requests admitted together).
+        decode_steps: decode forward passes (one token for every row of the batch).
+        max_batch: the most rows decoded together.
+        batch_sizes: rows in a decode step -> how many decode steps had that many rows.
         prompt_tokens: prompt tokens of all requests (without padding).
         completion_tokens: generated tokens of all requests (up to and including the end-of-turn token).
-        generate_s: wall time spent encoding batches and inside `model.generate`.
-        prefix_hits: batches that reused a cached shared prefix (the system turn with the tools).
+        generate_s: wall time spent in prefills and decode steps.
+        prefix_hits: prefills that reused a cached shared prefix (the system turn with the tools).
         prefix_misses: shared prefixes run through the model (then cached).
     """
 
     batches: int = 0
     requests: int = 0
+    joined: int = 0
+    prefills: int = 0
+    decode_steps: int = 0
     max_batch: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
     prompt_tokens: int = 0
@@ -68,17 +75,20 @@ class LocalPolicy:
 
     Prompts are rendered with the project chat template; outputs are read with `parse_completion`, so malformed
     tool calls are kept verbatim and listed in `Completion.malformed`. Requests from concurrent episodes go
-    into one queue; a worker thread takes up to `batch_size` of them (waiting at most `batch_wait_ms` for more
-    once one has arrived) and runs them as one left-padded `model.generate` call.
+    into one queue; a worker thread decodes them together (continuous batching): when idle it takes up to
+    `batch_size` of them (waiting at most `batch_wait_ms` for more once one has arrived), and between decode steps
+    it admits newly queued requests into free rows, while a row that finished leaves the batch and is answered at
+    once.
 
     Args:
         model: a built-in model name (default `smollm2-135m`) or a checkpoint directory.
         max_new_tokens: the cap on generated tokens per turn.
         temperature: sampling temperature; 0 means greedy decoding.
         top_p: nucleus sampling mass (ignored when greedy).
-        seed: seeds torch before each batch, so a run with the same batches is reproducible.
-        batch_size: the most requests per forward pass.
-        batch_wait_ms: how long the worker waits for more requests after the first one of a batch arrives.
+        seed: seeds the sampler at the start of each batch (`seed + batch number`), so a run whose batches form
+            the same way is reproducible.
+        batch_size: the most rows decoded together.
+        batch_wait_ms: when idle, how long the worker waits for more requests after the first one arrives.
         device: as for `load_model_and_tokenizer`.
         cache_dir: where built-in models are converted and cached.
         loaded: an already loaded `(model, tokenizer)` pair to use instead of loading `model` (its tokenizer
@@ -189,99 +199,125 @@ class LocalPolicy:
                 self._thread.start()
 
     def _worker(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            deadline = time.perf_counter() + self.batch_wait_s
-            stop = False
-            while len(batch) < self.batch_size:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0:
-                        break
-                    try:
-                        item = self._queue.get(timeout=remaining)
-                    except queue.Empty:
-                        break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-            self._run_batch(batch)
-            if stop:
-                return
+        import torch
 
-    def _run_batch(self, batch: list[_Request]) -> None:
+        with torch.inference_mode():
+            self._serve()
+
+    def _serve(self) -> None:
+        import torch
+
+        from collector.policies._batcher import Batch, greedy, sampler
+
+        assert self._loaded is not None
+        model, tokenizer = self._loaded
+        generator = torch.Generator(device=model.device)
+        pick = greedy if self.temperature == 0 else sampler(self.temperature, self.top_p, generator)
+        batch = Batch(model, tokenizer, self._prefixes, max_new_tokens=self.max_new_tokens, pick=pick)
+        stopping = False
+        while True:
+            if not batch.rows:
+                if stopping:
+                    return
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                arrivals, stopping = self._gather([first], deadline=time.perf_counter() + self.batch_wait_s)
+                generator.manual_seed(self.seed + self.stats.batches)
+                self.stats.batches += 1
+            elif not stopping:
+                arrivals, stopping = self._gather([], deadline=None, room=self.batch_size - len(batch.rows))
+            else:
+                arrivals = []
+            try:
+                if arrivals:
+                    self._admit(batch, arrivals)
+                if batch.rows:
+                    self._finish(batch, batch.step())
+            except Exception as exc:  # noqa: BLE001 - delivered to every waiting episode; the worker keeps serving
+                error = exc if isinstance(exc, PolicyError) else PolicyError(f"generation failed: {exc!r}")
+                for row in batch.clear():
+                    _deliver(row.item, error=error)
+            finally:
+                self._sync_stats(batch)
+
+    def _gather(
+        self, items: list[Any], *, deadline: float | None, room: int | None = None
+    ) -> tuple[list[_Request], bool]:
+        """Requests to admit: up to `room` (default `batch_size`), waiting until `deadline` (None: only those queued)."""
+        room = self.batch_size if room is None else room
+        while len(items) < room:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.perf_counter() if deadline is not None else 0.0
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if item is _STOP:
+                return items, True
+            items.append(item)
+        return items, False
+
+    def _admit(self, batch: Any, requests: list[_Request]) -> None:
+        """Tokenize and check `requests`, then prefill them into `batch` (a failure goes to these requests only)."""
+        assert self._loaded is not None
+        model, tokenizer = self._loaded
+        rows: list[list[int]] = tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
+        context = getattr(model.config, "max_position_embeddings", None)
+        admitted = []
+        for request, ids in zip(requests, rows, strict=True):
+            if context is not None and len(ids) + self.max_new_tokens > context:
+                _deliver(request, error=PolicyError(
+                    f"the prompt has {len(ids)} tokens; with max_new_tokens={self.max_new_tokens} it does not fit the "
+                    f"model's context of {context} tokens"
+                ))
+            else:
+                admitted.append((request, ids))
+        if not admitted:
+            return
+        running = len(batch.rows)
         try:
-            results = self._generate([r.prompt for r in batch])
-        except Exception as exc:  # noqa: BLE001 - delivered to every waiting episode; the worker keeps serving
+            finished = batch.admit(admitted)
+        except Exception as exc:  # noqa: BLE001 - the newcomers fail; rows already running go on
             error = exc if isinstance(exc, PolicyError) else PolicyError(f"generation failed: {exc!r}")
-            for request in batch:
+            for request, _ in admitted:
                 _deliver(request, error=error)
             return
+        if running:
+            self.stats.joined += len(admitted)
+        self._finish(batch, finished)
+
+    def _finish(self, batch: Any, rows: list[Any]) -> None:
+        """Hand finished rows back to their episodes."""
         now = time.perf_counter()
-        for request, (raw_text, prompt_tokens, completion_tokens) in zip(batch, results, strict=True):
+        for row in rows:
+            request: _Request = row.item
+            raw_text = batch.text(row)
             parsed = parse_completion(raw_text)
             completion = Completion(
                 message=parsed.to_message(),
                 raw_text=raw_text,
                 malformed=parsed.malformed,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
+                prompt_tokens=row.prompt_tokens,
+                completion_tokens=len(row.tokens),
                 latency_s=now - request.submitted,
             )
+            stats = self.stats
+            stats.requests += 1
+            stats.prompt_tokens += row.prompt_tokens
+            stats.completion_tokens += len(row.tokens)
             _deliver(request, result=completion)
 
-    def _generate(self, prompts: list[str]) -> list[tuple[str, int, int]]:
-        """Run one batch; returns (raw text, prompt tokens, completion tokens) per prompt."""
-        import torch
-
-        assert self._loaded is not None
-        model, tokenizer = self._loaded
-        rows: list[list[int]] = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-        prompt_lengths = [len(row) for row in rows]
-        context = getattr(model.config, "max_position_embeddings", None)
-        if context is not None and max(prompt_lengths) + self.max_new_tokens > context:
-            raise PolicyError(
-                f"the prompt has {max(prompt_lengths)} tokens; with max_new_tokens={self.max_new_tokens} it does not "
-                f"fit the model's context of {context} tokens"
-            )
-        stop_ids = _stop_token_ids(tokenizer)
-        options: dict[str, Any] = {
-            "max_new_tokens": self.max_new_tokens,
-            "eos_token_id": stop_ids,
-            "pad_token_id": tokenizer.pad_token_id,
-        }
-        if self.temperature > 0:
-            options.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
-        else:
-            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        started = time.perf_counter()
-        with torch.inference_mode():
-            encoded = self._prefixes.encode(model, tokenizer, rows)  # may run the shared prefix once
-            torch.manual_seed(self.seed + self.stats.batches)
-            output = model.generate(**encoded, **options)
-        elapsed = time.perf_counter() - started
-        generated = output[:, encoded["input_ids"].shape[1] :].tolist()
-        results = []
-        for row, prompt_length in zip(generated, prompt_lengths, strict=True):
-            tokens = _until_stop(row, stop_ids)
-            text = tokenizer.decode(tokens[:-1] if tokens and tokens[-1] in stop_ids else tokens)
-            results.append((text, int(prompt_length), len(tokens)))
-        stats = self.stats
-        stats.batches += 1
-        stats.requests += len(prompts)
-        stats.max_batch = max(stats.max_batch, len(prompts))
-        stats.batch_sizes[len(prompts)] = stats.batch_sizes.get(len(prompts), 0) + 1
-        stats.prompt_tokens += sum(r[1] for r in results)
-        stats.completion_tokens += sum(r[2] for r in results)
-        stats.generate_s += elapsed
+    def _sync_stats(self, batch: Any) -> None:
+        counters, stats = batch.counters, self.stats
+        stats.prefills, stats.decode_steps, stats.max_batch = counters.prefills, counters.decode_steps, counters.max_rows
+        stats.batch_sizes = dict(counters.step_rows)
+        stats.generate_s = counters.seconds
         stats.prefix_hits, stats.prefix_misses = self._prefixes.hits, self._prefixes.misses
-        return results
 
     def _fail_pending(self, error: PolicyError) -> None:
         while True:
@@ -291,23 +327,6 @@ class LocalPolicy:
                 return
             if isinstance(item, _Request):
                 _deliver(item, error=error)
-
-
-def _stop_token_ids(tokenizer: Any) -> list[int]:
-    ids = []
-    for token in ("<|im_end|>", "<|endoftext|>", tokenizer.eos_token):
-        token_id = tokenizer.convert_tokens_to_ids(token) if token else None
-        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id not in ids:
-            ids.append(token_id)
-    return ids
-
-
-def _until_stop(row: list[int], stop_ids: list[int]) -> list[int]:
-    """The generated tokens up to and including the first stop token (padding after it dropped)."""
-    for i, token in enumerate(row):
-        if token in stop_ids:
-            return row[: i + 1]
-    return row
 
 
 def _deliver(request: _Request, *, result: Completion | None = None, error: Exception | None = None) -> None:
