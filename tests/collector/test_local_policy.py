@@ -1,8 +1,10 @@
-"""The local policy on the real SmolLM2-135M: batching of concurrent episodes, left-padding correctness, errors."""
+"""The local policy on the real SmolLM2-135M: continuous batching of concurrent episodes, padding correctness, errors."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +69,13 @@ def batched() -> tuple[LocalPolicy, list[Completion]]:
 
 def test_concurrent_requests_share_forward_passes(batched: tuple[LocalPolicy, list[Completion]]) -> None:
     local, results = batched
-    assert local.stats.requests == 8
-    assert local.stats.max_batch > 1
-    assert local.stats.batches < 8
-    assert sum(size * n for size, n in local.stats.batch_sizes.items()) == 8
-    assert local.stats.completion_tokens == sum(r.completion_tokens for r in results)
-    # all eight share the system turn with the tools: run through the model once, reused by later batches
-    assert local.stats.prefix_misses == 1
-    assert local.stats.prefix_hits == local.stats.batches - 1
+    stats = local.stats
+    assert stats.requests == 8
+    assert (stats.batches, stats.prefills, stats.max_batch, stats.joined) == (1, 1, 8, 0)
+    assert stats.completion_tokens == sum(r.completion_tokens for r in results)
+    assert stats.prompt_tokens == sum(r.prompt_tokens for r in results)
+    # all eight share the system turn with the tools: run through the model once
+    assert (stats.prefix_misses, stats.prefix_hits) == (1, 0)
     for result in results:
         assert isinstance(result.raw_text, str)
         assert 1 <= result.completion_tokens <= MAX_NEW
@@ -84,6 +85,17 @@ def test_concurrent_requests_share_forward_passes(batched: tuple[LocalPolicy, li
         assert result.message["content"] == parsed.content
         assert result.malformed == parsed.malformed
         assert result.latency_s > 0
+
+
+def test_finished_rows_leave_the_batch(batched: tuple[LocalPolicy, list[Completion]]) -> None:
+    """Each row is decoded until its own end only: rows that finished early cost no further decode steps."""
+    local, results = batched
+    lengths = [r.completion_tokens for r in results]
+    assert len(set(lengths)) > 1, "the prompts should end at different lengths for this test to mean anything"
+    # the first token of each row comes from the prefill, every further one from a decode step with that row in it
+    assert sum(rows * steps for rows, steps in local.stats.batch_sizes.items()) == sum(n - 1 for n in lengths)
+    assert local.stats.decode_steps == max(lengths) - 1
+    assert min(local.stats.batch_sizes) < 8  # the batch shrank
 
 
 async def test_greedy_batched_output_equals_unbatched(batched: tuple[LocalPolicy, list[Completion]]) -> None:
@@ -117,6 +129,80 @@ def test_cached_prefix_output_equals_plain_generation(batched: tuple[LocalPolicy
     assert results[0].raw_text == plain
 
 
+async def until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(3000):  # 30 s
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_requests_arriving_while_a_batch_runs_join_it() -> None:
+    """Late requests join the running batch between decode steps, with the same tokens as when run alone.
+
+    The first joiner's prompt is longer than the running rows (they get padded to it), the second one's shorter
+    (it gets padded to them).
+    """
+    running, longer, shorter = QUESTIONS[0], QUESTIONS[1], QUESTIONS[3]
+    local = policy(max_new_tokens=24, batch_size=4, batch_wait_ms=200)
+    try:
+        first = asyncio.gather(*(local.complete(conversation(q), TOOLS, task=TASK) for q in (running, QUESTIONS[2])))
+        await until(lambda: local.stats.decode_steps >= 2, "the first batch to start decoding")
+        second = asyncio.ensure_future(local.complete(conversation(longer), TOOLS, task=TASK))
+        await until(lambda: local.stats.joined >= 1 and local.stats.decode_steps >= 10, "the first joiner")
+        third = await local.complete(conversation(shorter), TOOLS, task=TASK)
+        early, late = await first, await second
+    finally:
+        await local.aclose()
+    stats = local.stats
+    assert (stats.batches, stats.joined, stats.prefills, stats.max_batch) == (1, 2, 3, 4)
+    assert (stats.prefix_misses, stats.prefix_hits) == (1, 2)
+    alone = policy(max_new_tokens=24, batch_size=1)
+    try:
+        for question, together in ((longer, late), (shorter, third), (running, early[0])):
+            single = await alone.complete(conversation(question), TOOLS, task=TASK)
+            assert together.raw_text == single.raw_text
+            assert together.completion_tokens == single.completion_tokens
+    finally:
+        await alone.aclose()
+
+
+def broken_model() -> tuple[Any, Any]:
+    """A real (tiny, random) Llama whose head always emits a token id beyond its embedding table.
+
+    Prefill works (prompt ids are in range); the first decode step fails inside the model's forward.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    _, tokenizer = loaded_model()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config).eval()
+    model.lm_head = torch.nn.Linear(16, len(tokenizer) + 10, bias=True)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+        model.lm_head.bias.zero_()
+        model.lm_head.bias[-1] = 1.0
+    return model, tokenizer
+
+
+async def test_a_failed_decode_step_is_delivered_to_every_waiter_and_the_worker_goes_on() -> None:
+    local = policy(loaded=broken_model(), batch_wait_ms=200)
+    try:
+        outcomes = await asyncio.gather(
+            *(local.complete(conversation(q), TOOLS, task=TASK) for q in QUESTIONS[:3]), return_exceptions=True
+        )
+        assert (local.stats.prefills, local.stats.max_batch) == (1, 0)  # prefill worked, the first decode step failed
+        for outcome in outcomes:
+            assert isinstance(outcome, PolicyError)
+            assert "generation failed" in str(outcome) and "index out of range" in str(outcome)
+        with pytest.raises(PolicyError, match="generation failed"):  # the worker still answers
+            await local.complete(conversation("Hi"), [], task=TASK)
+    finally:
+        await local.aclose()
+
+
 async def test_sampling_is_reproducible_with_a_seed() -> None:
     texts = []
     for _ in range(2):
@@ -146,13 +232,19 @@ async def test_checkpoint_saved_with_save_pretrained_loads_back_by_path(tmp_path
         await reference.aclose()
 
 
-async def test_prompt_longer_than_the_context_fails_clearly_and_the_worker_goes_on() -> None:
-    local = policy()
+async def test_prompt_longer_than_the_context_fails_alone_and_the_worker_goes_on() -> None:
+    local = policy(batch_wait_ms=200)
     try:
-        with pytest.raises(PolicyError, match=r"prompt has \d+ tokens.*context of 8192"):
-            await local.complete(conversation("word " * 9000), [], task=TASK)
+        too_long, fine = await asyncio.gather(
+            local.complete(conversation("word " * 9000), [], task=TASK),
+            local.complete(conversation("Hi"), [], task=TASK),
+            return_exceptions=True,
+        )
+        assert isinstance(too_long, PolicyError)
+        assert re.search(r"prompt has \d+ tokens.*context of 8192", str(too_long))
+        assert isinstance(fine, Completion) and fine.completion_tokens >= 1
         ok = await local.complete(conversation("Hi"), [], task=TASK)
-        assert ok.completion_tokens >= 1
+        assert ok.raw_text == fine.raw_text
     finally:
         await local.aclose()
 
