@@ -113,8 +113,8 @@ class _RowsLinear(TorchFunctionMode):
 
     Same product, other operand order: for 2-16 rows, MKL's matrix multiply is about twice as fast this way round on
     the CPU (it is bandwidth-bound on the weights either way; `rows @ weight^T` takes a slower path). Active only
-    on the worker thread (modes are thread-local) and only during a decode step with 2-16 rows; one row keeps the
-    plain `F.linear`.
+    on the worker thread (modes are thread-local) and only during a decode step with 2-16 rows on the CPU; one row
+    keeps the plain `F.linear`.
     """
 
     def __torch_function__(
@@ -175,6 +175,7 @@ class Batch:
         self.max_new_tokens = max_new_tokens
         self.pick = pick
         self.stop_ids = stop_token_ids(tokenizer)
+        self._cpu = torch.device(model.device).type == "cpu"
         self.counters = Counters()
         self.rows: list[Row] = []
         self._layers: list[_BufferLayer] = []
@@ -219,7 +220,7 @@ class Batch:
             count, length = len(self.rows), self._length
             self._mask[:, length] = 1
             ids = torch.tensor([[row.tokens[-1]] for row in self.rows], dtype=torch.long, device=self.model.device)
-            mode = _RowsLinear() if count in _ROWS_LINEAR else contextlib.nullcontext()
+            mode = _RowsLinear() if count in _ROWS_LINEAR and self._cpu else contextlib.nullcontext()
             with mode:
                 out = self.model(
                     input_ids=ids,
