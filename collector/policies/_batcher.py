@@ -18,7 +18,7 @@ from collector.policies._prefix_cache import PrefixCache
 __all__ = ["Batch", "Row", "stop_token_ids"]
 
 # Decode steps with this many rows compute each linear layer as weight @ rows^T (see `_RowsLinear`).
-_ROWS_LINEAR = range(2, 17)
+_ROWS_LINEAR = range(2, 11)
 
 
 @dataclass
@@ -111,9 +111,9 @@ class _BufferLayer(DynamicLayer):  # type: ignore[no-untyped-call]
 class _RowsLinear(TorchFunctionMode):
     """Computes each linear layer of a small decode batch as `weight @ rows^T` (then transposed back).
 
-    Same product, other operand order: for 2-16 rows, MKL's matrix multiply is about twice as fast this way round on
+    Same product, other operand order: for 2-10 rows, MKL's matrix multiply is about twice as fast this way round on
     the CPU (it is bandwidth-bound on the weights either way; `rows @ weight^T` takes a slower path). Active only
-    on the worker thread (modes are thread-local) and only during a decode step with 2-16 rows on the CPU; one row
+    on the worker thread (modes are thread-local) and only during a decode step with 2-10 rows on the CPU; one row
     keeps the plain `F.linear`.
     """
 
