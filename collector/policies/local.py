@@ -143,6 +143,7 @@ class LocalPolicy:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        self._broken: PolicyError | None = None
 
     def load(self) -> None:
         """Load the model now (otherwise it loads on the first request). Safe to call more than once."""
@@ -161,11 +162,14 @@ class LocalPolicy:
             The assistant turn, with `raw_text`, `malformed`, token counts and latency (queueing included).
 
         Raises:
-            PolicyError: the policy is closed, the prompt does not fit the model's context, or generation failed.
+            PolicyError: the policy is closed (or its worker stopped), the prompt does not fit the model's context, or
+                generation failed.
             ConfigError: the model cannot be resolved.
         """
         if self._closed:
             raise PolicyError("the local policy is closed")
+        if self._broken is not None:
+            raise self._broken
         if self._loaded is None:
             await asyncio.to_thread(self._load_once)
         assert self._loaded is not None
@@ -201,8 +205,12 @@ class LocalPolicy:
     def _worker(self) -> None:
         import torch
 
-        with torch.inference_mode():
-            self._serve()
+        try:
+            with torch.inference_mode():
+                self._serve()
+        except Exception as exc:  # noqa: BLE001 - a broken worker must not leave episodes waiting forever
+            self._broken = PolicyError(f"the local policy's worker stopped: {exc!r}")
+            self._fail_pending(self._broken)
 
     def _serve(self) -> None:
         import torch
@@ -236,8 +244,8 @@ class LocalPolicy:
                     self._finish(batch, batch.step())
             except Exception as exc:  # noqa: BLE001 - delivered to every waiting episode; the worker keeps serving
                 error = exc if isinstance(exc, PolicyError) else PolicyError(f"generation failed: {exc!r}")
-                for row in batch.clear():
-                    _deliver(row.item, error=error)
+                for request in [*arrivals, *(row.item for row in batch.clear())]:
+                    _deliver(request, error=error)  # no effect on a request already answered
             finally:
                 self._sync_stats(batch)
 
