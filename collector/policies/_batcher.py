@@ -111,10 +111,10 @@ class _BufferLayer(DynamicLayer):  # type: ignore[no-untyped-call]
 class _RowsLinear(TorchFunctionMode):
     """Computes each linear layer of a small decode batch as `weight @ rows^T` (then transposed back).
 
-    Same product, other operand order: for 2-10 rows, MKL's matrix multiply is about twice as fast this way round on
-    the CPU (it is bandwidth-bound on the weights either way; `rows @ weight^T` takes a slower path). Active only
-    on the worker thread (modes are thread-local) and only during a decode step with 2-10 rows on the CPU; one row
-    keeps the plain `F.linear`.
+    Same product, other operand order: for 2-10 rows, MKL's matrix multiply (torch 2.13) is 1.3-3x faster this way
+    round on the CPU (bandwidth-bound on the weights either way; `rows @ weight^T` takes a slower path; from 11 rows
+    on it is not faster). Active only on the worker thread (modes are thread-local) and only during a decode step
+    with 2-10 rows on the CPU; one row keeps the plain `F.linear`.
     """
 
     def __torch_function__(
