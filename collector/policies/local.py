@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.chat_template import parse_completion, render_prompt
 from collector.errors import ConfigError, PolicyError
@@ -17,6 +17,9 @@ from collector.policies._prefix_cache import PrefixCache
 from collector.policies.base import Completion
 from collector.tasks.model import Task
 from collector.types import Message, OpenAITool
+
+if TYPE_CHECKING:
+    from collector.policies._batcher import Batch, Row
 
 __all__ = ["BatchStats", "LocalPolicy"]
 
@@ -270,7 +273,7 @@ class LocalPolicy:
             items.append(item)
         return items, False
 
-    def _admit(self, batch: Any, requests: list[_Request]) -> None:
+    def _admit(self, batch: Batch, requests: list[_Request]) -> None:
         """Tokenize and check `requests`, then prefill them into `batch` (a failure goes to these requests only)."""
         assert self._loaded is not None
         model, tokenizer = self._loaded
@@ -299,7 +302,7 @@ class LocalPolicy:
             self.stats.joined += len(admitted)
         self._finish(batch, finished)
 
-    def _finish(self, batch: Any, rows: list[Any]) -> None:
+    def _finish(self, batch: Batch, rows: list[Row]) -> None:
         """Hand finished rows back to their episodes."""
         now = time.perf_counter()
         for row in rows:
@@ -320,7 +323,7 @@ class LocalPolicy:
             stats.completion_tokens += len(row.tokens)
             _deliver(request, result=completion)
 
-    def _sync_stats(self, batch: Any) -> None:
+    def _sync_stats(self, batch: Batch) -> None:
         counters, stats = batch.counters, self.stats
         stats.prefills, stats.decode_steps, stats.max_batch = counters.prefills, counters.decode_steps, counters.max_rows
         stats.batch_sizes = dict(counters.step_rows)
