@@ -66,6 +66,7 @@ class ExecSettings(BaseModel):
     ro_paths: list[Path] = Field(default_factory=list)  # process backend: extra host paths visible read-only
     uid_base: int = 200_000  # process backend: first host uid of the per-workspace sandbox uids
     pool_size: int = 8  # process backend: idle pre-forked supervisors
+    preload: list[str] | None = None  # process backend: modules the fork server imports once (None: DEFAULT_PRELOAD)
     loopback: bool = True  # process backend: a private, isolated loopback interface in each sandbox
     docker_cpus: float = 1.0  # docker backend: CPUs per container
     docker_user: str = "65534:65534"  # docker backend: uid:gid commands run as

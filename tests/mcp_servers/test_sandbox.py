@@ -278,3 +278,24 @@ async def test_output_under_a_large_cap_arrives_whole(sandbox: ProcessSandbox, w
     assert result.ok and not result.stdout_truncated and not result.output_limit_exceeded
     lines = result.stdout.splitlines()
     assert len(lines) == 3000 and lines[-1] == f"{2999:09d}" * 10
+
+
+def test_preload_setting_reaches_the_process_backend() -> None:
+    from mcp_servers.exec.sandbox import DEFAULT_PRELOAD as default
+    from mcp_servers.exec.sandbox import make_sandbox
+    from mcp_servers.settings import ExecSettings
+
+    lean = make_sandbox(ExecSettings(preload=["typing", "math"]))
+    assert isinstance(lean, ProcessSandbox) and lean.config.preload == ("typing", "math")
+    standard = make_sandbox(ExecSettings())
+    assert isinstance(standard, ProcessSandbox) and standard.config.preload == default
+    assert "subprocess" not in default and "random" not in default
+
+
+async def test_a_module_left_out_of_the_preload_list_still_imports(ws: Path) -> None:
+    box = ProcessSandbox(ProcessSandboxConfig(pool_size=1, preload=("json",)))
+    try:
+        result = await box.run(ws, code="import sys\nprint('csv' in sys.modules)\nimport csv\nprint('ok')")
+    finally:
+        await box.close()
+    assert result.ok and result.stdout.split() == ["False", "ok"], result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mcp_servers.exec.sandbox.base import SANDBOX_WORKDIR, ExecResult, Limits, Sandbox
-from mcp_servers.exec.sandbox.process import ProcessSandbox, ProcessSandboxConfig
+from mcp_servers.exec.sandbox.process import DEFAULT_PRELOAD, ProcessSandbox, ProcessSandboxConfig
 
 if TYPE_CHECKING:
     from mcp_servers.settings import ExecSettings
@@ -66,6 +66,7 @@ def make_sandbox(settings: ExecSettings) -> Sandbox:
                 uid_base=settings.uid_base,
                 pool_size=settings.pool_size,
                 loopback=settings.loopback,
+                preload=tuple(settings.preload) if settings.preload is not None else DEFAULT_PRELOAD,
             )
         )
     if settings.backend == "docker":
