@@ -127,7 +127,6 @@ def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce:
 def _run(solution: str, test_code: str, entry_point: str | None, nonce: str, out: int) -> None:
     import json
     import os
-    import unittest
 
     def emit(record: dict[str, Any]) -> None:
         os.write(out, (nonce + " " + json.dumps(record) + "\n").encode())
@@ -199,6 +198,8 @@ def _run(solution: str, test_code: str, entry_point: str | None, nonce: str, out
             except BaseException as exc:  # noqa: BLE001
                 emit({"test": number, "ok": False, "error": describe(exc)})
     else:
+        import unittest  # only here: the other kinds never pay its import
+
         for number, test in enumerate(plan["tests"]):
             cls_name, method = test["name"].split(".", 1)
             result = unittest.TestResult()
