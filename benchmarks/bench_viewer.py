@@ -1,6 +1,7 @@
 """Viewer page latency on a 100,000-episode database against a 1,000-episode baseline built in the same run.
 
-Usage: .venv/bin/python benchmarks/bench_viewer.py [--episodes 100000] [--baseline 1000] [--repeat 5] [--indexes]
+Usage: .venv/bin/python benchmarks/bench_viewer.py [--episodes 100000] [--baseline 1000] [--repeat 5]
+    [--without-indexes]
 
 Each database is generated with executemany through the store's own schema (Store creates the tables). Pages are
 fetched over real HTTP from uvicorn on 127.0.0.1; the median of `--repeat` loads is reported. A naive full load of
@@ -93,20 +94,12 @@ def generate(path: Path, n: int, seed: int = 0) -> None:
     store.close()
 
 
-PROPOSED_INDEXES = (
-    # run summaries and per-run charts read these columns only: a covering index spares the table scan
-    "CREATE INDEX IF NOT EXISTS ix_episodes_run_summary ON episodes(run_id, status, passed, reward, family)",
-    "CREATE INDEX IF NOT EXISTS ix_episodes_error_type ON episodes(error_type)",
-)
-
-
-def add_proposed_indexes(db: Path) -> None:
-    """Create the indexes this benchmark proposes for the store (measured with --indexes)."""
+def drop_v2_indexes(db: Path) -> None:
+    """Drop the indexes schema version 2 added, leaving the layout of schema 1 (measured with --without-indexes)."""
     store = Store(db)
     with store.db.conn:
-        for sql in PROPOSED_INDEXES:
-            store.db.execute(sql)
-        store.db.execute("ANALYZE")
+        for name in ("ix_episodes_run_summary", "ix_episodes_error_type"):
+            store.db.execute(f"DROP INDEX IF EXISTS {name}")
     store.close()
 
 
@@ -161,8 +154,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100_000)
     parser.add_argument("--baseline", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--indexes", action="store_true",
-                        help="also measure the 100,000-episode database with the indexes proposed for the store")
+    parser.add_argument("--without-indexes", action="store_true",
+                        help="also measure the 100,000-episode database without the indexes of schema version 2")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         small, big = Path(tmp) / "small.db", Path(tmp) / "big.db"
@@ -173,28 +166,28 @@ def main() -> None:
         base, large = measure(small, args.repeat), measure(big, args.repeat)
         naive = naive_full_load(big)
         size_mb = big.stat().st_size / 1e6
-        indexed: dict[str, float] = {}
-        if args.indexes:
-            add_proposed_indexes(big)
-            indexed = measure(big, args.repeat)
+        unindexed: dict[str, float] = {}
+        if args.without_indexes:
+            drop_v2_indexes(big)
+            unindexed = measure(big, args.repeat)
     print(f"viewer page latency, median of {args.repeat} (databases generated in {gen_s:.1f}s; "
           f"{args.episodes:,} episodes = {size_mb:.0f} MB)")
     header = f"{'page':<28}{args.baseline:>10,} ep{args.episodes:>12,} ep{'ratio':>8}"
-    if indexed:
-        header += f"{'+ indexes':>14}"
+    if unindexed:
+        header += f"{'schema 1':>14}"
     print(header)
     print("-" * len(header))
     for name, _ in PAGES:
         line = f"{name:<28}{base[name]:>10.1f}ms{large[name]:>12.1f}ms{large[name] / base[name]:>8.1f}x"
-        if indexed:
-            line += f"{indexed[name]:>12.1f}ms"
+        if unindexed:
+            line += f"{unindexed[name]:>12.1f}ms"
         print(line)
     print(f"{'(naive: load all episodes)':<28}{'':>12}{naive:>12.1f}ms")
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     (results / "bench_viewer.json").write_text(json.dumps(
         {"episodes": args.episodes, "baseline": args.baseline, "ms": large, "baseline_ms": base, "naive_ms": naive,
-         "indexed_ms": indexed},
+         "schema1_ms": unindexed},
         indent=2))
 
 

@@ -76,3 +76,27 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="newer"):
         Store(tmp_path / "t.db")
+
+
+def test_a_version_1_database_is_migrated_without_loss(tmp_path: Path) -> None:
+    """Schema 2 adds the viewer's indexes; a database written by schema 1 gets them when opened for writing."""
+    db = tmp_path / "v1.db"
+    store = Store(db)
+    store.create_run("r", policy="scripted", model="m", config={})
+    store.close()
+    conn = sqlite3.connect(db)  # make it what schema 1 wrote
+    conn.execute("DROP INDEX ix_episodes_run_summary")
+    conn.execute("DROP INDEX ix_episodes_error_type")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    reader = Store(db, readonly=True)  # reading never migrates
+    assert "ix_episodes_error_type" not in {i.name for i in reader.db.table("episodes").indexes}
+    reader.close()
+    store = Store(db)
+    indexes = {i.name for i in store.db.table("episodes").indexes}
+    version = store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    runs = [r["id"] for r in store.db.table("runs").rows]
+    store.close()
+    assert {"ix_episodes_run_summary", "ix_episodes_error_type", "ix_episodes_run"} <= indexes
+    assert version == "2" and runs == ["r"]
