@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import secrets
@@ -376,11 +377,43 @@ def move(root: str, source: Path | str, destination: Path | str) -> None:
         except FileNotFoundError:
             raise NotFoundError("source does not exist") from None
         try:
-            os.lstat(dname, dir_fd=dfd)
-            raise ConflictError("destination already exists; delete it first or choose another name")
-        except FileNotFoundError:
-            pass
-        os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+            rename_noreplace(sfd, sname, dfd, dname)
+        except FileExistsError:
+            raise ConflictError("destination already exists; delete it first or choose another name") from None
+
+
+_RENAME_NOREPLACE = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)  # glibc >= 2.28
+if _renameat2 is not None:
+    _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+
+
+def rename_noreplace(src_dir: int, src: str, dst_dir: int, dst: str) -> None:
+    """Rename `src` to `dst` (names relative to directory fds), failing if `dst` exists, atomically.
+
+    Uses `renameat2(RENAME_NOREPLACE)`, so a destination created by someone else between a check and the rename is
+    never replaced. Where the C library or the file system lacks it, falls back to a check then `rename`.
+
+    Raises:
+        FileExistsError: `dst` exists.
+        OSError: The rename failed otherwise.
+    """
+    if _renameat2 is not None:
+        ret = _renameat2(src_dir, os.fsencode(src), dst_dir, os.fsencode(dst), _RENAME_NOREPLACE)
+        if ret == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), dst)
+        if err not in (errno.ENOSYS, errno.EINVAL):  # EINVAL: a file system without the flag
+            raise OSError(err, os.strerror(err), dst)
+    try:
+        os.lstat(dst, dir_fd=dst_dir)
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+    except FileNotFoundError:
+        pass
+    os.rename(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
 
 
 def delete(root: str, resolved: Path | str, *, recursive: bool = False) -> Kind:

@@ -263,3 +263,23 @@ def test_fifo_is_not_read(layout: dict[str, Path]) -> None:
     os.mkfifo(Path(root) / "pipe")
     with pytest.raises(ToolInputError, match="not a regular file"):
         safeio.read_file(root, resolve_path(root, "pipe"), max_bytes=10)
+
+
+def test_move_never_replaces_a_destination_even_without_the_check(layout: dict[str, Path]) -> None:
+    """The rename itself refuses an existing destination (renameat2 NOREPLACE), so a file created between the
+    check and the rename by someone else is not overwritten; move reports it as a conflict."""
+    root = layout["root"]
+    (root / "a.txt").write_text("a")
+    (root / "b.txt").write_text("b")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(FileExistsError):
+            safeio.rename_noreplace(fd, "a.txt", fd, "b.txt")  # no check before: the syscall itself refuses
+        safeio.rename_noreplace(fd, "a.txt", fd, "c.txt")
+    finally:
+        os.close(fd)
+    assert (root / "b.txt").read_text() == "b" and (root / "c.txt").read_text() == "a" and not (root / "a.txt").exists()
+    (root / "d").mkdir()
+    with pytest.raises(ConflictError, match="already exists"):
+        safeio.move(str(root), root / "c.txt", root / "d")
+    assert (root / "c.txt").read_text() == "a" and (root / "d").is_dir()
