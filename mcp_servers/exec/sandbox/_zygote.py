@@ -3,11 +3,12 @@
 Run by `ProcessSandbox` as ``python -I -S _zygote.py CONFIG_JSON`` with a scrubbed environment; stdlib only:
 
     template (this process: preloaded modules, the static read-only root, never sees a request)
-      ├── worker x pool_size (accept a connection, read the request, supervise the run, answer)
+      ├── worker x pool_size (`_worker.py`: accept a connection, read the request, supervise the run, answer)
       └── sandbox pid 1, one per call: clone(new pid, mount, ipc, uts namespaces) of the template, asked for
           by a worker; it enters the network namespace the worker keeps for the call's workspace (only a loopback),
-          joins the worker's cgroup, reads the request from the worker, mounts /tmp, /workspace and /proc, pivots,
-          drops to the workspace's uid with seccomp and rlimits, then runs the code (warm) or execs the argv.
+          joins the worker's cgroup, reads the request from the worker, enters a copy of the prepared root (a
+          fresh /tmp, the workspace and /proc attached), drops to the workspace's uid with seccomp and rlimits,
+          then runs the code (warm) or execs the argv.
 
 Network namespaces are the one thing not made afresh per call: creating and destroying one costs more than the rest
 of a sandbox's set-up. Each worker keeps one per workspace (a few, least recently used first out). It has no
@@ -29,47 +30,18 @@ import signal
 import socket
 import struct
 import sys
-import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _nsutil as ns
+from _worker import PID, REPORT, worker_main
 
 del sys.path[0]
 
 NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS
-NETNS_PER_WORKER = 16
-DRAIN_S = 0.005  # how often a worker empties a running sandbox's output pipes
-PIPE_DEFAULT, PIPE_MAX, F_SETPIPE_SZ = 65536, 1 << 20, 1031
-PID = struct.Struct("=i")  # template -> worker: the sandbox's pid (with its pipe ends)
-REPORT = struct.Struct("=iddq")  # template -> worker: wait status, user and system seconds, max RSS in kB
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
 Json = dict[str, Any]
 SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
-
-
-def recv_msg(conn: socket.socket) -> tuple[Json, bytes]:
-    """Read one length-prefixed JSON message; returns it decoded and as received (length prefix included)."""
-    head = _recv_exact(conn, 4)
-    raw = _recv_exact(conn, struct.unpack(">I", head)[0])
-    msg: Json = json.loads(raw)
-    return msg, head + raw
-
-
-def send_msg(conn: socket.socket, msg: Json) -> None:
-    """Write one length-prefixed JSON message."""
-    raw = json.dumps(msg).encode()
-    conn.sendall(struct.pack(">I", len(raw)) + raw)
-
-
-def _recv_exact(conn: socket.socket, size: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < size:
-        chunk = conn.recv(size - len(buf))
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
-    return bytes(buf)
 
 
 # ---------------------------------------------------------------- inside the namespaces
@@ -384,161 +356,6 @@ def sandbox_child(cfg: Json, fds: Json, cgroup_dirs: list[str]) -> None:
     except BaseException as exc:  # noqa: BLE001
         _setup_failed(setup_fd, exc)
     sandbox_main(cfg, req, fds)
-
-
-# ---------------------------------------------------------------- workers (one execution at a time each)
-
-
-class NetNamespaces:
-    """The network namespaces a worker keeps, one per workspace, the least recently used dropped beyond `size`."""
-
-    def __init__(self, loopback: bool, size: int = NETNS_PER_WORKER) -> None:
-        self.loopback = loopback
-        self.size = size
-        self.fds: dict[str, int] = {}
-
-    def get(self, workspace: str) -> int:
-        """The fd of `workspace`'s network namespace, made on first use."""
-        fd = self.fds.pop(workspace, None)
-        if fd is None:
-            fd = ns.new_net_namespace(self.loopback)
-            while len(self.fds) >= self.size:
-                os.close(self.fds.pop(next(iter(self.fds))))
-        self.fds[workspace] = fd  # most recently used last
-        return fd
-
-
-def worker_main(cfg: Json, listener: socket.socket, chan: socket.socket, name: str) -> None:
-    """Serve requests one after another: take a connection, get a fresh sandbox from the template, supervise it."""
-    cgroup = ns.Cgroup.create(cfg["cgroups"], name) if cfg["cgroups"] else None
-    nets = NetNamespaces(cfg.get("loopback", True))
-    while True:
-        conn, _ = listener.accept()
-        with conn:
-            try:
-                req, raw = recv_msg(conn)
-                try:
-                    result = execute(cfg, req, raw, chan, cgroup, nets)
-                except BaseException as exc:  # noqa: BLE001
-                    result = {"error": f"{type(exc).__name__}: {exc}"}
-                send_msg(conn, result)
-            except (OSError, EOFError, ValueError):
-                continue
-
-
-def execute(
-    cfg: Json, req: Json, raw: bytes, chan: socket.socket, cgroup: ns.Cgroup | None, nets: NetNamespaces
-) -> Json:
-    """Run one request (`raw`: as received, passed on to the sandbox) in a fresh sandbox and collect its output,
-    status and resource use."""
-    t0 = time.monotonic()
-    lim = req["limits"]
-    if req.get("chown", True):
-        ns.own_tree(req["workspace"], req["uid"], req["gid"])
-    if cgroup is not None:
-        cgroup.set_limits(lim["memory_bytes"], lim["processes"] + 1)
-        cgroup.reset()
-    net_fd = nets.get(req["workspace"])
-    socket.send_fds(chan, [b"\0".join([b"spawn", *(d.encode() for d in (cgroup.dirs if cgroup else []))])], [net_fd])
-    msg, fds, _, _ = socket.recv_fds(chan, 4096, 4)
-    if len(fds) != 4:
-        raise RuntimeError(f"the template could not start a sandbox: {msg.decode(errors='replace')}")
-    ctl_w, out_r, err_r, setup_r = fds
-    (pid,) = PID.unpack(msg)
-    pidfd = os.pidfd_open(pid)
-    try:
-        try:
-            os.write(ctl_w, raw)
-        except BrokenPipeError:
-            pass
-        os.close(ctl_w)
-        collected = collect(pidfd, out_r, err_r, setup_r, t0 + lim["timeout_s"], lim["output_bytes"])
-    finally:
-        os.close(pidfd)
-        for fd in (out_r, err_r, setup_r):
-            os.close(fd)
-    wstatus, user_s, system_s, max_rss_kb = REPORT.unpack(chan.recv(4096))  # the template reaped it
-    exit_code = signal_no = None
-    if not collected["timed_out"] and not collected["output_limit_exceeded"]:
-        if os.WIFEXITED(wstatus):
-            exit_code = os.WEXITSTATUS(wstatus)
-        elif os.WIFSIGNALED(wstatus):
-            signal_no = os.WTERMSIG(wstatus)
-            exit_code = -signal_no
-    collected.update(exit_code=exit_code, signal=signal_no, duration_s=time.monotonic() - t0)
-    collected["rusage"] = {"user_s": user_s, "system_s": system_s, "max_rss_kb": max_rss_kb}
-    stderr_tail = base64.b64decode(collected["stderr"])[-2000:]
-    collected["memory_exceeded"] = exit_code not in (0, None) and b"MemoryError" in stderr_tail
-    if cgroup is not None:
-        collected["memory_exceeded"] = collected["memory_exceeded"] or cgroup.oom_killed()
-        collected["rusage"]["peak_memory_bytes"] = cgroup.peak_memory()
-    return collected
-
-
-def collect(pidfd: int, out_r: int, err_r: int, setup_r: int, deadline: float, cap: int) -> Json:
-    """Read stdout/stderr (capped) until the sandbox's pid 1 exits or the deadline passes.
-
-    The pipes are drained every `DRAIN_S` and when pid 1 exits, not on every write: a run that prints a line per
-    test would otherwise wake this worker once per line. A writer that fills a pipe waits for the next drain (the
-    pipes hold the whole cap, up to 1 MB). On timeout, or when a stream passes the cap, pid 1 is killed, which
-    makes the kernel kill everything in its pid namespace: nothing outlives the call.
-    """
-    pipes = (out_r, err_r, setup_r)
-    bufs = {out_r: bytearray(), err_r: bytearray(), setup_r: bytearray()}
-    caps = {out_r: cap, err_r: cap, setup_r: 4096}
-    truncated = {out_r: False, err_r: False, setup_r: False}
-    for fd in pipes:
-        os.set_blocking(fd, False)
-    if cap > PIPE_DEFAULT:
-        import fcntl
-
-        for fd in (out_r, err_r):
-            try:
-                fcntl.fcntl(fd, F_SETPIPE_SZ, min(cap + 4096, PIPE_MAX))
-            except OSError:
-                pass  # the default size still works: the writer waits for the next drain
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    timed_out = output_exceeded = exited = False
-
-    def drain() -> None:
-        for fd in pipes:
-            try:
-                while len(bufs[fd]) <= caps[fd]:
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        break
-                    room = caps[fd] - len(bufs[fd])
-                    bufs[fd] += chunk[: max(room, 0)]
-                    if len(chunk) > room:
-                        truncated[fd] = True
-            except BlockingIOError:
-                pass
-
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            break
-        exited = bool(poller.poll(min(remaining, DRAIN_S) * 1000))
-        drain()
-        if truncated[out_r] or truncated[err_r]:
-            output_exceeded = True
-            break
-        if exited:
-            break
-    if not exited:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        drain()  # take what is already in the pipes, never wait for more
-    return {
-        "stdout": base64.b64encode(bytes(bufs[out_r])).decode(),
-        "stderr": base64.b64encode(bytes(bufs[err_r])).decode(),
-        "stdout_truncated": truncated[out_r],
-        "stderr_truncated": truncated[err_r],
-        "output_limit_exceeded": output_exceeded,
-        "timed_out": timed_out,
-        "setup_error": bufs[setup_r].decode("utf-8", "replace") or None,
-    }
 
 
 # ---------------------------------------------------------------- the fork server

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcp_servers.errors import ToolInputError
+from mcp_servers.errors import BackendError, ToolInputError
 
 __all__ = ["SANDBOX_WORKDIR", "ExecResult", "Limits", "Sandbox"]
 
@@ -152,6 +152,20 @@ class Sandbox(abc.ABC):
 
     def shutdown(self) -> None:
         """Stop the backend's helpers synchronously (also safe at interpreter exit)."""
+
+
+def checked_run(workspace: Path, code: str | None, argv: Sequence[str] | None) -> Path:
+    """Validate the arguments of `Sandbox.run` (see `check_command`) and return the resolved workspace.
+
+    Raises:
+        ToolInputError: A bad (code, argv) pair.
+        BackendError: The workspace directory does not exist.
+    """
+    check_command(code, argv)
+    ws = Path(workspace).resolve()
+    if not ws.is_dir():
+        raise BackendError(f"workspace directory {str(workspace)!r} does not exist")
+    return ws
 
 
 def check_command(code: str | None, argv: Sequence[str] | None) -> None:

@@ -19,7 +19,7 @@ import docker.errors
 
 from mcp_servers.errors import BackendError, ConfigError
 from mcp_servers.exec.sandbox._nsutil import own_tree
-from mcp_servers.exec.sandbox.base import SANDBOX_WORKDIR, ExecResult, Limits, Sandbox, check_command
+from mcp_servers.exec.sandbox.base import SANDBOX_WORKDIR, ExecResult, Limits, Sandbox, checked_run
 
 __all__ = ["DockerSandbox", "DockerSandboxConfig"]
 
@@ -145,10 +145,7 @@ class DockerSandbox(Sandbox):
         limits: Limits | None = None,
     ) -> ExecResult:
         """Run Python `code` or `argv` in the workspace's container; see `Sandbox.run`."""
-        check_command(code, argv)
-        ws = Path(workspace).resolve()
-        if not ws.is_dir():
-            raise BackendError(f"workspace directory {str(workspace)!r} does not exist")
+        ws = checked_run(workspace, code, argv)
         data = stdin.encode() if isinstance(stdin, str) else stdin
         return await asyncio.to_thread(self._run_sync, ws, code, argv, data, limits or self.config.limits)
 

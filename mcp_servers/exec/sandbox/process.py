@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_servers.errors import BackendError, BackendTimeoutError, ConfigError
-from mcp_servers.exec.sandbox.base import ExecResult, Limits, Sandbox, check_command
+from mcp_servers.exec.sandbox.base import ExecResult, Limits, Sandbox, checked_run
 
 __all__ = ["DEFAULT_PRELOAD", "HARNESS_MODULE", "ProcessSandbox", "ProcessSandboxConfig"]
 
@@ -224,10 +224,7 @@ class ProcessSandbox(Sandbox):
         limits: Limits | None = None,
     ) -> ExecResult:
         """Run Python `code` or `argv` in a fresh sandbox; see `Sandbox.run`."""
-        check_command(code, argv)
-        ws = Path(workspace).resolve()
-        if not ws.is_dir():
-            raise BackendError(f"workspace directory {str(workspace)!r} does not exist")
+        ws = checked_run(workspace, code, argv)
         lim = limits or self.config.limits
         if self._proc is None or self._proc.poll() is not None:
             await asyncio.to_thread(self.start)
