@@ -247,6 +247,7 @@ class LocalPolicy:
                     self._finish(batch, batch.step())
             except Exception as exc:  # noqa: BLE001 - delivered to every waiting episode; the worker keeps serving
                 error = exc if isinstance(exc, PolicyError) else PolicyError(f"generation failed: {exc!r}")
+                self._sync_stats(batch)  # before any waiter wakes up: an answered episode sees current stats
                 for request in [*arrivals, *(row.item for row in batch.clear())]:
                     _deliver(request, error=error)  # no effect on a request already answered
             finally:
@@ -295,6 +296,7 @@ class LocalPolicy:
             finished = batch.admit(admitted)
         except Exception as exc:  # noqa: BLE001 - the newcomers fail; rows already running go on
             error = exc if isinstance(exc, PolicyError) else PolicyError(f"generation failed: {exc!r}")
+            self._sync_stats(batch)
             for request, _ in admitted:
                 _deliver(request, error=error)
             return
@@ -303,7 +305,7 @@ class LocalPolicy:
         self._finish(batch, finished)
 
     def _finish(self, batch: Batch, rows: list[Row]) -> None:
-        """Hand finished rows back to their episodes."""
+        """Hand finished rows back to their episodes (stats brought up to date first: a waiter wakes at once)."""
         now = time.perf_counter()
         for row in rows:
             request: _Request = row.item
@@ -321,6 +323,7 @@ class LocalPolicy:
             stats.requests += 1
             stats.prompt_tokens += row.prompt_tokens
             stats.completion_tokens += len(row.tokens)
+            self._sync_stats(batch)
             _deliver(request, result=completion)
 
     def _sync_stats(self, batch: Batch) -> None:
