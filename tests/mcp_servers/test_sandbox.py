@@ -299,3 +299,31 @@ async def test_a_module_left_out_of_the_preload_list_still_imports(ws: Path) -> 
     finally:
         await box.close()
     assert result.ok and result.stdout.split() == ["False", "ok"], result.stderr
+
+
+async def test_a_preloaded_module_with_at_fork_hooks_still_gets_them_run(ws: Path) -> None:
+    # Sandboxes are cloned without the interpreter's fork protocol unless a preloaded module registered at-fork
+    # hooks; `random` does (it re-seeds in each child): without them every execution would draw the same numbers.
+    box = ProcessSandbox(ProcessSandboxConfig(pool_size=1, preload=("random",)))
+    try:
+        draws = [await box.run(ws, code="import random, sys\nprint('random' in sys.modules, random.getrandbits(64))")
+                 for _ in range(3)]  # fmt: skip
+    finally:
+        await box.close()
+    assert all(d.ok and d.stdout.split()[0] == "True" for d in draws), [d.stderr for d in draws]
+    assert len({d.stdout for d in draws}) == 3
+
+
+async def test_standard_streams_are_fresh_and_of_the_right_kind(sandbox: ProcessSandbox, ws: Path) -> None:
+    # The stream objects are made once in the fork server over a stand-in of the same kind (a memfd for stdin,
+    # pipes for stdout and stderr); an execution must see them as such, and not the server's own streams.
+    code = (
+        "import sys\n"
+        "print(sys.stdin.seekable(), sys.stdout.seekable(), sys.stderr.line_buffering, sys.stdout is sys.__stdout__)\n"
+        "print(sys.stdin.read(3), sys.stdin.seek(0), sys.stdin.read())\n"
+        "print('e', file=sys.stderr)"
+    )
+    first = await sandbox.run(ws, code=code, stdin="abcdef")
+    second = await sandbox.run(ws, code=code, stdin="xyz")
+    assert first.stdout == "True False True True\nabc 0 abcdef\n" and first.stderr == "e\n"
+    assert second.stdout == "True False True True\nxyz 0 xyz\n" and second.stderr == "e\n"

@@ -21,8 +21,11 @@ pid namespace, so nothing outlives a call. The template reaps each sandbox and r
 
 from __future__ import annotations
 
-import base64
+import _signal
+import contextlib
+import io
 import json
+import marshal
 import os
 import resource
 import select
@@ -30,6 +33,7 @@ import signal
 import socket
 import struct
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -191,14 +195,11 @@ def run_execution(req: Json, setup_fd: int) -> None:
         if req.get("seccomp", True):
             ns.install_seccomp()
         set_limits(req["limits"])
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-        if dict(os.environ) != req["env"]:  # the fork server starts with the sandbox's environment already
-            os.environ.clear()
-            os.environ.update(req["env"])
+        for sig in RESET_SIGNALS:
+            _signal.signal(sig, _signal.SIG_DFL)  # (not `signal.signal`: its enum wrapping costs every fork)
         if req.get("argv"):
             try:
-                os.execvpe(req["argv"][0], req["argv"], req["env"])
+                os.execvp(req["argv"][0], req["argv"])  # the environment is the fork server's: the sandbox's
             except OSError as exc:  # like a shell: a missing command is the command's failure, not the sandbox's
                 os.close(setup_fd)
                 os.write(2, f"{req['argv'][0]}: {exc.strerror}\n".encode())
@@ -228,21 +229,59 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
+AT_FORK_HOOKS: list[dict[str, Any]] = []  # `os.register_at_fork` calls made while preloading (see `track_at_fork`)
+RESET_SIGNALS: list[int] = []  # signals the interpreter handles or ignores; an execution gets their defaults
+STREAMS: list[io.TextIOWrapper] = []  # stdin, stdout and stderr of an execution, made by `prepare_streams`
+KEPT: list[object] = []  # objects an execution drops but must not free (see `prepare_streams`)
+
+
+def reset_signals() -> list[int]:
+    """The signals whose disposition in this interpreter is not the default (an execution restores the default)."""
+    wanted = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
+    return [int(sig) for sig in wanted if _signal.getsignal(sig) != _signal.SIG_DFL]
+
+
+def prepare_streams() -> list[io.TextIOWrapper]:
+    """Make, once, the stdin, stdout and stderr objects every execution installs as `sys.std*`.
+
+    Made per execution, they cost each one about 70 copy-on-write faults (codec look-ups, encoder objects). They
+    refer to descriptors 0, 1 and 2 by number, which in a sandbox are its own memfd and pipes; each is made while
+    its descriptor is, for a moment, the same kind of file (the objects remember whether it is seekable). Nothing
+    is ever read or written through them here. The interpreter's own std streams are kept referenced, so that an
+    execution replacing them does not free them (a free writes to their pages: more faults).
+    """
+    made: list[io.TextIOWrapper] = []
+    KEPT.extend((sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__))
+    for fd in (0, 1, 2):
+        saved = os.dup(fd)
+        if fd == 0:
+            stand_in = os.memfd_create("stdin", 0)
+        else:
+            stand_in_r, stand_in = os.pipe()
+            os.close(stand_in_r)
+        os.dup2(stand_in, fd)
+        os.close(stand_in)
+        try:
+            if fd == 0:
+                made.append(io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8"))
+            else:
+                made.append(io.TextIOWrapper(
+                    io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
+                    write_through=False, line_buffering=fd == 2,
+                ))  # fmt: skip
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+    return made
+
+
 def run_python(code: str) -> int:
     """Run `code` as `__main__` in this fresh fork of the preloaded interpreter and return its exit status."""
     import builtins
-    import io
     import types
 
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-    sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=False
-    )
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
-    )
-    for name in ("stdin", "stdout", "stderr"):
-        setattr(sys, f"__{name}__", getattr(sys, name))
+    sys.stdin, sys.stdout, sys.stderr = STREAMS
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = STREAMS  # type: ignore[misc]  # (as the interpreter's are)
     sys.argv = ["-c"]
     sys.path[:] = ["/workspace"] + [p for p in sys.path if p]
     main = types.ModuleType("__main__")
@@ -302,7 +341,7 @@ def spawn_sandbox(cfg: Json, chan: socket.socket, cgroup_dirs: list[str], net_fd
     err_r, err_w = os.pipe()
     setup_r, setup_w = os.pipe()
     flags = NS_FLAGS if cfg.get("root_ns") is None else NS_FLAGS & ~ns.CLONE_NEWNS  # see enter_fresh_root
-    pid: int = ns.clone(flags)
+    pid: int = ns.clone(flags, fork_hooks=bool(AT_FORK_HOOKS))
     if pid == 0:
         try:
             for fd in (ctl_w, out_r, err_r, setup_r):
@@ -346,9 +385,9 @@ def sandbox_child(cfg: Json, fds: Json, cgroup_dirs: list[str]) -> None:
             chunks.append(chunk)
             size -= len(chunk)
         os.close(fds["ctl_r"])
-        req = json.loads(b"".join(chunks))
+        req = marshal.loads(b"".join(chunks))
         stdin_fd = os.memfd_create("stdin", 0)
-        data = base64.b64decode(req.get("stdin", ""))
+        data = req.get("stdin")
         if data:
             os.write(stdin_fd, data)
             os.lseek(stdin_fd, 0, os.SEEK_SET)
@@ -359,6 +398,27 @@ def sandbox_child(cfg: Json, fds: Json, cgroup_dirs: list[str]) -> None:
 
 
 # ---------------------------------------------------------------- the fork server
+
+
+@contextlib.contextmanager
+def track_at_fork() -> Iterator[None]:
+    """Record in `AT_FORK_HOOKS` the at-fork hooks that modules register while preloading.
+
+    Sandboxes are cloned without the interpreter's fork protocol (see `_nsutil.clone`), which is only right for a
+    single-threaded template without at-fork hooks: the default preload registers none (no `random`, `threading` or
+    `logging`), but a configured module may, e.g. `random`, which re-seeds each child. Then every clone runs them.
+    """
+    register = os.register_at_fork
+
+    def tracked(**hooks: Any) -> None:
+        AT_FORK_HOOKS.append(hooks)
+        register(**hooks)
+
+    os.register_at_fork = tracked
+    try:
+        yield
+    finally:
+        os.register_at_fork = register
 
 
 def preload(modules: list[str]) -> None:
@@ -428,11 +488,17 @@ def warm_up(harness_module: str) -> None:
 
 def serve(cfg: Json) -> None:
     """Start the workers, then clone sandboxes for them on request and report each one's exit; exit on stdin EOF."""
-    preload(cfg.get("preload", []))
-    preload_files(cfg.get("preload_files", {}))
-    for name in cfg.get("warm_up", []):
-        warm_up(name)
+    if cfg.get("env") is not None and dict(os.environ) != cfg["env"]:  # started with it; executions inherit it
+        os.environ.clear()
+        os.environ.update(cfg["env"])
+    with track_at_fork():
+        preload(cfg.get("preload", []))
+        preload_files(cfg.get("preload_files", {}))
+        for name in cfg.get("warm_up", []):
+            warm_up(name)
     ns.seccomp_program()  # built once here: every execution only installs it
+    RESET_SIGNALS[:] = reset_signals()
+    STREAMS[:] = prepare_streams()
     import gc
 
     gc.collect()

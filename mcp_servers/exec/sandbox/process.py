@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
+import marshal
 import os
 import shutil
 import struct
@@ -25,6 +25,7 @@ __all__ = ["DEFAULT_PRELOAD", "HARNESS_MODULE", "ProcessSandbox", "ProcessSandbo
 HARNESS_MODULE = "mcpgym_harness"  # the run_tests harness, preloaded by the fork server under this name
 
 _ZYGOTE = Path(__file__).with_name("_zygote.py")
+_WIRE_VERSION = 4  # = _worker.WIRE_VERSION (that module runs in the fork server, outside this package)
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc")
 
 # Modules imported once by the fork server so that executions find them in memory (the warm path). Left out: modules
@@ -133,6 +134,7 @@ class ProcessSandbox(Sandbox):
             "loopback": self.config.loopback,
             "pool": self.config.pool_size,
             "mount_api": self.config.mount_api,
+            "env": self.environment(),
         }
 
     def start(self) -> None:
@@ -234,10 +236,9 @@ class ProcessSandbox(Sandbox):
             "workspace": str(ws),
             "code": code,
             "argv": list(argv) if argv is not None else None,
-            "stdin": base64.b64encode(data).decode(),
+            "stdin": data,
             "uid": uid,
             "gid": uid,
-            "env": self.environment(),
             "limits": lim.to_wire(),
         }
         try:
@@ -252,8 +253,8 @@ class ProcessSandbox(Sandbox):
             raise BackendError(f"process sandbox set-up failed: {reply['setup_error']}")
         return ExecResult(
             exit_code=reply["exit_code"],
-            stdout=base64.b64decode(reply["stdout"]).decode("utf-8", errors="replace"),
-            stderr=base64.b64decode(reply["stderr"]).decode("utf-8", errors="replace"),
+            stdout=reply["stdout"].decode("utf-8", errors="replace"),
+            stderr=reply["stderr"].decode("utf-8", errors="replace"),
             stdout_truncated=reply["stdout_truncated"],
             stderr_truncated=reply["stderr_truncated"],
             timed_out=reply["timed_out"],
@@ -266,12 +267,12 @@ class ProcessSandbox(Sandbox):
     async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         reader, writer = await asyncio.open_unix_connection(self._socket)
         try:
-            raw = json.dumps(request).encode()
+            raw = marshal.dumps(request, _WIRE_VERSION)  # the fork server's wire format (see `_worker.recv_msg`)
             writer.write(struct.pack(">I", len(raw)) + raw)
             await writer.drain()
             head = await reader.readexactly(4)
             body = await reader.readexactly(struct.unpack(">I", head)[0])
-            reply: dict[str, Any] = json.loads(body)
+            reply: dict[str, Any] = marshal.loads(body)
             return reply
         finally:
             writer.close()
