@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-__all__ = ["TestPlanError", "plan_tests"]
+__all__ = ["TestPlanError", "plan_tests", "sandbox_plan"]
 
 
 class TestPlanError(ValueError):
@@ -107,24 +107,37 @@ def _plan(tree: ast.Module, lines: list[str] | None, entry_point: str | None) ->
     )
 
 
-def _harness_main(solution: str, test_code: str, entry_point: str | None, nonce: str) -> None:
-    """Run inside the sandbox: execute the solution, then each planned test, printing one result line per test."""
-    import io
+def sandbox_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """The part of a plan (`plan_tests`) the sandbox needs, so that it need not plan again: kind, statement indices
+    (check, asserts) or names (functions, unittest)."""
+    key = "name" if plan["kind"] in ("functions", "unittest") else "index"
+    return {"kind": plan["kind"], "tests": [{key: t[key]} for t in plan["tests"]]}
+
+
+def _harness_main(
+    solution: str, test_code: str, entry_point: str | None, nonce: str, plan: dict[str, Any] | None = None
+) -> None:
+    """Run inside the sandbox: execute the solution, then each planned test, printing one result line per test.
+
+    `plan` is `sandbox_plan` of the server's plan of the same test code (None: plan here).
+    """
     import os
     import sys
 
     out = os.dup(1)
     sink = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(sink, 1)  # the code under test writes to nowhere; results go only to `out`
+    sys.stdout.flush()
+    os.dup2(sink, 1)  # the code under test writes to nowhere (sys.stdout writes to fd 1); results go only to `out`
     os.close(sink)
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
     try:
-        _run(solution, test_code, entry_point, nonce, out)
+        _run(solution, test_code, entry_point, nonce, out, plan)
     finally:
         os.close(out)
 
 
-def _run(solution: str, test_code: str, entry_point: str | None, nonce: str, out: int) -> None:
+def _run(
+    solution: str, test_code: str, entry_point: str | None, nonce: str, out: int, plan: dict[str, Any] | None
+) -> None:
     import json
     import os
 
@@ -136,7 +149,8 @@ def _run(solution: str, test_code: str, entry_point: str | None, nonce: str, out
         return text[:500]
 
     tree = ast.parse(test_code)
-    plan = _plan(tree, None, entry_point)
+    if plan is None:
+        plan = _plan(tree, None, entry_point)
     ns: dict[str, Any] = {"__name__": "__solution__", "__builtins__": __builtins__}
     try:
         exec(compile(solution, "<solution>", "exec"), ns)  # noqa: S102 - intended

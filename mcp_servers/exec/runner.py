@@ -24,7 +24,12 @@ def _harness_source() -> str:
 
 
 def harness_program(
-    code: str, test_code: str, entry_point: str | None, nonce: str, preloaded: str | None = None
+    code: str,
+    test_code: str,
+    entry_point: str | None,
+    nonce: str,
+    preloaded: str | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> str:
     """The Python program that runs `code` against `test_code` inside the sandbox.
 
@@ -34,11 +39,12 @@ def harness_program(
         entry_point: The function `check(candidate)` receives, for HumanEval-style tests.
         nonce: A random marker that prefixes every result line.
         preloaded: Module name of the harness when the sandbox has it in memory already (the warm path).
+        plan: `harness.sandbox_plan` of the test code's plan (None: the harness plans in the sandbox).
 
     Returns:
         Python source: a call of the harness's entry function, preceded by the harness itself unless preloaded.
     """
-    call = f"_harness_main({code!r}, {test_code!r}, {entry_point!r}, {nonce!r})\n"
+    call = f"_harness_main({code!r}, {test_code!r}, {entry_point!r}, {nonce!r}, {plan!r})\n"
     if preloaded:
         return f"from {preloaded} import _harness_main\n" + call
     return _harness_source() + "\n" + call
@@ -46,8 +52,12 @@ def harness_program(
 
 @lru_cache(maxsize=512)
 def _plan(test_code: str, entry_point: str | None) -> dict[str, Any]:
-    """`harness.plan_tests`, remembered: RL scores many solutions against the same tests (read-only result)."""
-    return harness.plan_tests(test_code, entry_point)
+    """`harness.plan_tests`, remembered: RL scores many solutions against the same tests (read-only result).
+
+    The plan also carries, under "sandbox", what the harness needs of it (`harness.sandbox_plan`).
+    """
+    plan = harness.plan_tests(test_code, entry_point)
+    return {**plan, "sandbox": harness.sandbox_plan(plan)}
 
 
 async def run_tests(
@@ -85,7 +95,7 @@ async def run_tests(
         raise ToolInputError(str(exc)) from None
     tests = plan["tests"]
     nonce = secrets.token_hex(16)
-    program = harness_program(code, test_code, entry_point, nonce, sandbox.preloaded_harness)
+    program = harness_program(code, test_code, entry_point, nonce, sandbox.preloaded_harness, plan["sandbox"])
     result = await sandbox.run(workspace, code=program, limits=limits)
     outcomes: dict[int, dict[str, object]] = {}
     fatal: str | None = None

@@ -333,6 +333,15 @@ class Cgroup:
                 done = False
         return done
 
+    def add(self, pid: int) -> None:
+        """Move process `pid` into this cgroup (in every hierarchy)."""
+        for path in self._files("cgroup.procs"):
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
+
     def reset(self) -> None:
         """Start a new execution's accounting: clear the peak-memory mark and remember the OOM count so far."""
         for path in self._files("memory.max_usage_in_bytes"):

@@ -8,6 +8,7 @@ output under the caps and the deadline, and answers with the result and the reso
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import select
@@ -23,7 +24,7 @@ Json = dict[str, Any]
 NETNS_PER_WORKER = 16
 DRAIN_S = 0.005  # how often a worker empties a running sandbox's output pipes
 PIPE_DEFAULT, PIPE_MAX, F_SETPIPE_SZ = 65536, 1 << 20, 1031
-PID = struct.Struct("=i")  # template -> worker: the sandbox's pid (with its pipe ends)
+PID = struct.Struct("=i")  # template -> worker: the sandbox's pid
 REPORT = struct.Struct("=iddq")  # template -> worker: wait status, user and system seconds, max RSS in kB
 
 
@@ -108,25 +109,47 @@ def execute(
         cgroup.set_limits(lim["memory_bytes"], lim["processes"] + 1)
         cgroup.reset()
     net_fd = nets.get(req["workspace"])
-    socket.send_fds(chan, [b"\0".join([b"spawn", *(d.encode() for d in (cgroup.dirs if cgroup else []))])], [net_fd])
-    msg, fds, _, _ = socket.recv_fds(chan, 4096, 4)
-    if len(fds) != 4:
+    ctl_r, ctl_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    setup_r, setup_w = os.pipe()
+    try:
+        socket.send_fds(chan, [b"spawn"], [net_fd, ctl_r, out_w, err_w, setup_w])  # the sandbox's ends
+    finally:
+        for fd in (ctl_r, out_w, err_w, setup_w):
+            os.close(fd)
+    msg = chan.recv(4096)
+    if len(msg) != PID.size:
+        for fd in (ctl_w, out_r, err_r, setup_r):
+            os.close(fd)
         raise RuntimeError(f"the template could not start a sandbox: {msg.decode(errors='replace')}")
-    ctl_w, out_r, err_r, setup_r = fds
     (pid,) = PID.unpack(msg)
-    pidfd = os.pidfd_open(pid)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:  # it failed at once and the template has reaped it already
+        pidfd = -1
+    done = False
     try:
         try:
+            if cgroup is not None:
+                cgroup.add(pid)  # before the request is written: the sandbox waits for it before running anything
             os.write(ctl_w, raw)
-        except BrokenPipeError:
-            pass
-        os.close(ctl_w)
+        except (BrokenPipeError, ProcessLookupError):
+            pass  # the sandbox failed before reading its request: its set-up error is in its pipe
+        finally:
+            os.close(ctl_w)
         collected = collect(pidfd, out_r, err_r, setup_r, t0 + lim["timeout_s"], lim["output_bytes"])
+        done = True
     finally:
-        os.close(pidfd)
+        if pidfd >= 0:
+            if not done:  # the sandbox must not run on unsupervised
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            os.close(pidfd)
         for fd in (out_r, err_r, setup_r):
             os.close(fd)
-    wstatus, user_s, system_s, max_rss_kb = REPORT.unpack(chan.recv(4096))  # the template reaped it
+        report = chan.recv(4096)  # the template reaped it (always read: the next call's messages come after it)
+    wstatus, user_s, system_s, max_rss_kb = REPORT.unpack(report)
     exit_code = signal_no = None
     if not collected["timed_out"] and not collected["output_limit_exceeded"]:
         if os.WIFEXITED(wstatus):
@@ -167,7 +190,8 @@ def collect(pidfd: int, out_r: int, err_r: int, setup_r: int, deadline: float, c
             except OSError:
                 pass  # the default size still works: the writer waits for the next drain
     poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
+    if pidfd >= 0:
+        poller.register(pidfd, select.POLLIN)
     timed_out = output_exceeded = exited = False
 
     def drain() -> None:
@@ -189,7 +213,7 @@ def collect(pidfd: int, out_r: int, err_r: int, setup_r: int, deadline: float, c
         if remaining <= 0:
             timed_out = True
             break
-        exited = bool(poller.poll(min(remaining, DRAIN_S) * 1000))
+        exited = pidfd < 0 or bool(poller.poll(min(remaining, DRAIN_S) * 1000))
         drain()
         if truncated[out_r] or truncated[err_r]:
             output_exceeded = True
@@ -197,7 +221,8 @@ def collect(pidfd: int, out_r: int, err_r: int, setup_r: int, deadline: float, c
         if exited:
             break
     if not exited:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         drain()  # take what is already in the pipes, never wait for more
     return {
         "stdout": bytes(bufs[out_r]),

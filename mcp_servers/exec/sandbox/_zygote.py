@@ -329,50 +329,47 @@ def sandbox_main(cfg: Json, req: Json, fds: Json) -> None:
 # ---------------------------------------------------------------- the template (the fork server's main process)
 
 
-def spawn_sandbox(cfg: Json, chan: socket.socket, cgroup_dirs: list[str], net_fd: int) -> int:
-    """Clone a fresh sandbox pid 1 into the network namespace `net_fd` for a worker and hand the worker its pipe
-    ends; returns the sandbox's pid.
+SPAWN_FDS = 5  # worker -> template: the workspace's network namespace, then the sandbox's four pipe ends
+FDS_SPACE = socket.CMSG_SPACE(SPAWN_FDS * 4)
+
+
+def spawn_sandbox(cfg: Json, fds: list[int]) -> int:
+    """Clone a fresh sandbox pid 1 with `fds` (network namespace, control pipe's read end, write ends of stdout,
+    stderr and set-up pipes) for a worker; returns the sandbox's pid (the caller closes `fds`).
 
     The template never sees a request: the clone is a copy of pristine memory, so nothing of one execution (code,
-    input, output) can be found in the next one's address space.
+    input, output) can be found in the next one's address space. The worker made the pipes and moves the sandbox
+    into its cgroup: the less the template does between clones, the fewer of its pages it copies (each clone
+    shares them all with the new child again).
     """
-    ctl_r, ctl_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    setup_r, setup_w = os.pipe()
     flags = NS_FLAGS if cfg.get("root_ns") is None else NS_FLAGS & ~ns.CLONE_NEWNS  # see enter_fresh_root
     pid: int = ns.clone(flags, fork_hooks=bool(AT_FORK_HOOKS))
     if pid == 0:
         try:
-            for fd in (ctl_w, out_r, err_r, setup_r):
-                os.close(fd)
-            fds = {"ctl_r": ctl_r, "out_w": out_w, "err_w": err_w, "setup_w": setup_w, "net": net_fd}
-            sandbox_child(cfg, fds, cgroup_dirs)
+            net, ctl_r, out_w, err_w, setup_w = fds
+            sandbox_child(cfg, {"ctl_r": ctl_r, "out_w": out_w, "err_w": err_w, "setup_w": setup_w, "net": net})
         finally:
             os._exit(127)
-    for fd in (ctl_r, out_w, err_w, setup_w):
-        os.close(fd)
-    try:
-        socket.send_fds(chan, [PID.pack(pid)], [ctl_w, out_r, err_r, setup_r])
-    finally:
-        for fd in (ctl_w, out_r, err_r, setup_r):
-            os.close(fd)
     return pid
 
 
-def sandbox_child(cfg: Json, fds: Json, cgroup_dirs: list[str]) -> None:
-    """The cloned pid 1: join the worker's cgroup, read the request, then set up and run it. Never returns."""
+def received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    """The descriptors passed in a message's ancillary data."""
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.extend(struct.unpack(f"={len(data) // 4}i", data[: len(data) - len(data) % 4]))
+    return fds
+
+
+def sandbox_child(cfg: Json, fds: Json) -> None:
+    """The cloned pid 1: read the request (the worker has put it in its cgroup by then), then set up and run it.
+    Never returns."""
     setup_fd = fds["setup_w"]
     try:
         ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)
         ns.setns(fds["net"], ns.CLONE_NEWNET)
         os.close(fds["net"])
-        for path in cgroup_dirs:
-            procs = os.open(path + "/cgroup.procs", os.O_WRONLY)
-            try:
-                os.write(procs, b"0")  # this process
-            finally:
-                os.close(procs)
         head = os.read(fds["ctl_r"], 4)
         if len(head) < 4:
             os._exit(0)  # the worker went away
@@ -478,8 +475,9 @@ def warm_up(harness_module: str) -> None:
     os.dup2(devnull, 1)
     os.close(devnull)
     try:
+        plan = module.sandbox_plan(module.plan_tests(WARM_UP_TESTS, "total"))  # as the server sends it
         for _ in range(WARM_UP_RUNS):
-            module._harness_main(WARM_UP_SOLUTION, WARM_UP_TESTS, "total", "0" * 32)
+            module._harness_main(WARM_UP_SOLUTION, WARM_UP_TESTS, "total", "0" * 32, plan)
     finally:
         os.dup2(saved_fd, 1)
         os.close(saved_fd)
@@ -550,23 +548,25 @@ def serve(cfg: Json) -> None:
             elif fd in workers:
                 chan = workers[fd]
                 try:
-                    msg, fds, _, _ = socket.recv_fds(chan, 65536, 1)
+                    msg, ancdata, _, _ = chan.recvmsg(64, FDS_SPACE)
+                    fds = received_fds(ancdata)
                 except OSError:
                     msg, fds = b"", []
-                if not msg or len(fds) != 1:
+                if not msg or len(fds) != SPAWN_FDS:
                     for extra in fds:
                         os.close(extra)
                     poller.unregister(fd)
                     del workers[fd]
                     continue
                 try:
-                    cgroup_dirs = [d.decode() for d in msg.split(b"\0")[1:]]
-                    pid = spawn_sandbox(cfg, chan, cgroup_dirs, fds[0])
+                    pid = spawn_sandbox(cfg, fds)
                 except OSError as exc:
                     chan.send(f"{type(exc).__name__}: {exc}".encode())
                     continue
                 finally:
-                    os.close(fds[0])
+                    for passed in fds:
+                        os.close(passed)
+                chan.send(PID.pack(pid))
                 pidfd = os.pidfd_open(pid)
                 sandboxes[pidfd] = (pid, chan)
                 poller.register(pidfd, select.POLLIN)
