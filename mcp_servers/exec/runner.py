@@ -95,8 +95,12 @@ async def run_tests(
         raise ToolInputError(str(exc)) from None
     tests = plan["tests"]
     nonce = secrets.token_hex(16)
-    program = harness_program(code, test_code, entry_point, nonce, sandbox.preloaded_harness, plan["sandbox"])
-    result = await sandbox.run(workspace, code=program, limits=limits)
+    if sandbox.preloaded_harness:
+        args = [code, test_code, entry_point, nonce, plan["sandbox"]]
+        result = await sandbox.call_preloaded(workspace, "_harness_main", args, limits=limits)
+    else:
+        program = harness_program(code, test_code, entry_point, nonce, plan=plan["sandbox"])
+        result = await sandbox.run(workspace, code=program, limits=limits)
     outcomes: dict[int, dict[str, object]] = {}
     fatal: str | None = None
     done = False

@@ -238,3 +238,38 @@ def test_test_names_are_the_source_of_each_assert() -> None:
     expected = [" ".join((ast.get_source_segment(source, tree.body[t["index"]]) or "").split()) for t in plan["tests"]]
     assert [t["name"] for t in plan["tests"]] == expected
     assert expected == ['assert x == "é" ,\\ "ü"', "assert (1 == 1)", 'assert "€" * 2 == "€€"']
+
+
+SPANNED_CHECK = '''
+def check(candidate):
+    text = """first
+        indented line kept
+last"""
+    @staticmethod
+    def twice(x):
+        return candidate(candidate(x))
+    assert candidate(text) == text.upper()
+    assert twice.__func__("a") == "A", (
+        "a message over "
+        "two lines"
+    )
+    assert len(text.splitlines()[1]) - len(text.splitlines()[1].lstrip()) == 8
+    assert candidate("x") == "y"
+'''
+SHARED_LINES = "def check(candidate):\n    x = candidate('b'); assert x == 'B'\n    assert candidate('c') == 'C'\n"
+
+
+async def test_statements_compile_from_their_own_lines_or_from_the_tree(server: Any) -> None:
+    """The server sends each statement's line span so that the sandbox need not parse the tests; statements that
+    share a line fall back to the syntax tree. Both ways give the same results (decorators, multi-line strings
+    and messages included)."""
+    spanned = plan_tests(SPANNED_CHECK, "upper")
+    assert spanned["spans"] == [[3, 5], [6, 8], [9, 9], [10, 13], [14, 14], [15, 15]]
+    assert plan_tests(SHARED_LINES, "upper")["spans"] is None
+    solution = "def upper(s):\n    return s.upper()\n"
+    async with Client(server) as client:
+        report = await call(client, "run_tests", code=solution, test_code=SPANNED_CHECK, entry_point="upper")
+        fallback = await call(client, "run_tests", code=solution, test_code=SHARED_LINES, entry_point="upper")
+    assert (report["passed"], report["total"]) == (3, 4), report
+    assert report["failures"][0]["name"] == 'assert candidate("x") == "y"'
+    assert (fallback["passed"], fallback["total"], fallback["error"]) == (2, 2, None)

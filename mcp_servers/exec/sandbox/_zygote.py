@@ -207,7 +207,7 @@ def run_execution(req: Json, setup_fd: int) -> None:
     except BaseException as exc:  # noqa: BLE001 - reported to the supervisor as a set-up failure
         _setup_failed(setup_fd, exc)
     os.close(setup_fd)
-    os._exit(run_python(req["code"]))
+    os._exit(run_python(req.get("code"), req.get("call")))
 
 
 def _setup_failed(setup_fd: int, exc: BaseException) -> None:
@@ -275,8 +275,9 @@ def prepare_streams() -> list[io.TextIOWrapper]:
     return made
 
 
-def run_python(code: str) -> int:
-    """Run `code` as `__main__` in this fresh fork of the preloaded interpreter and return its exit status."""
+def run_python(code: str | None, call: list[Any] | None = None) -> int:
+    """Run `code` as `__main__` in this fresh fork of the preloaded interpreter, or `call` = [module, function,
+    args], a call of a preloaded module's function; return the exit status."""
     import builtins
     import types
 
@@ -289,7 +290,11 @@ def run_python(code: str) -> int:
     sys.modules["__main__"] = main
     status = 0
     try:
-        exec(compile(code, "<code>", "exec"), main.__dict__)  # noqa: S102 - intended
+        if call is not None:
+            module, function, args = call
+            getattr(sys.modules[module], function)(*args)
+        else:
+            exec(compile(code or "", "<code>", "exec"), main.__dict__)  # noqa: S102 - intended
     except SystemExit as exc:
         status = _exit_code(exc)
     except BaseException as exc:  # noqa: BLE001 - the user's exception, printed like the interpreter would

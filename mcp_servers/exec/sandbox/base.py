@@ -143,6 +143,19 @@ class Sandbox(abc.ABC):
             BackendError: The sandbox itself failed (not the code inside it).
         """
 
+    async def call_preloaded(
+        self, workspace: Path, function: str, args: Sequence[Any], *, limits: Limits | None = None
+    ) -> ExecResult:
+        """Run `function(*args)` of the preloaded harness module (`preloaded_harness`) as an execution: like
+        `run(code=...)` with the call as its program, but the arguments travel as data and nothing is compiled.
+
+        Only backends that set `preloaded_harness` implement it.
+
+        Raises:
+            BackendError: The sandbox itself failed.
+        """
+        raise NotImplementedError(f"the {self.name} backend preloads no harness")
+
     async def release(self, workspace: Path) -> None:
         """Free what the backend holds for `workspace` (e.g. its container) when the session ends."""
 
