@@ -191,6 +191,9 @@ def _run(
     def emit(record: dict[str, Any]) -> None:
         os.write(out, (nonce + " " + json.dumps(record) + "\n").encode())
 
+    def passed(number: int) -> None:  # the common record, without JSON encoding
+        os.write(out, f'{nonce} {{"test": {number}, "ok": true}}\n'.encode())
+
     def describe(exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return text[:500]
@@ -240,7 +243,7 @@ def _run(
         if -1 in planned:  # a check() without asserts: one test, the whole call
             try:
                 ns["check"](ns[str(entry_point)])
-                emit({"test": 0, "ok": True})
+                passed(0)
             except BaseException as exc:  # noqa: BLE001
                 emit({"test": 0, "ok": False, "error": describe(exc)})
         else:
@@ -255,7 +258,7 @@ def _run(
                 try:
                     exec(compile(unit, "<tests>", "exec"), scope)  # noqa: S102 - intended
                     if number is not None:
-                        emit({"test": number, "ok": True})
+                        passed(number)
                 except BaseException as exc:  # noqa: BLE001
                     if number is not None:
                         emit({"test": number, "ok": False, "error": describe(exc)})
@@ -265,7 +268,7 @@ def _run(
         for number, test in enumerate(plan["tests"]):
             try:
                 ns[test["name"]]()
-                emit({"test": number, "ok": True})
+                passed(number)
             except BaseException as exc:  # noqa: BLE001
                 emit({"test": number, "ok": False, "error": describe(exc)})
     else:
@@ -280,5 +283,5 @@ def _run(
                 last = problems[0][1].strip().splitlines()[-1]
                 emit({"test": number, "ok": False, "error": last[:500]})
             else:
-                emit({"test": number, "ok": True})
+                passed(number)
     emit({"done": True})

@@ -7,6 +7,7 @@ import json
 import marshal
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -271,14 +272,31 @@ class ProcessSandbox(Sandbox):
         )
 
     async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
-        reader, writer = await asyncio.open_unix_connection(self._socket)
+        """Send `request` to a worker of the fork server and return its reply (a plain socket and the event loop's
+        socket calls: asyncio streams cost more than the rest of this exchange)."""
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, self._socket)
             raw = marshal.dumps(request, _WIRE_VERSION)  # the fork server's wire format (see `_worker.recv_msg`)
-            writer.write(struct.pack(">I", len(raw)) + raw)
-            await writer.drain()
-            head = await reader.readexactly(4)
-            body = await reader.readexactly(struct.unpack(">I", head)[0])
-            reply: dict[str, Any] = marshal.loads(body)
+            await loop.sock_sendall(sock, struct.pack(">I", len(raw)) + raw)
+            head = await _recv_exactly(loop, sock, 4)
+            reply: dict[str, Any] = marshal.loads(await _recv_exactly(loop, sock, struct.unpack(">I", head)[0]))
             return reply
         finally:
-            writer.close()
+            sock.close()
+
+
+async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
+    """`size` bytes from `sock`; EOFError if it closes first."""
+    data = await loop.sock_recv(sock, size)
+    if len(data) == size:
+        return data
+    buf = bytearray(data)
+    while len(buf) < size:
+        if not data:
+            raise EOFError(f"the fork server closed the connection after {len(buf)} of {size} bytes")
+        data = await loop.sock_recv(sock, size - len(buf))
+        buf += data
+    return bytes(buf)
