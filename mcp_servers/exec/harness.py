@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-__all__ = ["TestPlanError", "plan_tests", "sandbox_plan"]
+__all__ = ["TestPlanError", "compile_tests", "plan_tests", "sandbox_plan"]
 
 
 class TestPlanError(ValueError):
@@ -106,6 +106,11 @@ def _unit_sources(test_code: str, spans: list[list[int]], indented: bool) -> lis
     return [head + "\n".join(lines[first - 1 : last]) for first, last in spans]
 
 
+def _code(unit: Any) -> Any:
+    """A statement unit as a code object: compiled ahead, or compiled now from its source or syntax tree."""
+    return unit if hasattr(unit, "co_code") else compile(unit, "<tests>", "exec")
+
+
 def _check_body(tree: ast.Module) -> list[ast.stmt]:
     """The body of the test code's `check` function (the last one defined, as at run time)."""
     checks = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "check"]
@@ -161,6 +166,29 @@ def sandbox_plan(plan: dict[str, Any]) -> dict[str, Any]:
     return {"kind": plan["kind"], "tests": [{key: t[key]} for t in plan["tests"]], "spans": plan.get("spans")}
 
 
+def compile_tests(test_code: str, plan: dict[str, Any]) -> bytes | None:
+    """The test code compiled ahead, for a sandbox whose interpreter has the same bytecode format (see
+    `Sandbox.code_magic`): `marshal` data of (module code or None, [each statement's code] or None).
+
+    The sandbox then only loads code objects instead of compiling (RL scores many solutions against the same tests,
+    so the server compiles them once). None when a statement does not compile alone (e.g. a ``return`` in
+    check's body): the sandbox compiles it, and reports the error as that test's failure.
+    """
+    import marshal
+
+    kind, spans = plan["kind"], plan.get("spans")
+    try:
+        module = None if kind == "asserts" else compile(test_code, "<tests>", "exec")
+        units = None
+        if kind in ("check", "asserts"):
+            if spans is None:
+                return None
+            units = [compile(u, "<tests>", "exec") for u in _unit_sources(test_code, spans, kind == "check")]
+    except (SyntaxError, ValueError):
+        return None
+    return marshal.dumps((module, units))
+
+
 def _harness_main(
     solution: str, test_code: str, entry_point: str | None, nonce: str, plan: dict[str, Any] | None = None
 ) -> None:
@@ -203,8 +231,13 @@ def _run(
         tree = ast.parse(test_code)
         plan = _plan(tree, None, entry_point)
     kind = plan["kind"]
-    units: list[Any] = []  # check and asserts: each statement, as source or as a one-statement syntax tree
-    if kind in ("check", "asserts"):
+    module: Any = None
+    units: list[Any] = []  # check and asserts: each statement, as code, source or a one-statement syntax tree
+    if plan.get("compiled"):
+        import marshal
+
+        module, units = marshal.loads(plan["compiled"])
+    elif kind in ("check", "asserts"):
         spans = plan.get("spans")
         if spans:
             units = _unit_sources(test_code, spans, indented=kind == "check")
@@ -223,9 +256,9 @@ def _run(
         if kind == "asserts":
             for index, unit in enumerate(units):
                 if index not in planned:  # set-up, in order, before any test
-                    exec(compile(unit, "<tests>", "exec"), ns)  # noqa: S102 - intended
+                    exec(_code(unit), ns)  # noqa: S102 - intended
         else:
-            exec(compile(test_code if tree is None else tree, "<tests>", "exec"), ns)  # noqa: S102 - intended
+            exec(module or compile(test_code if tree is None else tree, "<tests>", "exec"), ns)  # noqa: S102 - intended
     except BaseException as exc:  # noqa: BLE001
         emit({"fatal": f"the test code raised {describe(exc)}"})
         return
@@ -256,7 +289,7 @@ def _run(
                     emit({"test": number, "ok": False, "error": broken})
                     continue
                 try:
-                    exec(compile(unit, "<tests>", "exec"), scope)  # noqa: S102 - intended
+                    exec(_code(unit), scope)  # noqa: S102 - intended
                     if number is not None:
                         passed(number)
                 except BaseException as exc:  # noqa: BLE001

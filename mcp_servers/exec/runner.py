@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import secrets
 from functools import lru_cache
@@ -60,6 +61,12 @@ def _plan(test_code: str, entry_point: str | None) -> dict[str, Any]:
     return {**plan, "sandbox": harness.sandbox_plan(plan)}
 
 
+@lru_cache(maxsize=512)
+def _compiled(test_code: str, entry_point: str | None) -> bytes | None:
+    """`harness.compile_tests` of the test code, remembered (see `_plan`)."""
+    return harness.compile_tests(test_code, _plan(test_code, entry_point))
+
+
 async def run_tests(
     sandbox: Sandbox,
     workspace: Path,
@@ -96,7 +103,10 @@ async def run_tests(
     tests = plan["tests"]
     nonce = secrets.token_hex(16)
     if sandbox.preloaded_harness:
-        args = [code, test_code, entry_point, nonce, plan["sandbox"]]
+        sandbox_plan = plan["sandbox"]
+        if sandbox.code_magic == importlib.util.MAGIC_NUMBER:  # same bytecode: send the tests compiled
+            sandbox_plan = {**sandbox_plan, "compiled": _compiled(test_code, entry_point)}
+        args = [code, test_code, entry_point, nonce, sandbox_plan]
         result = await sandbox.call_preloaded(workspace, "_harness_main", args, limits=limits)
     else:
         program = harness_program(code, test_code, entry_point, nonce, plan=plan["sandbox"])

@@ -273,3 +273,28 @@ async def test_statements_compile_from_their_own_lines_or_from_the_tree(server: 
     assert (report["passed"], report["total"]) == (3, 4), report
     assert report["failures"][0]["name"] == 'assert candidate("x") == "y"'
     assert (fallback["passed"], fallback["total"], fallback["error"]) == (2, 2, None)
+
+
+RETURN_IN_CHECK = "def check(candidate):\n    assert candidate('a') == 'A'\n    if candidate('b') == 'B':\n        return\n    assert candidate('c') == 'C'\n"
+
+
+async def test_tests_are_compiled_once_in_the_server_when_the_bytecode_matches(
+    server: Any, sandbox: ProcessSandbox
+) -> None:
+    """The process backend runs the server's interpreter, so the server sends the tests compiled (and remembers
+    them); a statement that cannot compile alone (a `return` in check's body) keeps the old path and fails as a
+    test, not as a server error."""
+    import importlib.util
+
+    from mcp_servers.exec.harness import compile_tests
+
+    solution = "def upper(s):\n    return s.upper()\n"
+    async with Client(server) as client:
+        report = await call(client, "run_tests", code=solution, test_code=SPANNED_CHECK, entry_point="upper")
+        returning = await call(client, "run_tests", code=solution, test_code=RETURN_IN_CHECK, entry_point="upper")
+    assert sandbox.code_magic == importlib.util.MAGIC_NUMBER
+    assert compile_tests(SPANNED_CHECK, plan_tests(SPANNED_CHECK, "upper")) is not None
+    assert (report["passed"], report["total"]) == (3, 4)
+    assert compile_tests(RETURN_IN_CHECK, plan_tests(RETURN_IN_CHECK, "upper")) is None
+    assert (returning["passed"], returning["total"]) == (1, 2)
+    assert "'return' outside function" in returning["failures"][0]["error"]

@@ -538,7 +538,10 @@ def serve(cfg: Json) -> None:
         worker_pids.append(pid)
         names.append(name)
     listener.close()
-    sys.stdout.write(json.dumps({"ready": True, "cgroups": sorted(cfg["cgroups"])}) + "\n")
+    import importlib.util
+
+    magic = importlib.util.MAGIC_NUMBER.hex()  # the server sends compiled test code when it is its own
+    sys.stdout.write(json.dumps({"ready": True, "cgroups": sorted(cfg["cgroups"]), "magic": magic}) + "\n")
     sys.stdout.flush()
     poller = select.poll()
     poller.register(0, select.POLLIN)

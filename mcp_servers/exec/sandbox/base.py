@@ -115,6 +115,7 @@ class Sandbox(abc.ABC):
 
     name: str = "sandbox"
     preloaded_harness: str | None = None  # module name under which the backend preloads the run_tests harness
+    code_magic: bytes | None = None  # bytecode format (`importlib.util.MAGIC_NUMBER`) of the sandbox's interpreter
 
     @abc.abstractmethod
     async def run(

@@ -170,6 +170,7 @@ class ProcessSandbox(Sandbox):
                 self._stop_locked()
                 raise BackendError("the process sandbox's fork server failed to start (see the server log)") from None
             self.cgroups = list(ready.get("cgroups", []))
+            self.code_magic = bytes.fromhex(ready["magic"]) if ready.get("magic") else None
             self._socket = cfg["socket"]
 
     def _stop_locked(self) -> None:
