@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import secrets
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,25 @@ def _compiled(test_code: str, entry_point: str | None) -> bytes | None:
     return harness.compile_tests(test_code, _plan(test_code, entry_point))
 
 
+_SEEN: OrderedDict[tuple[str, str | None], None] = OrderedDict()  # test codes run once (most recent last)
+
+
+def _compiled_if_repeated(test_code: str, entry_point: str | None) -> bytes | None:
+    """The compiled tests, from the second run of the same test code on (None on the first).
+
+    Compiling in the server pays off when the same tests score many solutions (RL: a group of samples per
+    problem); for tests run once it would only move the compiler's work from the sandbox to the server.
+    """
+    key = (test_code, entry_point)
+    if key in _SEEN:
+        _SEEN.move_to_end(key)
+        return _compiled(test_code, entry_point)
+    _SEEN[key] = None
+    if len(_SEEN) > 4096:
+        _SEEN.popitem(last=False)
+    return None
+
+
 async def run_tests(
     sandbox: Sandbox,
     workspace: Path,
@@ -104,8 +124,8 @@ async def run_tests(
     nonce = secrets.token_hex(16)
     if sandbox.preloaded_harness:
         sandbox_plan = plan["sandbox"]
-        if sandbox.code_magic == importlib.util.MAGIC_NUMBER:  # same bytecode: send the tests compiled
-            sandbox_plan = {**sandbox_plan, "compiled": _compiled(test_code, entry_point)}
+        if sandbox.code_magic == importlib.util.MAGIC_NUMBER:  # same bytecode: the tests may travel compiled
+            sandbox_plan = {**sandbox_plan, "compiled": _compiled_if_repeated(test_code, entry_point)}
         args = [code, test_code, entry_point, nonce, sandbox_plan]
         result = await sandbox.call_preloaded(workspace, "_harness_main", args, limits=limits)
     else:

@@ -278,23 +278,36 @@ async def test_statements_compile_from_their_own_lines_or_from_the_tree(server: 
 RETURN_IN_CHECK = "def check(candidate):\n    assert candidate('a') == 'A'\n    if candidate('b') == 'B':\n        return\n    assert candidate('c') == 'C'\n"
 
 
-async def test_tests_are_compiled_once_in_the_server_when_the_bytecode_matches(
+async def test_repeated_tests_are_compiled_once_in_the_server_when_the_bytecode_matches(
     server: Any, sandbox: ProcessSandbox
 ) -> None:
-    """The process backend runs the server's interpreter, so the server sends the tests compiled (and remembers
-    them); a statement that cannot compile alone (a `return` in check's body) keeps the old path and fails as a
-    test, not as a server error."""
+    """The process backend runs the server's interpreter, so from the second run of the same tests on, the server
+    sends them compiled (once, remembered); a statement that cannot compile alone (a `return` in check's body)
+    keeps the sandbox path and fails as a test, not as a server error."""
     import importlib.util
 
+    from mcp_servers.exec import runner
     from mcp_servers.exec.harness import compile_tests
 
     solution = "def upper(s):\n    return s.upper()\n"
+    tests = SPANNED_CHECK + "# compiled once\n"
+    reports, counts = [], [runner._compiled.cache_info()]
     async with Client(server) as client:
-        report = await call(client, "run_tests", code=solution, test_code=SPANNED_CHECK, entry_point="upper")
-        returning = await call(client, "run_tests", code=solution, test_code=RETURN_IN_CHECK, entry_point="upper")
+        for _ in range(3):
+            reports.append(await call(client, "run_tests", code=solution, test_code=tests, entry_point="upper"))
+            counts.append(runner._compiled.cache_info())
+        returning = [
+            await call(client, "run_tests", code=solution, test_code=RETURN_IN_CHECK, entry_point="upper")
+            for _ in range(2)
+        ]
     assert sandbox.code_magic == importlib.util.MAGIC_NUMBER
-    assert compile_tests(SPANNED_CHECK, plan_tests(SPANNED_CHECK, "upper")) is not None
-    assert (report["passed"], report["total"]) == (3, 4)
+    assert (counts[1].hits, counts[1].misses) == (counts[0].hits, counts[0].misses)  # first run: sandbox compiles
+    assert (counts[2].hits, counts[2].misses) == (counts[1].hits, counts[1].misses + 1)  # second: compiled here
+    assert (counts[3].hits, counts[3].misses) == (counts[2].hits + 1, counts[2].misses)  # third: remembered
+    for report in reports:
+        assert (report["passed"], report["total"]) == (3, 4) and report["failures"] == reports[0]["failures"]
+    assert compile_tests(tests, plan_tests(tests, "upper")) is not None
     assert compile_tests(RETURN_IN_CHECK, plan_tests(RETURN_IN_CHECK, "upper")) is None
-    assert (returning["passed"], returning["total"]) == (1, 2)
-    assert "'return' outside function" in returning["failures"][0]["error"]
+    for report in returning:
+        assert (report["passed"], report["total"]) == (1, 2)
+        assert "'return' outside function" in report["failures"][0]["error"]
