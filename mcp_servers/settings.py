@@ -65,7 +65,7 @@ class ExecSettings(BaseModel):
     python: str | None = None  # process backend: interpreter inside the sandbox (default: the real one behind ours)
     ro_paths: list[Path] = Field(default_factory=list)  # process backend: extra host paths visible read-only
     uid_base: int = 200_000  # process backend: first host uid of the per-workspace sandbox uids
-    pool_size: int = 8  # process backend: idle pre-forked supervisors
+    pool_size: int = 8  # process backend: executions run at once
     preload: list[str] | None = None  # process backend: modules the fork server imports once (None: DEFAULT_PRELOAD)
     loopback: bool = True  # process backend: a private, isolated loopback interface in each sandbox
     docker_cpus: float = 1.0  # docker backend: CPUs per container

@@ -133,8 +133,8 @@ async def test_each_workspace_gets_its_own_uid(sandbox: ProcessSandbox, tmp_path
 
 
 async def test_network_namespaces_are_per_workspace_never_the_hosts(sandbox: ProcessSandbox, tmp_path: Path) -> None:
-    """A workspace's executions get a network namespace of their own (kept by the worker that runs them, so a
-    busy workspace may see a few); two workspaces never share one, and none is the host's."""
+    """A workspace's executions, concurrent ones included, get one network namespace of their own, kept for the
+    next calls; two workspaces never share one, and none is the host's."""
     spaces = [tmp_path / "net-a", tmp_path / "net-b"]
     for space in spaces:
         space.mkdir()
@@ -149,7 +149,7 @@ async def test_network_namespaces_are_per_workspace_never_the_hosts(sandbox: Pro
     assert all(name.startswith("net:[") for names in seen.values() for name in names)
     assert not seen[spaces[0]] & seen[spaces[1]]
     assert host not in seen[spaces[0]] | seen[spaces[1]]
-    assert len(seen[spaces[0]]) <= 4  # reused across calls (pool of 4 workers), not made afresh each time
+    assert len(seen[spaces[0]]) == len(seen[spaces[1]]) == 1  # reused across calls, not made afresh each time
 
 
 async def test_ownership_handover_never_follows_symlinks(sandbox: ProcessSandbox, ws: Path, tmp_path: Path) -> None:
@@ -233,8 +233,8 @@ async def test_both_mount_paths_build_the_same_file_system(sandbox: ProcessSandb
 
 
 async def test_a_listener_does_not_outlive_its_call_in_the_shared_network_namespace(ws: Path) -> None:
-    """With one worker, a workspace's calls share one network namespace; a server started by one call (even a
-    detached background process) is gone before the next call, which finds the port closed."""
+    """A workspace's calls share one network namespace; a server started by one call (even a detached background
+    process) is gone before the next call, which finds the port closed."""
     box = ProcessSandbox(ProcessSandboxConfig(pool_size=1))
     try:
         start = await box.run(ws, code=(

@@ -397,11 +397,14 @@ def _write(directory: str, name: str, value: str, optional: bool = False) -> Non
 # ---------------------------------------------------------------- workspace ownership (host side)
 
 
-def own_tree(root: str, uid: int, gid: int) -> None:
+def own_tree(root: str, uid: int, gid: int) -> int:
     """Give the workspace tree to the sandbox uid without ever following a symlink (fd-relative walk).
 
     Files the server (root) created there become writable by the sandbox; a symlink planted in the workspace
     cannot redirect the hand-over to a host file, even if swapped in during the walk.
+
+    Returns:
+        How many entries the walk visited.
     """
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     top = os.open(root, flags)
@@ -409,16 +412,18 @@ def own_tree(root: str, uid: int, gid: int) -> None:
         st = os.fstat(top)
         if st.st_uid != uid or st.st_gid != gid:
             os.fchown(top, uid, gid)
-        _own_dir(top, uid, gid, flags, depth=0)
+        return _own_dir(top, uid, gid, flags, depth=0)
     finally:
         os.close(top)
 
 
-def _own_dir(dfd: int, uid: int, gid: int, flags: int, depth: int) -> None:
+def _own_dir(dfd: int, uid: int, gid: int, flags: int, depth: int) -> int:
     if depth > 64:
-        return
+        return 0
+    visited = 0
     with os.scandir(dfd) as entries:
         for entry in entries:
+            visited += 1
             try:
                 st = entry.stat(follow_symlinks=False)
                 if st.st_uid != uid or st.st_gid != gid:
@@ -426,11 +431,12 @@ def _own_dir(dfd: int, uid: int, gid: int, flags: int, depth: int) -> None:
                 if entry.is_dir(follow_symlinks=False):
                     sub = os.open(entry.name, flags, dir_fd=dfd)
                     try:
-                        _own_dir(sub, uid, gid, flags, depth + 1)
+                        visited += _own_dir(sub, uid, gid, flags, depth + 1)
                     finally:
                         os.close(sub)
             except OSError:
                 continue
+    return visited
 
 
 # ---------------------------------------------------------------- seccomp

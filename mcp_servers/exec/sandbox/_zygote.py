@@ -3,20 +3,17 @@
 Run by `ProcessSandbox` as ``python -I -S _zygote.py CONFIG_JSON`` with a scrubbed environment; stdlib only:
 
     template (this process: preloaded modules, the static read-only root, never sees a request)
-      ├── worker x pool_size (`_worker.py`: accept a connection, read the request, supervise the run, answer)
-      └── sandbox pid 1, one per call: clone(new pid, mount, ipc, uts namespaces) of the template, asked for
-          by a worker; it enters the network namespace the worker keeps for the call's workspace (only a loopback),
-          joins the worker's cgroup, reads the request from the worker, enters a copy of the prepared root (a
-          fresh /tmp, the workspace and /proc attached), drops to the workspace's uid with seccomp and rlimits,
-          then runs the code (warm) or execs the argv.
+      └── sandbox pid 1, one per call: clone(new pid, mount, ipc and uts namespaces) of the template, asked for by
+          the server over a SOCK_SEQPACKET channel with the call's descriptors (its reply socket, the workspace's
+          network namespace, the sandbox's ends of four pipes); it enters that network namespace (only a
+          loopback), reads the request from the server (which has put it in a cgroup by then), enters a copy of
+          the prepared root (a fresh /tmp, the workspace and /proc attached), drops to the workspace's uid with
+          seccomp and rlimits, then runs the code (warm) or execs the argv.
 
-Network namespaces are the one thing not made afresh per call: creating and destroying one costs more than the rest
-of a sandbox's set-up. Each worker keeps one per workspace (a few, least recently used first out). It has no
-interface but a loopback and so reaches nothing; executions of one workspace that share it could only meet each
-other there (they share the workspace's files anyway), and different workspaces never share one.
-
-When pid 1 exits (or the worker kills it on timeout or output overflow), the kernel kills every process left in its
-pid namespace, so nothing outlives a call. The template reaps each sandbox and reports its status to its worker.
+The server supervises each execution from its event loop (output, caps, deadline, cgroup); the template only
+clones, then reaps each sandbox and writes its exit status and resource use to the call's reply socket. When pid 1
+exits (or the server kills it on timeout or output overflow), the kernel kills every process left in its pid
+namespace, so nothing outlives a call.
 """
 
 from __future__ import annotations
@@ -38,7 +35,6 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _nsutil as ns
-from _worker import PID, REPORT, worker_main
 
 del sys.path[0]
 
@@ -334,16 +330,18 @@ def sandbox_main(cfg: Json, req: Json, fds: Json) -> None:
 # ---------------------------------------------------------------- the template (the fork server's main process)
 
 
-SPAWN_FDS = 5  # worker -> template: the workspace's network namespace, then the sandbox's four pipe ends
-FDS_SPACE = socket.CMSG_SPACE(SPAWN_FDS * 4)
+SPAWN_FDS = 5  # server -> template: the workspace's network namespace, then the sandbox's four pipe ends
+FDS_SPACE = socket.CMSG_SPACE((SPAWN_FDS + 1) * 4)  # (after the call's reply socket)
+PID = struct.Struct("=i")  # template -> server: the sandbox's pid
+REPORT = struct.Struct("=iddq")  # template -> server: wait status, user and system seconds, max RSS in kB
 
 
 def spawn_sandbox(cfg: Json, fds: list[int]) -> int:
     """Clone a fresh sandbox pid 1 with `fds` (network namespace, control pipe's read end, write ends of stdout,
-    stderr and set-up pipes) for a worker; returns the sandbox's pid (the caller closes `fds`).
+    stderr and set-up pipes); returns the sandbox's pid (the caller closes `fds`).
 
     The template never sees a request: the clone is a copy of pristine memory, so nothing of one execution (code,
-    input, output) can be found in the next one's address space. The worker made the pipes and moves the sandbox
+    input, output) can be found in the next one's address space. The server made the pipes and moves the sandbox
     into its cgroup: the less the template does between clones, the fewer of its pages it copies (each clone
     shares them all with the new child again).
     """
@@ -368,7 +366,7 @@ def received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
 
 
 def sandbox_child(cfg: Json, fds: Json) -> None:
-    """The cloned pid 1: read the request (the worker has put it in its cgroup by then), then set up and run it.
+    """The cloned pid 1: read the request (the server has put it in its cgroup by then), then set up and run it.
     Never returns."""
     setup_fd = fds["setup_w"]
     try:
@@ -377,7 +375,7 @@ def sandbox_child(cfg: Json, fds: Json) -> None:
         os.close(fds["net"])
         head = os.read(fds["ctl_r"], 4)
         if len(head) < 4:
-            os._exit(0)  # the worker went away
+            os._exit(0)  # the server went away
         size = struct.unpack(">I", head)[0]
         chunks = []
         while size > 0:
@@ -490,7 +488,7 @@ def warm_up(harness_module: str) -> None:
 
 
 def serve(cfg: Json) -> None:
-    """Start the workers, then clone sandboxes for them on request and report each one's exit; exit on stdin EOF."""
+    """Clone sandboxes on the server's request and report each one's exit; exit on stdin EOF."""
     if cfg.get("env") is not None and dict(os.environ) != cfg["env"]:  # started with it; executions inherit it
         os.environ.clear()
         os.environ.update(cfg["env"])
@@ -506,100 +504,88 @@ def serve(cfg: Json) -> None:
 
     gc.collect()
     gc.freeze()  # the preloaded objects are never scanned again, so forks do not copy their pages for the GC
-    cfg["cgroups"] = ns.Cgroup.roots() if cfg.get("use_cgroups", True) else {}
     os.makedirs(cfg["stage_dir"], exist_ok=True)
     build_static_root(cfg)
     cfg["root_ns"] = root_namespace(cfg) if cfg.get("mount_api", True) else None
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(cfg["socket"])
-    os.chmod(cfg["socket"], 0o600)
-    listener.listen(1024)
-    workers: dict[int, socket.socket] = {}  # channel fd -> channel
-    worker_pids: list[int] = []
-    names: list[str] = []
-    for i in range(max(1, cfg.get("pool", 8))):
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        name = f"w-{os.getpid()}-{i}"
-        pid = os.fork()
-        if pid == 0:
-            try:
-                ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)  # never outlive the template
-                ours.close()
-                for other in workers.values():
-                    other.close()
-                devnull = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(devnull, 0)
-                os.close(devnull)
-                worker_main(cfg, listener, theirs, name)
-            finally:
-                os._exit(0)
-        theirs.close()
-        workers[ours.fileno()] = ours
-        worker_pids.append(pid)
-        names.append(name)
-    listener.close()
+    channel = socket.socket(fileno=cfg["channel"])  # spawn requests from the server (SOCK_SEQPACKET)
     import importlib.util
 
     magic = importlib.util.MAGIC_NUMBER.hex()  # the server sends compiled test code when it is its own
-    sys.stdout.write(json.dumps({"ready": True, "cgroups": sorted(cfg["cgroups"]), "magic": magic}) + "\n")
+    sys.stdout.write(json.dumps({"ready": True, "magic": magic}) + "\n")
     sys.stdout.flush()
     poller = select.poll()
     poller.register(0, select.POLLIN)
-    for fd in workers:
-        poller.register(fd, select.POLLIN)
-    sandboxes: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, the worker's channel)
+    poller.register(channel.fileno(), select.POLLIN)
+    sandboxes: dict[int, tuple[int, int]] = {}  # pidfd -> (pid, the call's reply socket)
     running = True
     while running:
         for fd, _ in poller.poll():
             if fd == 0:
                 running = False
-            elif fd in workers:
-                chan = workers[fd]
+            elif fd == channel.fileno():
                 try:
-                    msg, ancdata, _, _ = chan.recvmsg(64, FDS_SPACE)
+                    msg, ancdata, _, _ = channel.recvmsg(64, FDS_SPACE)
                     fds = received_fds(ancdata)
                 except OSError:
                     msg, fds = b"", []
-                if not msg or len(fds) != SPAWN_FDS:
+                if not msg:
+                    running = False  # the server went away
+                    break
+                if len(fds) != SPAWN_FDS + 1:
                     for extra in fds:
                         os.close(extra)
-                    poller.unregister(fd)
-                    del workers[fd]
                     continue
+                reply, passed = fds[0], fds[1:]
                 try:
-                    pid = spawn_sandbox(cfg, fds)
+                    pid = spawn_sandbox(cfg, passed)
                 except OSError as exc:
-                    chan.send(f"{type(exc).__name__}: {exc}".encode())
+                    _send(reply, f"{type(exc).__name__}: {exc}".encode())
+                    os.close(reply)
                     continue
                 finally:
-                    for passed in fds:
-                        os.close(passed)
-                chan.send(PID.pack(pid))
+                    for fd_ in passed:
+                        os.close(fd_)
+                _send(reply, PID.pack(pid))
                 pidfd = os.pidfd_open(pid)
-                sandboxes[pidfd] = (pid, chan)
+                sandboxes[pidfd] = (pid, reply)
                 poller.register(pidfd, select.POLLIN)
             elif fd in sandboxes:
-                pid, chan = sandboxes.pop(fd)
+                pid, reply = sandboxes.pop(fd)
                 poller.unregister(fd)
                 os.close(fd)
                 _, wstatus, usage = os.wait4(pid, 0)
-                try:
-                    chan.send(REPORT.pack(wstatus, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
-                except OSError:
-                    pass
-    for pid in worker_pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-    for name in names:
-        ns.Cgroup.remove_named(cfg["cgroups"], name)
+                _send(reply, REPORT.pack(wstatus, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
+                os.close(reply)
+    for pidfd, (pid, _) in sandboxes.items():  # stop what still runs before removing its cgroup
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    remove_cgroups(cfg.get("cgroups") or {})
     try:  # leave nothing behind, even when the server died without closing us
         ns.umount(cfg["stage_dir"], ns.MNT_DETACH)
-        os.unlink(cfg["socket"])
         os.rmdir(cfg["stage_dir"])
-        os.rmdir(os.path.dirname(cfg["socket"]))
+    except OSError:
+        pass
+
+
+def remove_cgroups(spec: Json) -> None:
+    """Remove the server's execution cgroups (named `prefix-N` under each root), now that no sandbox is left."""
+    prefix = spec.get("prefix", "") + "-"
+    for root in spec.get("roots", {}).values():
+        try:
+            names = [n for n in os.listdir(root) if n.startswith(prefix)]
+        except OSError:
+            continue
+        for name in names:
+            try:
+                os.rmdir(os.path.join(root, name))
+            except OSError:
+                pass
+
+
+def _send(reply: int, data: bytes) -> None:
+    """Write one message to a call's reply socket; a call that has gone away is not an error."""
+    try:
+        os.write(reply, data)
     except OSError:
         pass
 

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import marshal
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mcp_servers.errors import BackendError, BackendTimeoutError, ConfigError
+from mcp_servers.exec.sandbox import _nsutil as ns
+from mcp_servers.exec.sandbox import supervise
 from mcp_servers.exec.sandbox.base import ExecResult, Limits, Sandbox, checked_run
 
 __all__ = ["DEFAULT_PRELOAD", "HARNESS_MODULE", "ProcessSandbox", "ProcessSandboxConfig"]
@@ -26,7 +32,8 @@ __all__ = ["DEFAULT_PRELOAD", "HARNESS_MODULE", "ProcessSandbox", "ProcessSandbo
 HARNESS_MODULE = "mcpgym_harness"  # the run_tests harness, preloaded by the fork server under this name
 
 _ZYGOTE = Path(__file__).with_name("_zygote.py")
-_WIRE_VERSION = 4  # = _worker.WIRE_VERSION (that module runs in the fork server, outside this package)
+_STARTS = itertools.count(1)  # fork servers started by this process (names their cgroups)
+_BIG_TREE = 256  # workspaces with more entries than this are handed to their uid in a thread
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc")
 
 # Modules imported once by the fork server so that executions find them in memory (the warm path). Left out: modules
@@ -62,7 +69,7 @@ class ProcessSandboxConfig:
         preload: Modules the fork server imports once so executions start warm.
         use_cgroups: Put each execution in its own memory and pids cgroup where cgroups are writable.
         loopback: Bring up a private loopback interface in each sandbox (it reaches nothing outside).
-        pool_size: Idle pre-forked supervisors kept ready (more absorbs bursts; each is a copy-on-write fork).
+        pool_size: Executions run at once (per event loop); more wait for a free place.
         mount_api: Build each sandbox's file system from a prepared mount namespace with `open_tree(2)` and
             `move_mount(2)` where the kernel has them (5.2+); False forces the older pivot_root path.
     """
@@ -99,6 +106,13 @@ class ProcessSandbox(Sandbox):
         self._dir: str | None = None
         self._uids: dict[str, int] = {}
         self.cgroups: list[str] = []
+        self._channel: socket.socket | None = None  # spawn requests to the fork server
+        self._tree_sizes: dict[str, int] = {}  # workspace -> entries its last ownership walk visited
+        self._nets: supervise.NetNamespaces | None = None
+        self._cgroups: supervise.CgroupPool | None = None
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # ------------------------------------------------------------------ fork server
 
@@ -124,16 +138,12 @@ class ProcessSandbox(Sandbox):
                 raise ConfigError(f"sandbox read-only path {path!r} does not exist")
             binds.append(real)
         return {
-            "socket": os.path.join(workdir, "zygote.sock"),
             "stage_dir": os.path.join(workdir, "root"),
             "ro_binds": binds,
             "symlinks": symlinks,
             "preload": list(self.config.preload),
             "preload_files": {HARNESS_MODULE: str(Path(__file__).resolve().parent.parent / "harness.py")},
             "warm_up": [HARNESS_MODULE],
-            "use_cgroups": self.config.use_cgroups,
-            "loopback": self.config.loopback,
-            "pool": self.config.pool_size,
             "mount_api": self.config.mount_api,
             "env": self.environment(),
         }
@@ -157,11 +167,20 @@ class ProcessSandbox(Sandbox):
                 )
             self._dir = tempfile.mkdtemp(prefix="mcpgym-exec-")
             cfg = self._zygote_config(self._dir)
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            cfg["channel"] = theirs.fileno()
+            roots = ns.Cgroup.roots() if self.config.use_cgroups else {}
+            prefix = f"x-{os.getpid()}-{next(_STARTS)}"
+            cfg["cgroups"] = {"roots": roots, "prefix": prefix}  # the fork server removes them when it exits
             env = self.environment()  # the sandbox's own: executions then find it in place
-            self._proc = subprocess.Popen(
-                [self.python, "-I", "-S", str(_ZYGOTE), json.dumps(cfg)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/", close_fds=True,
-            )  # fmt: skip
+            try:
+                self._proc = subprocess.Popen(
+                    [self.python, "-I", "-S", str(_ZYGOTE), json.dumps(cfg)], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, env=env, cwd="/", close_fds=True, pass_fds=[theirs.fileno()],
+                )  # fmt: skip
+            finally:
+                theirs.close()
+            self._channel = ours
             assert self._proc.stdout is not None
             line = self._proc.stdout.readline()
             try:
@@ -169,9 +188,11 @@ class ProcessSandbox(Sandbox):
             except ValueError:
                 self._stop_locked()
                 raise BackendError("the process sandbox's fork server failed to start (see the server log)") from None
-            self.cgroups = list(ready.get("cgroups", []))
+            ours.setblocking(False)
+            self.cgroups = sorted(roots)
+            self._cgroups = supervise.CgroupPool(roots, prefix)
+            self._nets = supervise.NetNamespaces(self.config.loopback)
             self.code_magic = bytes.fromhex(ready["magic"]) if ready.get("magic") else None
-            self._socket = cfg["socket"]
 
     def _stop_locked(self) -> None:
         if self._proc is not None:
@@ -185,6 +206,15 @@ class ProcessSandbox(Sandbox):
             if self._proc.stdout:
                 self._proc.stdout.close()
             self._proc = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self._nets is not None:
+            self._nets.close()
+            self._nets = None
+        if self._cgroups is not None:
+            self._cgroups.remove_all()  # the fork server is gone, and with it every sandbox
+            self._cgroups = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -248,15 +278,16 @@ class ProcessSandbox(Sandbox):
         if self._proc is None or self._proc.poll() is not None:
             await asyncio.to_thread(self.start)
         uid = self.uid_for(ws)
-        request = {"workspace": str(ws), **what, "uid": uid, "gid": uid, "limits": lim.to_wire()}
-        try:
-            reply = await asyncio.wait_for(self._call(request), timeout=lim.timeout_s + 30)
-        except TimeoutError:
-            raise BackendTimeoutError("process sandbox: the fork server did not answer in time") from None
-        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
-            raise BackendError(f"process sandbox: lost the fork server ({type(exc).__name__}: {exc})") from None
-        if "error" in reply:
-            raise BackendError(f"process sandbox failed: {reply['error']}")
+        request = marshal.dumps({"workspace": str(ws), **what, "uid": uid, "gid": uid, "limits": lim.to_wire()}, 4)
+        async with self._gate():
+            try:  # (the deadline is enforced in `supervise.collect`; this only guards against a hung fork server)
+                reply = await asyncio.wait_for(self._execute(ws, uid, lim, request), timeout=lim.timeout_s + 30)
+            except TimeoutError:
+                raise BackendTimeoutError("process sandbox: the fork server did not answer in time") from None
+            except (OSError, EOFError) as exc:
+                raise BackendError(f"process sandbox: lost the fork server ({type(exc).__name__}: {exc})") from None
+            except RuntimeError as exc:
+                raise BackendError(f"process sandbox failed: {exc}") from None
         if reply.get("setup_error"):
             raise BackendError(f"process sandbox set-up failed: {reply['setup_error']}")
         return ExecResult(
@@ -272,32 +303,108 @@ class ProcessSandbox(Sandbox):
             rusage=reply["rusage"],
         )
 
-    async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Send `request` to a worker of the fork server and return its reply (a plain socket and the event loop's
-        socket calls: asyncio streams cost more than the rest of this exchange)."""
+    def _gate(self) -> asyncio.Semaphore:
+        """At most `pool_size` executions at once (per event loop)."""
         loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(max(1, self.config.pool_size))
+        return gate
+
+    async def _execute(self, ws: Path, uid: int, lim: Limits, request: bytes) -> dict[str, Any]:
+        """One execution: hand the workspace to its uid, get a sandbox from the fork server, put it in a cgroup,
+        send it the request, collect its output and its report (see `supervise`)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        channel, nets, cgroups = self._channel, self._nets, self._cgroups
+        assert channel is not None and nets is not None and cgroups is not None
+        key = str(ws)
+        if self._tree_sizes.get(key, 0) > _BIG_TREE:  # a long walk goes to a thread, off the event loop
+            self._tree_sizes[key] = await asyncio.to_thread(ns.own_tree, key, uid, uid)
+        else:
+            self._tree_sizes[key] = ns.own_tree(key, uid, uid)
+        cgroup = cgroups.take()
         try:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, self._socket)
-            raw = marshal.dumps(request, _WIRE_VERSION)  # the fork server's wire format (see `_worker.recv_msg`)
-            await loop.sock_sendall(sock, struct.pack(">I", len(raw)) + raw)
-            head = await _recv_exactly(loop, sock, 4)
-            reply: dict[str, Any] = marshal.loads(await _recv_exactly(loop, sock, struct.unpack(">I", head)[0]))
-            return reply
+            if cgroup is not None:
+                cgroup.set_limits(lim.memory_mb * 1024 * 1024, lim.processes + 1)
+                cgroup.reset()
+            ctl_r, ctl_w = os.pipe()
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            setup_r, setup_w = os.pipe()
+            try:
+                try:
+                    pid, reply = await supervise.spawn(channel, [nets.get(str(ws)), ctl_r, out_w, err_w, setup_w])
+                except BaseException:
+                    os.close(ctl_w)
+                    raise
+                finally:
+                    for fd in (ctl_r, out_w, err_w, setup_w):
+                        os.close(fd)
+                with reply:  # from here `_supervise` closes ctl_w
+                    try:
+                        pidfd = os.pidfd_open(pid)
+                    except ProcessLookupError:  # it failed at once and has been reaped already
+                        pidfd = -1
+                    try:
+                        collected = await self._supervise(pid, pidfd, cgroup, ctl_w, request, (out_r, err_r, setup_r),
+                                                          started + lim.timeout_s, lim.output_bytes)  # fmt: skip
+                    finally:
+                        if pidfd >= 0:
+                            os.close(pidfd)
+                    report = await loop.sock_recv(reply, 4096)  # written once the fork server has reaped it
+                    if len(report) != supervise.REPORT.size:
+                        raise EOFError("the fork server went away during the execution")
+            finally:
+                for fd in (out_r, err_r, setup_r):
+                    os.close(fd)
+            wstatus, user_s, system_s, max_rss_kb = supervise.REPORT.unpack(report)
+            exit_code = signal_no = None
+            if not collected["timed_out"] and not collected["output_limit_exceeded"]:
+                if os.WIFEXITED(wstatus):
+                    exit_code = os.WEXITSTATUS(wstatus)
+                elif os.WIFSIGNALED(wstatus):
+                    signal_no = os.WTERMSIG(wstatus)
+                    exit_code = -signal_no
+            collected.update(exit_code=exit_code, signal=signal_no, duration_s=loop.time() - started)
+            collected["rusage"] = {"user_s": user_s, "system_s": system_s, "max_rss_kb": max_rss_kb}
+            stderr_tail = collected["stderr"][-2000:]
+            collected["memory_exceeded"] = exit_code not in (0, None) and b"MemoryError" in stderr_tail
+            if cgroup is not None:
+                collected["memory_exceeded"] = collected["memory_exceeded"] or cgroup.oom_killed()
+                collected["rusage"]["peak_memory_bytes"] = cgroup.peak_memory()
+            return collected
         finally:
-            sock.close()
+            cgroups.give(cgroup)
 
-
-async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
-    """`size` bytes from `sock`; EOFError if it closes first."""
-    data = await loop.sock_recv(sock, size)
-    if len(data) == size:
-        return data
-    buf = bytearray(data)
-    while len(buf) < size:
-        if not data:
-            raise EOFError(f"the fork server closed the connection after {len(buf)} of {size} bytes")
-        data = await loop.sock_recv(sock, size - len(buf))
-        buf += data
-    return bytes(buf)
+    async def _supervise(
+        self,
+        pid: int,
+        pidfd: int,
+        cgroup: Any,
+        ctl_w: int,
+        request: bytes,
+        pipes: tuple[int, int, int],
+        deadline: float,
+        cap: int,
+    ) -> dict[str, Any]:
+        """Put the sandbox in its cgroup, write its request, then collect its output; the sandbox is killed if this
+        fails or is cancelled (it must never run on unsupervised)."""
+        done = False
+        try:
+            try:
+                if cgroup is not None:
+                    cgroup.add(pid)  # before the request: the sandbox waits for it before running anything
+                os.set_blocking(ctl_w, False)
+                await supervise.write_all(ctl_w, struct.pack(">I", len(request)) + request)
+            except (BrokenPipeError, ProcessLookupError):
+                pass  # it failed before reading its request: its set-up error is in its pipe
+            finally:
+                os.close(ctl_w)
+            collected = await supervise.collect(pidfd, *pipes, deadline, cap)
+            done = True
+            return collected
+        finally:
+            if not done and pidfd >= 0:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
