@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -327,3 +328,85 @@ async def test_standard_streams_are_fresh_and_of_the_right_kind(sandbox: Process
     second = await sandbox.run(ws, code=code, stdin="xyz")
     assert first.stdout == "True False True True\nabc 0 abcdef\n" and first.stderr == "e\n"
     assert second.stdout == "True False True True\nxyz 0 xyz\n" and second.stderr == "e\n"
+
+
+def test_a_running_sandbox_survives_the_end_of_the_thread_that_started_the_fork_server(ws: Path) -> None:
+    # Sandboxes are the server's children (CLONE_PARENT) and die with their parent thread (PDEATHSIG); the fork
+    # server is started from a thread of the backend's own, so a caller's thread ending kills nothing.
+    import threading
+
+    box = ProcessSandbox(ProcessSandboxConfig(pool_size=1))
+    started, finish = threading.Event(), threading.Event()
+
+    def starter() -> None:
+        box.start()
+        started.set()
+        finish.wait()
+
+    thread = threading.Thread(target=starter)
+    thread.start()
+    started.wait()
+
+    async def scenario() -> Any:
+        run = asyncio.create_task(box.run(ws, code="import time\ntime.sleep(0.6)\nprint('done')", limits=FAST))
+        await asyncio.sleep(0.3)  # the sandbox is running
+        finish.set()
+        await asyncio.to_thread(thread.join)  # the thread that called start() ends now
+        return await run
+
+    try:
+        result = asyncio.run(scenario())
+    finally:
+        asyncio.run(box.close())
+    assert result.ok and result.stdout == "done\n", (result.exit_code, result.stderr)
+
+
+def test_shutting_the_backend_down_kills_a_running_sandbox_and_removes_its_cgroups(ws: Path) -> None:
+    import threading
+
+    box = ProcessSandbox(ProcessSandboxConfig(pool_size=1))
+    box.start()
+    assert box._cgroups is not None
+    roots, prefix = dict(box._cgroups.roots), box._cgroups.prefix
+
+    async def scenario() -> Any:
+        run = asyncio.create_task(box.run(ws, code="import time\ntime.sleep(30)", limits=Limits(timeout_s=60)))
+        await asyncio.sleep(0.5)  # it sleeps in its sandbox
+        stopper = threading.Thread(target=box.shutdown)
+        stopper.start()
+        result = await asyncio.wait_for(run, timeout=10)
+        await asyncio.to_thread(stopper.join)
+        return result
+
+    result = asyncio.run(scenario())
+    assert result.exit_code == -9 and not result.timed_out  # killed with its parent thread, long before 30 s
+    left = [name for root in roots.values() for name in os.listdir(root) if name.startswith(prefix + "-")]
+    assert left == []
+
+
+async def test_a_cancelled_call_leaves_no_process_and_no_zombie(sandbox: ProcessSandbox, ws: Path) -> None:
+    # Sandboxes are children of the server's process (CLONE_PARENT): a call cancelled at any point must still have
+    # its sandbox killed and reaped.
+    def children() -> set[int]:
+        found: set[int] = set()
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                found.update(int(pid) for pid in (task / "children").read_text().split())
+            except FileNotFoundError:  # a thread that has just ended
+                continue
+        return found - {sandbox._proc.pid if sandbox._proc else -1}
+
+    await sandbox.run(ws, code="pass")
+    before = children()
+    for delay in (0.0, 0.001, 0.005, 0.3):
+        run = asyncio.create_task(sandbox.run(ws, code="import time\ntime.sleep(30)", limits=FAST))
+        await asyncio.sleep(delay)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    for _ in range(100):
+        if children() <= before:
+            break
+        await asyncio.sleep(0.05)
+    assert children() <= before
+    assert (await sandbox.run(ws, code="print('still serving')")).stdout == "still serving\n"
