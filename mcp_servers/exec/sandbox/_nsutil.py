@@ -9,7 +9,6 @@ import signal
 import socket
 import struct
 
-CLONE_PARENT = 0x00008000
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000

@@ -334,6 +334,7 @@ def sandbox_main(cfg: Json, req: Json, fds: Json) -> None:
 SPAWN_FDS = 5  # server -> template: the workspace's network namespace, then the sandbox's four pipe ends
 FDS_SPACE = socket.CMSG_SPACE((SPAWN_FDS + 1) * 4)  # (after the call's reply socket)
 PID = struct.Struct("=i")  # template -> server: the sandbox's pid
+REPORT = struct.Struct("=iddq")  # template -> server: wait status, user and system seconds, max RSS in kB
 
 
 def spawn_sandbox(cfg: Json, fds: list[int]) -> int:
@@ -346,7 +347,6 @@ def spawn_sandbox(cfg: Json, fds: list[int]) -> int:
     shares them all with the new child again).
     """
     flags = NS_FLAGS if cfg.get("root_ns") is None else NS_FLAGS & ~ns.CLONE_NEWNS  # see enter_fresh_root
-    flags |= ns.CLONE_PARENT  # the server's child: it waits for it, and it dies with the server (PDEATHSIG)
     pid: int = ns.clone(flags, fork_hooks=bool(AT_FORK_HOOKS))
     if pid == 0:
         try:
@@ -489,7 +489,7 @@ def warm_up(harness_module: str) -> None:
 
 
 def serve(cfg: Json) -> None:
-    """Clone sandboxes on the server's request (as the server's children: it reaps them); exit on stdin EOF."""
+    """Clone sandboxes on the server's request and report each one's exit; exit on stdin EOF."""
     if cfg.get("env") is not None and dict(os.environ) != cfg["env"]:  # started with it; executions inherit it
         os.environ.clear()
         os.environ.update(cfg["env"])
@@ -517,6 +517,7 @@ def serve(cfg: Json) -> None:
     poller = select.poll()
     poller.register(0, select.POLLIN)
     poller.register(channel.fileno(), select.POLLIN)
+    sandboxes: dict[int, tuple[int, int]] = {}  # pidfd -> (pid, the call's reply socket)
     running = True
     while running:
         for fd, _ in poller.poll():
@@ -546,7 +547,19 @@ def serve(cfg: Json) -> None:
                     for fd_ in passed:
                         os.close(fd_)
                 _send(reply, PID.pack(pid))
+                pidfd = os.pidfd_open(pid)
+                sandboxes[pidfd] = (pid, reply)
+                poller.register(pidfd, select.POLLIN)
+            elif fd in sandboxes:
+                pid, reply = sandboxes.pop(fd)
+                poller.unregister(fd)
+                os.close(fd)
+                _, wstatus, usage = os.wait4(pid, 0)
+                _send(reply, REPORT.pack(wstatus, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
                 os.close(reply)
+    for pidfd, (pid, _) in sandboxes.items():  # stop what still runs before removing its cgroup
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        os.waitpid(pid, 0)
     remove_cgroups(cfg.get("cgroups") or {})
     try:  # leave nothing behind, even when the server died without closing us
         ns.umount(cfg["stage_dir"], ns.MNT_DETACH)
@@ -555,29 +568,19 @@ def serve(cfg: Json) -> None:
         pass
 
 
-def remove_cgroups(spec: Json, wait_s: float = 2.0) -> None:
-    """Remove the server's execution cgroups (named `prefix-N` under each root) once their sandboxes are gone
-    (they die with the server; a cgroup still busy is retried for up to `wait_s`)."""
-    import time
-
+def remove_cgroups(spec: Json) -> None:
+    """Remove the server's execution cgroups (named `prefix-N` under each root), now that no sandbox is left."""
     prefix = spec.get("prefix", "") + "-"
-    give_up = time.monotonic() + wait_s
     for root in spec.get("roots", {}).values():
         try:
             names = [n for n in os.listdir(root) if n.startswith(prefix)]
         except OSError:
             continue
         for name in names:
-            while True:
-                try:
-                    os.rmdir(os.path.join(root, name))
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if time.monotonic() > give_up:
-                        break
-                    time.sleep(0.02)
+            try:
+                os.rmdir(os.path.join(root, name))
+            except OSError:
+                pass
 
 
 def _send(reply: int, data: bytes) -> None:

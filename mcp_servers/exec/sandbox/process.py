@@ -48,46 +48,6 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def _start_kept(
-    argv: list[str], env: dict[str, str], pass_fds: list[int]
-) -> tuple[subprocess.Popen[bytes], tuple[threading.Thread, threading.Event]]:
-    """Start the fork server from a thread of its own that lives until `shutdown`.
-
-    Sandboxes are cloned with CLONE_PARENT, so their parent is the thread that started the fork server, and their
-    PDEATHSIG fires when that thread ends. A thread of the caller's (an executor's worker, for instance) could end
-    at any time and kill every running sandbox; this one ends only with the backend (or the process).
-    """
-    started = threading.Event()
-    stop = threading.Event()
-    box: dict[str, Any] = {}
-
-    def keep() -> None:
-        try:
-            box["proc"] = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/", close_fds=True,
-                pass_fds=pass_fds,
-            )  # fmt: skip
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
-        finally:
-            started.set()
-        stop.wait()
-
-    thread = threading.Thread(target=keep, name="mcpgym-exec-fork-server", daemon=True)
-    thread.start()
-    started.wait()
-    if "error" in box:
-        stop.set()
-        thread.join()
-        raise box["error"]
-    return box["proc"], (thread, stop)
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
 def _base_python() -> str:
     """The real interpreter behind this (possibly virtual) environment: its files are visible in the sandbox."""
     for cand in (getattr(sys, "_base_executable", None), sys.executable):
@@ -147,7 +107,6 @@ class ProcessSandbox(Sandbox):
         self._uids: dict[str, int] = {}
         self.cgroups: list[str] = []
         self._channel: socket.socket | None = None  # spawn requests to the fork server
-        self._keeper: tuple[threading.Thread, threading.Event] | None = None  # the thread that started it
         self._tree_sizes: dict[str, int] = {}  # workspace -> entries its last ownership walk visited
         self._nets: supervise.NetNamespaces | None = None
         self._cgroups: supervise.CgroupPool | None = None
@@ -215,8 +174,10 @@ class ProcessSandbox(Sandbox):
             cfg["cgroups"] = {"roots": roots, "prefix": prefix}  # the fork server removes them when it exits
             env = self.environment()  # the sandbox's own: executions then find it in place
             try:
-                self._proc, self._keeper = _start_kept([self.python, "-I", "-S", str(_ZYGOTE), json.dumps(cfg)],
-                                                       env=env, pass_fds=[theirs.fileno()])  # fmt: skip
+                self._proc = subprocess.Popen(
+                    [self.python, "-I", "-S", str(_ZYGOTE), json.dumps(cfg)], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, env=env, cwd="/", close_fds=True, pass_fds=[theirs.fileno()],
+                )  # fmt: skip
             finally:
                 theirs.close()
             self._channel = ours
@@ -234,10 +195,6 @@ class ProcessSandbox(Sandbox):
             self.code_magic = bytes.fromhex(ready["magic"]) if ready.get("magic") else None
 
     def _stop_locked(self) -> None:
-        if self._keeper is not None:
-            self._keeper[1].set()  # its thread ends: every sandbox still running gets SIGKILL (PDEATHSIG)
-            self._keeper[0].join()
-            self._keeper = None
         if self._proc is not None:
             if self._proc.stdin:
                 self._proc.stdin.close()  # the fork server exits when its stdin closes
@@ -384,25 +341,24 @@ class ProcessSandbox(Sandbox):
                 finally:
                     for fd in (ctl_r, out_w, err_w, setup_w):
                         os.close(fd)
-                reply.close()
-                # from here `_supervise` closes ctl_w; the sandbox is our child (CLONE_PARENT): we reap it
-                pidfd = os.pidfd_open(pid)
-                reaped = False
-                try:
-                    collected = await self._supervise(pid, pidfd, cgroup, ctl_w, request, (out_r, err_r, setup_r),
-                                                      started + lim.timeout_s, lim.output_bytes)  # fmt: skip
-                    if collected["timed_out"] or collected["output_limit_exceeded"]:
-                        await supervise.ready(pidfd)  # killed: wait until it is gone
-                    _, wstatus, usage = os.wait4(pid, 0)  # noqa: ASYNC222 - it has exited: this does not block
-                    reaped = True
-                finally:
-                    if not reaped:  # killed by `_supervise` (failure, cancellation): reaped once gone, off the loop
-                        threading.Thread(target=_reap, args=(pid,), name="mcpgym-exec-reap", daemon=True).start()
-                    os.close(pidfd)
+                with reply:  # from here `_supervise` closes ctl_w
+                    try:
+                        pidfd = os.pidfd_open(pid)
+                    except ProcessLookupError:  # it failed at once and has been reaped already
+                        pidfd = -1
+                    try:
+                        collected = await self._supervise(pid, pidfd, cgroup, ctl_w, request, (out_r, err_r, setup_r),
+                                                          started + lim.timeout_s, lim.output_bytes)  # fmt: skip
+                    finally:
+                        if pidfd >= 0:
+                            os.close(pidfd)
+                    report = await loop.sock_recv(reply, 4096)  # written once the fork server has reaped it
+                    if len(report) != supervise.REPORT.size:
+                        raise EOFError("the fork server went away during the execution")
             finally:
                 for fd in (out_r, err_r, setup_r):
                     os.close(fd)
-            user_s, system_s, max_rss_kb = usage.ru_utime, usage.ru_stime, usage.ru_maxrss
+            wstatus, user_s, system_s, max_rss_kb = supervise.REPORT.unpack(report)
             exit_code = signal_no = None
             if not collected["timed_out"] and not collected["output_limit_exceeded"]:
                 if os.WIFEXITED(wstatus):

@@ -1,10 +1,9 @@
 """The process sandbox's executions supervised from the server's event loop.
 
-The fork server (`_zygote.py`) only clones. The server asks it for a sandbox over one SOCK_SEQPACKET channel,
-passing the call's descriptors (a reply socket, the workspace's network namespace, the sandbox's ends of four
-pipes); the sandbox is cloned as the server's own child (CLONE_PARENT). Then, here: the server moves it into a
-cgroup, writes the request, collects stdout and stderr under the caps and the deadline, and reaps it (exit status
-and resource use).
+The fork server (`_zygote.py`) only clones and reaps. The server asks it for a sandbox over one SOCK_SEQPACKET
+channel, passing the call's descriptors (a reply socket, the workspace's network namespace, the sandbox's ends of
+four pipes), then, here: moves the sandbox into a cgroup, writes the request, collects stdout and stderr under the
+caps and the deadline, and reads the exit status and resource use the fork server writes to the reply socket.
 Doing this in the event loop rather than in worker processes spares each call a process hop (a request and a reply
 between processes, and their wake-ups) and the workers' own CPU.
 """
@@ -24,12 +23,13 @@ from typing import Any
 
 from mcp_servers.exec.sandbox import _nsutil as ns
 
-__all__ = ["PID", "CgroupPool", "NetNamespaces", "collect", "ready", "spawn", "write_all"]
+__all__ = ["PID", "REPORT", "CgroupPool", "NetNamespaces", "collect", "spawn", "write_all"]
 
 NETNS_KEPT = 16  # network namespaces kept, one per workspace, least recently used dropped first
 DRAIN_S = 0.005  # after a pipe had output, how long until it is read again (a line per test must not wake us per line)
 PIPE_DEFAULT, PIPE_MAX, F_SETPIPE_SZ = 65536, 1 << 20, 1031
 PID = struct.Struct("=i")  # fork server -> server: the sandbox's pid (= _zygote.PID)
+REPORT = struct.Struct("=iddq")  # fork server -> server: wait status, user and system s, max RSS kB (= _zygote.REPORT)
 
 
 class NetNamespaces:
@@ -106,14 +106,13 @@ class CgroupPool:
 
 async def spawn(channel: socket.socket, fds: list[int]) -> tuple[int, socket.socket]:
     """Ask the fork server for a sandbox with `fds` (network namespace, control pipe's read end, write ends of
-    stdout, stderr and set-up pipes); returns its pid (a child of ours: the caller reaps it) and the reply socket.
+    stdout, stderr and set-up pipes); returns its pid and the reply socket on which its report will come.
 
     Raises:
         OSError: The fork server is gone.
         RuntimeError: It could not start a sandbox (its message).
     """
     loop = asyncio.get_running_loop()
-    reply: socket.socket | None
     reply, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         reply.setblocking(False)
@@ -125,13 +124,7 @@ async def spawn(channel: socket.socket, fds: list[int]) -> tuple[int, socket.soc
             except BlockingIOError:  # the fork server lags: wait until the channel takes more
                 await _ready(loop, channel.fileno(), write=True)
         theirs.close()
-        try:
-            msg = await loop.sock_recv(reply, 4096)
-        except asyncio.CancelledError:  # the sandbox may exist already, as our child: it must still be reaped
-            abandoned, reply = reply, None
-            abandoned.setblocking(True)
-            threading.Thread(target=_reap_abandoned, args=(abandoned,), name="mcpgym-exec-reap", daemon=True).start()
-            raise
+        msg = await loop.sock_recv(reply, 4096)
         if len(msg) != PID.size:
             if not msg:
                 raise ConnectionError("the fork server closed the call's reply socket")
@@ -139,24 +132,8 @@ async def spawn(channel: socket.socket, fds: list[int]) -> tuple[int, socket.soc
         return PID.unpack(msg)[0], reply
     except BaseException:
         theirs.close()
-        if reply is not None:
-            reply.close()
+        reply.close()
         raise
-
-
-def _reap_abandoned(reply: socket.socket) -> None:
-    """Reap the sandbox of a call cancelled while it was being made (its control pipe is closed: it exits)."""
-    with reply:
-        reply.settimeout(60)
-        try:
-            msg = reply.recv(4096)
-        except OSError:
-            return
-    if len(msg) == PID.size:
-        try:
-            os.waitpid(PID.unpack(msg)[0], 0)
-        except ChildProcessError:
-            pass
 
 
 async def write_all(fd: int, data: bytes) -> None:
@@ -168,11 +145,6 @@ async def write_all(fd: int, data: bytes) -> None:
             view = view[os.write(fd, view) :]
         except BlockingIOError:
             await _ready(loop, fd, write=True)
-
-
-async def ready(fd: int) -> None:
-    """Wait until `fd` is readable (a pidfd: until its process has exited)."""
-    await _ready(asyncio.get_running_loop(), fd, write=False)
 
 
 async def _ready(loop: asyncio.AbstractEventLoop, fd: int, write: bool) -> None:
