@@ -6,7 +6,6 @@ import asyncio
 import atexit
 import logging
 import threading
-import weakref
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +17,7 @@ from mcp_servers.errors import ToolInputError, tool_errors
 from mcp_servers.exec.models import ExecOutput, TestReport
 from mcp_servers.exec.runner import run_tests as _run_tests
 from mcp_servers.exec.sandbox import Limits, Sandbox, limits_from_settings, make_sandbox
-from mcp_servers.exec.sandbox.base import ExecResult
+from mcp_servers.exec.sandbox.base import ExecResult, LoopGate
 from mcp_servers.settings import ExecSettings, ServerSettings
 from mcp_servers.workspace import WorkspaceManager
 
@@ -47,16 +46,7 @@ class _Runner:
     def __init__(self, sandbox: Sandbox, cfg: ExecSettings) -> None:
         self.sandbox = sandbox
         self.cfg = cfg
-        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def gate(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        sem = self._gates.get(loop)
-        if sem is None:
-            sem = self._gates[loop] = asyncio.Semaphore(max(1, self.cfg.max_concurrency))
-        return sem
+        self.gate = LoopGate(cfg.max_concurrency)
 
     def limits(self, timeout_s: float | None) -> Limits:
         if timeout_s is not None and not 0 < timeout_s <= self.cfg.max_timeout_s:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,6 +110,25 @@ class ExecResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
         return asdict(self)
+
+
+class LoopGate:
+    """A limit of `size` concurrent holders per event loop (an `asyncio.Semaphore` belongs to the loop it is used on,
+    and a backend or server may serve several loops in turn)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self) -> asyncio.Semaphore:
+        """The running loop's semaphore (use as `async with gate():`)."""
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(self.size)
+        return gate
 
 
 class Sandbox(abc.ABC):

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 from mcp_servers.errors import BackendError, BackendTimeoutError, ConfigError
 from mcp_servers.exec.sandbox import _nsutil as ns
 from mcp_servers.exec.sandbox import supervise
-from mcp_servers.exec.sandbox.base import ExecResult, Limits, Sandbox, checked_run
+from mcp_servers.exec.sandbox.base import ExecResult, Limits, LoopGate, Sandbox, checked_run
 
 __all__ = ["DEFAULT_PRELOAD", "HARNESS_MODULE", "ProcessSandbox", "ProcessSandboxConfig"]
 
@@ -110,9 +109,7 @@ class ProcessSandbox(Sandbox):
         self._tree_sizes: dict[str, int] = {}  # workspace -> entries its last ownership walk visited
         self._nets: supervise.NetNamespaces | None = None
         self._cgroups: supervise.CgroupPool | None = None
-        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._gate = LoopGate(self.config.pool_size)  # at most `pool_size` executions at once
 
     # ------------------------------------------------------------------ fork server
 
@@ -302,14 +299,6 @@ class ProcessSandbox(Sandbox):
             duration_s=reply["duration_s"],
             rusage=reply["rusage"],
         )
-
-    def _gate(self) -> asyncio.Semaphore:
-        """At most `pool_size` executions at once (per event loop)."""
-        loop = asyncio.get_running_loop()
-        gate = self._gates.get(loop)
-        if gate is None:
-            gate = self._gates[loop] = asyncio.Semaphore(max(1, self.config.pool_size))
-        return gate
 
     async def _execute(self, ws: Path, uid: int, lim: Limits, request: bytes) -> dict[str, Any]:
         """One execution: hand the workspace to its uid, get a sandbox from the fork server, put it in a cgroup,
