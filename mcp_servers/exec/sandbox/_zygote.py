@@ -564,6 +564,7 @@ def serve(cfg: Json) -> None:
     try:  # leave nothing behind, even when the server died without closing us
         ns.umount(cfg["stage_dir"], ns.MNT_DETACH)
         os.rmdir(cfg["stage_dir"])
+        os.rmdir(os.path.dirname(cfg["stage_dir"]))  # the server's work directory (empty by now)
     except OSError:
         pass
 
