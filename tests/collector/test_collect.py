@@ -148,7 +148,7 @@ def _children(pid: int) -> list[int]:
 def test_sigterm_stops_the_managed_gateway_and_keeps_finished_episodes(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     cmd = [sys.executable, "-m", "mcpgym.cli", "collect", "--tasks", "weather", "--policy", "scripted", "--db", str(db),
-           "--run", "t", "--split", "all", "--concurrency", "1", "--samples", "20", "--quiet"]  # (never done first)
+           "--run", "t", "--split", "all", "--concurrency", "1", "--samples", "3", "--quiet"]  # (not done first)
     env = {**os.environ, "MCPGYM_DATA_DIR": str(tmp_path / "data")}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
