@@ -300,8 +300,13 @@ def terminate_as_interrupt() -> None:
 
     The signal is re-sent as SIGINT: `asyncio.run` cancels its main task on SIGINT and raises KeyboardInterrupt once
     every task has unwound, whereas an exception raised in a handler could land inside one episode's task and be
-    recorded as that episode's failure while the run went on. Call it from the main thread.
+    recorded as that episode's failure while the run went on. A process started in the background by a
+    non-interactive shell (`nohup`, CI jobs) inherits SIGINT ignored, and `asyncio.run` then leaves SIGINT alone:
+    the interpreter's own SIGINT handler is put back first, or a SIGTERM would be ignored too. Call it from the main
+    thread.
     """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
 
 
