@@ -30,26 +30,22 @@ def harness_program(
     test_code: str,
     entry_point: str | None,
     nonce: str,
-    preloaded: str | None = None,
     plan: dict[str, Any] | None = None,
 ) -> str:
-    """The Python program that runs `code` against `test_code` inside the sandbox.
+    """The Python program that runs `code` against `test_code` in a sandbox without the preloaded harness (the
+    process backend calls the preloaded one instead: `Sandbox.call_preloaded`).
 
     Args:
         code: The solution's source.
         test_code: The tests' source.
         entry_point: The function `check(candidate)` receives, for HumanEval-style tests.
         nonce: A random marker that prefixes every result line.
-        preloaded: Module name of the harness when the sandbox has it in memory already (the warm path).
         plan: `harness.sandbox_plan` of the test code's plan (None: the harness plans in the sandbox).
 
     Returns:
-        Python source: a call of the harness's entry function, preceded by the harness itself unless preloaded.
+        Python source: the harness followed by a call of its entry function.
     """
-    call = f"_harness_main({code!r}, {test_code!r}, {entry_point!r}, {nonce!r}, {plan!r})\n"
-    if preloaded:
-        return f"from {preloaded} import _harness_main\n" + call
-    return _harness_source() + "\n" + call
+    return f"{_harness_source()}\n_harness_main({code!r}, {test_code!r}, {entry_point!r}, {nonce!r}, {plan!r})\n"
 
 
 @lru_cache(maxsize=512)
@@ -129,7 +125,7 @@ async def run_tests(
         args = [code, test_code, entry_point, nonce, sandbox_plan]
         result = await sandbox.call_preloaded(workspace, "_harness_main", args, limits=limits)
     else:
-        program = harness_program(code, test_code, entry_point, nonce, plan=plan["sandbox"])
+        program = harness_program(code, test_code, entry_point, nonce, plan["sandbox"])
         result = await sandbox.run(workspace, code=program, limits=limits)
     outcomes: dict[int, dict[str, object]] = {}
     fatal: str | None = None

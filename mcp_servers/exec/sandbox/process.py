@@ -323,7 +323,7 @@ class ProcessSandbox(Sandbox):
             setup_r, setup_w = os.pipe()
             try:
                 try:
-                    pid, reply = await supervise.spawn(channel, [nets.get(str(ws)), ctl_r, out_w, err_w, setup_w])
+                    pid, reply = await supervise.spawn(channel, [nets.get(key), ctl_r, out_w, err_w, setup_w])
                 except BaseException:
                     os.close(ctl_w)
                     raise
