@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -382,6 +384,49 @@ def test_shutting_the_backend_down_kills_a_running_sandbox_and_removes_its_cgrou
     left = [name for root in roots.values() for name in os.listdir(root) if name.startswith(prefix + "-")]
     assert left == []
     assert sandbox_uid_processes(box, ws) == []
+
+
+def test_cgroups_of_a_server_killed_with_its_fork_server_are_removed_by_the_next_start(ws: Path) -> None:
+    from mcp_servers.exec.sandbox import _nsutil as ns
+
+    roots = ns.Cgroup.roots()
+    if not roots:
+        pytest.skip("cgroups are not writable here")
+    script = (
+        "import asyncio, sys, time\n"
+        "from pathlib import Path\n"
+        "from mcp_servers.exec.sandbox import ProcessSandbox\n"
+        "box = ProcessSandbox()\n"
+        "result = asyncio.run(box.run(Path(sys.argv[1]), code='print(1)'))\n"
+        "assert result.ok, result\n"
+        "print(box._cgroups.prefix, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script, str(ws)], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert server.stdout is not None
+        prefix = server.stdout.readline().decode().strip()
+        assert prefix.startswith("x-"), prefix
+
+        def left() -> list[str]:
+            return [n for root in roots.values() for n in os.listdir(root) if n.startswith(prefix + "-")]
+
+        assert left(), "the execution ran in a cgroup of its server"
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)  # the server and its fork server together: nobody cleans up
+        server.wait()
+    assert left(), "a killed fork server leaves its cgroups"
+    owner = prefix.rsplit("-", 2)[0]  # x-<pid namespace>
+    ours = os.path.join(next(iter(roots.values())), f"{owner}-{os.getpid()}-1-999999")  # a live server's: kept
+    os.mkdir(ours)
+    box = ProcessSandbox()
+    try:
+        box.start()
+        assert left() == []
+        assert os.path.isdir(ours)
+    finally:
+        box.shutdown()
+        os.rmdir(ours)
 
 
 def sandbox_uid_processes(box: ProcessSandbox, ws: Path) -> list[int]:

@@ -321,6 +321,30 @@ class Cgroup:
         self._limits = (memory_bytes, pids)
 
     @staticmethod
+    def remove_orphans(roots: dict[str, str], prefix: str) -> int:
+        """Remove the cgroups named `prefix` + "<pid>-<start>-<n>" whose pid (the server that made them, in this pid
+        namespace) is gone. A fork server removes its server's cgroups when it exits, unless it was killed too.
+        Busy cgroups and those of a live pid stay. Returns how many were removed."""
+        removed = 0
+        for parent in roots.values():
+            try:
+                names = os.listdir(parent)
+            except OSError:
+                continue
+            for name in names:
+                parts = name[len(prefix) :].split("-")  # <pid>-<fork server>-<n>
+                if not (name.startswith(prefix) and len(parts) == 3 and all(p.isdigit() for p in parts)):
+                    continue
+                if os.path.exists(f"/proc/{parts[0]}"):
+                    continue
+                try:
+                    os.rmdir(os.path.join(parent, name))
+                    removed += 1
+                except OSError:
+                    pass
+        return removed
+
+    @staticmethod
     def remove_named(roots: dict[str, str], name: str) -> bool:
         """Remove the cgroup `name` under each root; False when one is still busy (retry later)."""
         done = True

@@ -167,7 +167,9 @@ class ProcessSandbox(Sandbox):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             cfg["channel"] = theirs.fileno()
             roots = ns.Cgroup.roots() if self.config.use_cgroups else {}
-            prefix = f"x-{os.getpid()}-{next(_STARTS)}"
+            owner = f"x-{os.stat('/proc/self/ns/pid').st_ino}-"  # (a server elsewhere may share the hierarchy)
+            ns.Cgroup.remove_orphans(roots, owner)  # those of servers killed together with their fork server
+            prefix = f"{owner}{os.getpid()}-{next(_STARTS)}"
             cfg["cgroups"] = {"roots": roots, "prefix": prefix}  # the fork server removes them when it exits
             env = self.environment()  # the sandbox's own: executions then find it in place
             try:
