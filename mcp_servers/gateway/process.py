@@ -51,6 +51,8 @@ class GatewayProcess:
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         startup_timeout_s: float = 30.0,
+        python: str | None = None,
+        launcher: Sequence[str] = (),
     ) -> None:
         """Describe the gateway to start.
 
@@ -61,6 +63,8 @@ class GatewayProcess:
             extra_args: More `mcpgym serve` options (e.g. ["--session-idle-timeout", "5"]).
             env: Environment for the subprocess (default: this process's).
             startup_timeout_s: How long to wait for /healthz.
+            python: The interpreter to run (default: this one).
+            launcher: A command the gateway runs under, e.g. ["setpriv", "--reuid=65534", ...] for another user.
 
         Raises:
             BackendError: More than one server name given without "all".
@@ -72,7 +76,8 @@ class GatewayProcess:
         self.base_url = f"http://{self.host}:{self.port}"
         self.token = token
         self._args = [
-            sys.executable,
+            *launcher,
+            python or sys.executable,
             "-m",
             "mcpgym.cli",
             "serve",

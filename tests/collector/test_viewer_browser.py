@@ -77,9 +77,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def test_runs_filter_episode_in_chromium(server: tuple[str, dict[str, str]], browser: object) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
-    from selenium.webdriver.support.ui import Select
     from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     assert isinstance(browser, WebDriver)
     base, ids = server

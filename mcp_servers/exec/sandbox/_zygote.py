@@ -35,129 +35,15 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _nsutil as ns
+import _rootfs as rootfs
 
 del sys.path[0]
 
 NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS
-DEV_NODES = ("null", "zero", "full", "random", "urandom")
 Json = dict[str, Any]
-SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
 
 
 # ---------------------------------------------------------------- inside the namespaces
-
-
-def build_static_root(cfg: Json) -> None:
-    """Build, once, the read-only part of every sandbox's file system at the stage directory.
-
-    Run by the fork server in its own mount namespace (a slave of the host's, so later host mounts still show):
-    a tmpfs root holding read-only binds of the system directories and the interpreter, masked secret files, a
-    minimal /dev, and empty mount points for /tmp, /workspace and /proc, which each execution fills in `enter_root`.
-    """
-    ns.unshare(ns.CLONE_NEWNS)
-    ns.mount(None, "/", None, ns.MS_REC | ns.MS_SLAVE)
-    new = cfg["stage_dir"]
-    ns.mount("sandbox-root", new, "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, "mode=0755,size=1m")
-    ns.mount(None, new, None, ns.MS_PRIVATE)
-    for link, target in cfg["symlinks"].items():
-        os.symlink(target, new + link)
-    for path in cfg["ro_binds"]:
-        dest = new + path
-        if os.path.isdir(path):
-            os.makedirs(dest, exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            open(dest, "a").close()
-        ns.mount(path, dest, None, ns.MS_BIND | ns.MS_REC)
-        ns.make_readonly(dest)
-    for path in SECRET_FILES:
-        if os.path.exists(new + path):
-            ns.mount("/dev/null", new + path, None, ns.MS_BIND)
-    # /dev: a few harmless nodes only
-    os.makedirs(new + "/dev", exist_ok=True)
-    ns.mount("sandbox-dev", new + "/dev", "tmpfs", ns.MS_NOSUID | ns.MS_NOEXEC, "mode=0755,size=64k")
-    for node in DEV_NODES:
-        if os.path.exists("/dev/" + node):
-            open(f"{new}/dev/{node}", "a").close()
-            ns.mount("/dev/" + node, f"{new}/dev/{node}", None, ns.MS_BIND)
-    for name, target in (
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ):
-        os.symlink(target, f"{new}/dev/{name}")
-    os.symlink("/tmp", new + "/dev/shm")  # POSIX shared memory lives in the private /tmp
-    ns.make_readonly(new + "/dev", nodev=False)
-    for mount_point in ("/tmp", "/workspace", "/proc"):
-        os.makedirs(new + mount_point)
-    ns.mount(None, new, None, ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_NOSUID | ns.MS_NODEV)
-
-
-def enter_root(cfg: Json, req: Json) -> None:
-    """In a fresh mount namespace (a copy of the fork server's): add the private /tmp, the workspace and /proc to
-    the static root, then pivot into it, leaving the host's file system behind (run by the sandbox's pid 1, as root)."""
-    new = cfg["stage_dir"]
-    ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
-    tmp_opts = f"mode=1777,size={req['limits']['tmp_bytes']}"
-    ns.mount("sandbox-tmp", new + "/tmp", "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, tmp_opts)
-    ns.mount(req["workspace"], new + "/workspace", None, ns.MS_BIND)
-    ns.mount(None, new + "/workspace", None, ns.MS_REMOUNT | ns.MS_BIND | ns.MS_NOSUID | ns.MS_NODEV)
-    ns.mount("proc", new + "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
-    os.chdir(new)
-    ns.pivot_root(".", ".")
-    ns.umount(".", ns.MNT_DETACH)
-    os.chdir("/")
-
-
-def root_namespace(cfg: Json) -> int | None:
-    """A mount namespace whose whole file system is the static root, with no host mount in it, kept by an fd.
-
-    Each execution enters it and makes its own copy (`enter_fresh_root`): a copy of about 15 mounts, instead of a
-    copy of the fork server's namespace (the host's mounts plus the static root) followed by a pivot that detaches
-    the host's half. Returns None where the kernel lacks `open_tree(2)` (before 5.2): executions then use
-    `enter_root`.
-    """
-    try:
-        os.close(ns.open_tree_clone(cfg["stage_dir"]))
-    except OSError:
-        return None
-    pid = os.fork()
-    if pid == 0:
-        try:
-            ns.unshare(ns.CLONE_NEWNS)
-            ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
-            os.chdir(cfg["stage_dir"])
-            ns.pivot_root(".", ".")
-            ns.umount(".", ns.MNT_DETACH)
-            os.kill(os.getpid(), signal.SIGSTOP)  # the parent takes hold of the namespace, then kills us
-        finally:
-            os._exit(1)
-    try:
-        _, status = os.waitpid(pid, os.WUNTRACED)
-        if not os.WIFSTOPPED(status):
-            return None
-        return os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-
-
-def enter_fresh_root(req: Json, root_ns: int) -> None:
-    """Enter a private copy of the static root's namespace (see `root_namespace`) with a fresh /tmp, the workspace
-    and /proc (run by the sandbox's pid 1, as root, still in the fork server's mount namespace)."""
-    workspace = ns.open_tree_clone(req["workspace"])  # taken while the host's file system is still in view
-    try:
-        ns.setns(root_ns, ns.CLONE_NEWNS)  # root and working directory become the static root
-        ns.unshare(ns.CLONE_NEWNS)
-        tmp_opts = f"mode=1777,size={req['limits']['tmp_bytes']}"
-        ns.mount("sandbox-tmp", "/tmp", "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, tmp_opts)
-        ns.move_mount(workspace, "/workspace")
-        ns.mount(None, "/workspace", None, ns.MS_REMOUNT | ns.MS_BIND | ns.MS_NOSUID | ns.MS_NODEV)
-        ns.mount("proc", "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
-    finally:
-        os.close(workspace)
-    os.chdir("/")
 
 
 def set_limits(lim: Json) -> None:
@@ -184,9 +70,12 @@ def run_execution(req: Json, setup_fd: int) -> None:
         os.setsid()
         os.chdir("/workspace")
         uid, gid = req["uid"], req["gid"]
-        os.setgroups([])
+        if not req.get("userns"):
+            os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
+        if req.get("userns"):
+            ns.drop_capabilities()  # (no change of uid from root did it: in a user namespace, uid is the server's)
         ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)  # again: a change of uid clears it
         ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
         if req.get("seccomp", True):
@@ -313,9 +202,9 @@ def sandbox_main(cfg: Json, req: Json, fds: Json) -> None:
     try:
         ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)
         if cfg.get("root_ns") is not None:
-            enter_fresh_root(req, cfg["root_ns"])
+            rootfs.enter_fresh_root(req, cfg["root_ns"])
         else:
-            enter_root(cfg, req)
+            rootfs.enter_root(cfg, req)
         ns.sethostname("sandbox")
         os.dup2(fds["stdin"], 0)
         os.dup2(fds["out_w"], 1)
@@ -493,6 +382,9 @@ def serve(cfg: Json) -> None:
     if cfg.get("env") is not None and dict(os.environ) != cfg["env"]:  # started with it; executions inherit it
         os.environ.clear()
         os.environ.update(cfg["env"])
+    if cfg.get("userns"):  # a server without root: this process becomes root of a user namespace of its own
+        ns.enter_user_namespace(cfg["userns"]["uid"], cfg["userns"]["gid"])
+        ns.unshare(ns.CLONE_NEWNET)  # one of its own too, to come back to after making one (`send_net_namespace`)
     with track_at_fork():
         preload(cfg.get("preload", []))
         preload_files(cfg.get("preload_files", {}))
@@ -506,8 +398,8 @@ def serve(cfg: Json) -> None:
     gc.collect()
     gc.freeze()  # the preloaded objects are never scanned again, so forks do not copy their pages for the GC
     os.makedirs(cfg["stage_dir"], exist_ok=True)
-    build_static_root(cfg)
-    cfg["root_ns"] = root_namespace(cfg) if cfg.get("mount_api", True) else None
+    rootfs.build_static_root(cfg)
+    cfg["root_ns"] = rootfs.root_namespace(cfg) if cfg.get("mount_api", True) else None
     channel = socket.socket(fileno=cfg["channel"])  # spawn requests from the server (SOCK_SEQPACKET)
     import importlib.util
 
@@ -532,6 +424,9 @@ def serve(cfg: Json) -> None:
                 if not msg:
                     running = False  # the server went away
                     break
+                if msg.startswith(b"netns") and len(fds) == 1:
+                    send_net_namespace(fds[0], loopback=msg == b"netns+lo")
+                    continue
                 if len(fds) != SPAWN_FDS + 1:
                     for extra in fds:
                         os.close(extra)
@@ -567,6 +462,23 @@ def serve(cfg: Json) -> None:
         os.rmdir(os.path.dirname(cfg["stage_dir"]))  # the server's work directory (empty by now)
     except OSError:
         pass
+
+
+def send_net_namespace(reply: int, loopback: bool) -> None:
+    """Make a network namespace (only a loopback) and send it on `reply`, for a server that cannot make one itself
+    (without root: it must belong to this process's user namespace); an error is sent as text."""
+    with socket.socket(fileno=reply) as sock:
+        try:
+            fd = ns.new_net_namespace(loopback)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                sock.send(f"{type(exc).__name__}: {exc}".encode())
+            return
+        try:
+            with contextlib.suppress(OSError):
+                socket.send_fds(sock, [b"netns"], [fd])
+        finally:
+            os.close(fd)
 
 
 def remove_cgroups(spec: Json) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import itertools
@@ -47,6 +48,20 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def user_namespaces_available() -> bool:
+    """Whether this process may create a user namespace (checked by making one in a short-lived child)."""
+    if not os.path.exists("/proc/self/ns/user"):
+        return False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ns.unshare(ns.CLONE_NEWUSER)
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(1)
+    return os.waitpid(pid, 0)[1] == 0
+
+
 def _base_python() -> str:
     """The real interpreter behind this (possibly virtual) environment: its files are visible in the sandbox."""
     for cand in (getattr(sys, "_base_executable", None), sys.executable):
@@ -88,7 +103,8 @@ class ProcessSandboxConfig:
 class ProcessSandbox(Sandbox):
     """Runs each execution in fresh pid, mount, ipc, uts and network namespaces, forked from a warm interpreter.
 
-    The fork server starts on first use (or with `start()`); `close()` stops it. Needs root (CAP_SYS_ADMIN).
+    The fork server starts on first use (or with `start()`); `close()` stops it. As root, each workspace gets its
+    own uid and cgroups apply; without root, the fork server works in a user namespace of its own (docs/exec.md).
 
     Example:
         sandbox = ProcessSandbox()
@@ -100,6 +116,7 @@ class ProcessSandbox(Sandbox):
 
     def __init__(self, config: ProcessSandboxConfig | None = None) -> None:
         self.config = config or ProcessSandboxConfig()
+        self.rootless = os.geteuid() != 0  # then the fork server runs in a user namespace of its own
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: str | None = None
@@ -157,16 +174,21 @@ class ProcessSandbox(Sandbox):
             self._stop_locked()
             if sys.platform != "linux":
                 raise BackendError("the process sandbox needs Linux namespaces; use the docker backend elsewhere")
-            if os.geteuid() != 0:
+            self.rootless = os.geteuid() != 0
+            if self.rootless and not user_namespaces_available():
                 raise BackendError(
-                    "the process sandbox needs root (CAP_SYS_ADMIN) to create namespaces; "
-                    "run the server as root or use the docker backend (--backend docker)"
+                    "the process sandbox needs root, or unprivileged user namespaces (kernel.unprivileged_userns_clone"
+                    " / user.max_user_namespaces), to create namespaces; run the server as root, allow user "
+                    "namespaces, or use the docker backend (--backend docker)"
                 )
             self._dir = tempfile.mkdtemp(prefix="mcpgym-exec-")
             cfg = self._zygote_config(self._dir)
+            if self.rootless:  # the fork server makes a user namespace of its own (see `_nsutil.enter_user_namespace`)
+                cfg["userns"] = {"uid": os.geteuid(), "gid": os.getegid()}
+                cfg["mount_api"] = False  # /proc mounts need the host's /proc in view there: see `_zygote.enter_root`
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             cfg["channel"] = theirs.fileno()
-            roots = ns.Cgroup.roots() if self.config.use_cgroups else {}
+            roots = ns.Cgroup.roots() if self.config.use_cgroups and not self.rootless else {}
             owner = f"x-{os.stat('/proc/self/ns/pid').st_ino}-"  # (a server elsewhere may share the hierarchy)
             ns.Cgroup.remove_orphans(roots, owner)  # those of servers killed together with their fork server
             prefix = f"{owner}{os.getpid()}-{next(_STARTS)}"
@@ -190,8 +212,27 @@ class ProcessSandbox(Sandbox):
             ours.setblocking(False)
             self.cgroups = sorted(roots)
             self._cgroups = supervise.CgroupPool(roots, prefix)
-            self._nets = supervise.NetNamespaces(self.config.loopback)
+            self._nets = supervise.NetNamespaces(
+                self.config.loopback, make=self._fork_server_net_namespace if self.rootless else None
+            )
             self.code_magic = bytes.fromhex(ready["magic"]) if ready.get("magic") else None
+
+    def _fork_server_net_namespace(self, loopback: bool) -> int:
+        """A network namespace made by the fork server (see `_zygote.send_net_namespace`): without root, only a
+        process in its user namespace can make one that its sandboxes may enter."""
+        channel = self._channel
+        if channel is None:
+            raise OSError("the fork server is not running")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with ours, theirs:
+            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [theirs.fileno()]))]
+            channel.sendmsg([b"netns+lo" if loopback else b"netns"], rights)
+            theirs.close()
+            ours.settimeout(10)
+            msg, fds, _, _ = socket.recv_fds(ours, 4096, 1)
+        if not fds:
+            raise OSError(f"the fork server could not make a network namespace: {msg.decode(errors='replace')}")
+        return fds[0]
 
     def _stop_locked(self) -> None:
         if self._proc is not None:
@@ -227,6 +268,8 @@ class ProcessSandbox(Sandbox):
 
     def uid_for(self, workspace: Path) -> int:
         """The host uid that executions in `workspace` run as (one per workspace, so sessions cannot touch each other)."""
+        if self.rootless:
+            return os.geteuid()  # the only id there is (workspaces are kept apart by their mount namespaces)
         key = str(workspace)
         with self._lock:
             uid = self._uids.get(key)
@@ -277,7 +320,9 @@ class ProcessSandbox(Sandbox):
         if self._proc is None or self._proc.poll() is not None:
             await asyncio.to_thread(self.start)
         uid = self.uid_for(ws)
-        request = marshal.dumps({"workspace": str(ws), **what, "uid": uid, "gid": uid, "limits": lim.to_wire()}, 4)
+        gid = os.getegid() if self.rootless else uid
+        wire = {"workspace": str(ws), **what, "uid": uid, "gid": gid, "limits": lim.to_wire(), "userns": self.rootless}
+        request = marshal.dumps(wire, 4)
         async with self._gate():
             try:  # (the deadline is enforced in `supervise.collect`; this only guards against a hung fork server)
                 reply = await asyncio.wait_for(self._execute(ws, uid, lim, request), timeout=lim.timeout_s + 30)
@@ -310,7 +355,9 @@ class ProcessSandbox(Sandbox):
         channel, nets, cgroups = self._channel, self._nets, self._cgroups
         assert channel is not None and nets is not None and cgroups is not None
         key = str(ws)
-        if self._tree_sizes.get(key, 0) > _BIG_TREE:  # a long walk goes to a thread, off the event loop
+        if self.rootless:
+            pass  # the workspace's files are the server's, and so the sandbox's
+        elif self._tree_sizes.get(key, 0) > _BIG_TREE:  # a long walk goes to a thread, off the event loop
             self._tree_sizes[key] = await asyncio.to_thread(ns.own_tree, key, uid, uid)
         else:
             self._tree_sizes[key] = ns.own_tree(key, uid, uid)

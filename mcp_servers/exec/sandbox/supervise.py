@@ -19,6 +19,7 @@ import socket
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from mcp_servers.exec.sandbox import _nsutil as ns
@@ -40,9 +41,10 @@ class NetNamespaces:
     the workspace's files anyway), and two workspaces never do.
     """
 
-    def __init__(self, loopback: bool, size: int = NETNS_KEPT) -> None:
+    def __init__(self, loopback: bool, size: int = NETNS_KEPT, make: Callable[[bool], int] | None = None) -> None:
         self.loopback = loopback
         self.size = size
+        self._make = make or ns.new_net_namespace  # (without root: the fork server makes them in its namespace)
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -53,7 +55,7 @@ class NetNamespaces:
             if fd is not None:
                 self._fds.move_to_end(workspace)
                 return fd
-            fd = ns.new_net_namespace(self.loopback)
+            fd = self._make(self.loopback)
             self._fds[workspace] = fd
             while len(self._fds) > self.size:
                 os.close(self._fds.popitem(last=False)[1])

@@ -1,0 +1,235 @@
+"""The process sandbox without root: the exec server runs as an unprivileged user (nobody) and its fork server makes
+a user namespace of its own. Each attack goes through the MCP tools over HTTP and is asserted contained.
+
+The tests need root only to start the server as another user; they are skipped, with the reason, where that user
+cannot create user namespaces or run an interpreter that imports this project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp_servers.gateway.process import GatewayProcess
+
+NOBODY = 65534
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+SECRETS = {"MCPGYM_TOKEN": "tok-71d3-do-not-leak", "OPENAI_API_KEY": "sk-test-5e0a-do-not-leak"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _python_for_nobody(env: dict[str, str]) -> tuple[str | None, str]:
+    """An interpreter of this Python version that the unprivileged user can run and that imports this project
+    (with `env`'s PYTHONPATH); None and the reason when there is none."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return None, "needs root and setpriv to start the server as an unprivileged user"
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    candidates = [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}", sys.executable]
+    probe = f"import sys, mcp, mcp_servers; assert sys.version_info[:2] == {tuple(sys.version_info[:2])}"
+    for python in candidates:
+        if not os.path.exists(python):
+            continue
+        done = subprocess.run([*AS_NOBODY, python, "-c", probe], env=env, capture_output=True, cwd="/", check=False)
+        if done.returncode == 0:
+            userns = subprocess.run(
+                [*AS_NOBODY, "unshare", "--user", "--map-root-user", "true"], capture_output=True, check=False
+            )
+            if userns.returncode != 0:
+                return None, f"the unprivileged user cannot create user namespaces: {userns.stderr.decode()[:200]}"
+            return python, ""
+    return None, f"no interpreter runnable by uid {NOBODY} imports this project"
+
+
+class Server:
+    """The exec server running as nobody, with secrets in its environment, and host-side witnesses."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="mcpgym-rootless-"))
+        os.chmod(self.root, 0o755)
+        self.workspaces = self.root / "workspaces"
+        self.workspaces.mkdir()
+        self.outside = self.root / "outside"
+        self.outside.mkdir()
+        self.secret = self.outside / "secret.txt"  # readable by nobody on the host: only the sandbox hides it
+        self.secret.write_text("host-secret-9a41")
+        os.chmod(self.secret, 0o644)
+        for path in (self.workspaces, self.outside):
+            os.chown(path, NOBODY, NOBODY)
+        purelib = sysconfig.get_paths()["purelib"]
+        self.env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.root),
+            "PYTHONPATH": f"{REPO}{os.pathsep}{purelib}",
+            "MCPGYM_EXEC__TIMEOUT_S": "5",
+            "MCPGYM_EXEC__MEMORY_MB": "256",
+            **SECRETS,
+        }
+        self.python, self.skip_reason = _python_for_nobody(self.env)
+        self.gateway: GatewayProcess | None = None
+
+    def start(self) -> None:
+        assert self.python is not None
+        self.gateway = GatewayProcess(
+            ["exec"], workspace=self.workspaces, env=self.env, python=self.python, launcher=AS_NOBODY
+        ).start()
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    state = Server()
+    if state.python is None:
+        shutil.rmtree(state.root, ignore_errors=True)
+        pytest.skip(state.skip_reason)
+    try:
+        state.start()
+        yield state
+    finally:
+        state.stop()
+
+
+async def call(server: Server, tool: str, workspace: str = "alice", **args: Any) -> dict[str, Any]:
+    assert server.gateway is not None
+    headers = {"Mcpgym-Workspace": workspace, "Authorization": f"Bearer {SECRETS['MCPGYM_TOKEN']}"}
+    http = httpx2.AsyncClient(headers=headers, timeout=60)  # (MCPGYM_TOKEN is also the server's bearer token)
+    async with http, Client(streamable_http_client(server.gateway.url("exec"), http_client=http)) as client:
+        result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+def nobody_processes() -> list[int]:
+    """Host pids running as nobody."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            status = Path(f"/proc/{entry}/status").read_text() if entry.isdigit() else ""
+        except OSError:
+            continue
+        if any(line.startswith("Uid:") and str(NOBODY) in line.split()[1:] for line in status.splitlines()):
+            found.append(int(entry))
+    return found
+
+
+async def test_the_code_runs_as_the_servers_user_with_no_capability(server: Server) -> None:
+    out = await call(server, "run_python", code=(
+        "import os\nstatus = open('/proc/self/status').read().splitlines()\n"
+        "print(os.getuid(), os.getgid())\n"
+        "print(*[line.split()[1] for line in status if line.startswith(('CapEff', 'CapPrm', 'CapBnd', 'CapAmb'))])\n"
+        "print(sorted(os.listdir('/')))\n"
+    ))  # fmt: skip
+    ids, caps, root = out["stdout"].splitlines()
+    assert ids == f"{NOBODY} {NOBODY}"
+    assert set(caps.split()) == {"0000000000000000"}, caps
+    assert "home" not in root and "root" not in root and str(server.root).split("/")[1] not in root.replace("tmp", "")
+
+
+async def test_files_outside_the_workspace_are_out_of_reach(server: Server) -> None:
+    out = await call(server, "run_python", code=(
+        f"import os\nprint(os.path.exists({str(server.secret)!r}), open('/etc/shadow').read() == '')\n"
+        "for path in ('/usr/evil', '/etc/evil', '/evil', '/proc/evil'):\n"
+        "    try:\n        open(path, 'w').write('x')\n        print('wrote', path)\n"
+        "    except OSError as exc:\n        print(type(exc).__name__)\n"
+        "open('/workspace/mine.txt', 'w').write('in the workspace')\n"
+    ))  # fmt: skip
+    lines = out["stdout"].splitlines()
+    assert lines[0] == "False True", out
+    assert not any(line.startswith("wrote") for line in lines), out
+    mine = server.workspaces / "w-alice" / "mine.txt"  # (the workspace a header names)
+    assert mine.read_text() == "in the workspace" and mine.stat().st_uid == NOBODY
+    assert server.secret.read_text() == "host-secret-9a41"
+    assert sorted(p.name for p in server.outside.iterdir()) == ["secret.txt"]
+
+
+async def test_no_network_even_to_a_live_local_server(server: Server) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[Any] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    try:
+        out = await call(server, "run_python", code=(
+            "import socket\nprint([name for _, name in socket.if_nameindex()])\n"
+            f"try:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n    print('connected')\n"
+            "except OSError as exc:\n    print(type(exc).__name__)\n"
+        ))  # fmt: skip
+    finally:
+        listener.close()
+    names, outcome = out["stdout"].splitlines()
+    assert names == "['lo']" and outcome != "connected", out
+    assert accepted == []
+
+
+async def test_no_new_namespaces_mounts_or_privileges(server: Server) -> None:
+    out = await call(server, "run_python", code=(
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.unshare(0x10000000), ctypes.get_errno())\n"  # CLONE_NEWUSER
+        "print(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())\n"
+        "try:\n    os.setuid(0)\n    print('root')\nexcept OSError as exc:\n    print(type(exc).__name__)\n"
+    ))  # fmt: skip
+    unshare, mount, setuid = out["stdout"].splitlines()
+    assert unshare.startswith("-1 ") and mount.startswith("-1 ") and setuid != "root", out
+
+
+async def test_host_processes_and_secrets_are_invisible(server: Server) -> None:
+    out = await call(server, "run_python", code=(
+        "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+        "print(sorted(os.environ))\n"
+    ))  # fmt: skip
+    pids, names = out["stdout"].splitlines()
+    assert pids == "[1]", out
+    for key, value in SECRETS.items():
+        assert key not in names and value not in out["stdout"]
+
+
+async def test_nothing_outlives_a_call_or_leaks_into_the_next(server: Server) -> None:
+    before = set(nobody_processes())
+    first = await call(server, "run_shell", command=(
+        "echo leak > /tmp/left.txt; (sleep 60 &) ; "
+        "python3 -c \"import json; json.dumps.leaked = 1\"; echo started"
+    ))  # fmt: skip
+    assert first["stdout"].strip() == "started", first
+    second = await call(server, "run_python", code=(
+        "import json, os\nprint(os.path.exists('/tmp/left.txt'), hasattr(json.dumps, 'leaked'))\n"
+    ))  # fmt: skip
+    assert second["stdout"].strip() == "False False", second
+    await asyncio.sleep(0.2)
+    assert set(nobody_processes()) <= before  # the server and its fork server, nothing of the calls
+
+
+async def test_workspaces_cannot_see_each_other(server: Server) -> None:
+    await call(server, "run_shell", workspace="bob", command="echo bob > bobs.txt")
+    out = await call(
+        server, "run_shell", workspace="alice", command="ls /workspace; ls /workspace/.. ; cat ../w-bob/bobs.txt"
+    )
+    assert "bobs.txt" not in out["stdout"] and "bob" not in out["stdout"].split(), out
+
+
+async def test_fork_bomb_and_runaway_loop_are_stopped_and_the_server_answers(server: Server) -> None:
+    bomb = await call(server, "run_python", code="import os\nwhile True:\n    os.fork()\n", timeout_s=3)
+    assert bomb["exit_code"] != 0 or bomb["timed_out"]
+    loop = await call(server, "run_python", code="while True:\n    pass\n", timeout_s=1)
+    assert loop["timed_out"]
+    report = await call(server, "run_tests", code="def add(a, b):\n    return a + b\n",
+                        test_code="def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(0, 0) == 1\n",
+                        entry_point="add")  # fmt: skip
+    assert (report["passed"], report["total"]) == (1, 2)
