@@ -233,3 +233,15 @@ async def test_fork_bomb_and_runaway_loop_are_stopped_and_the_server_answers(ser
                         test_code="def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(0, 0) == 1\n",
                         entry_point="add")  # fmt: skip
     assert (report["passed"], report["total"]) == (1, 2)
+
+
+async def test_each_execution_counts_its_own_processes(server: Server) -> None:
+    """All sandboxes run as one uid; each has a user namespace of its own, so RLIMIT_NPROC (64 by default) is
+    counted per execution: two at once may each start 40 processes."""
+    code = (
+        "import subprocess, time\nprocs = [subprocess.Popen(['sleep', '5']) for _ in range(40)]\n"
+        "time.sleep(1)\nprint(len(procs))\nfor p in procs:\n    p.kill()\n"
+    )
+    results = await asyncio.gather(*(call(server, "run_python", code=code, timeout_s=20) for _ in range(2)))
+    for out in results:
+        assert out["stdout"].strip() == "40", out

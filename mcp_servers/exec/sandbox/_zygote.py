@@ -70,7 +70,9 @@ def run_execution(req: Json, setup_fd: int) -> None:
         os.setsid()
         os.chdir("/workspace")
         uid, gid = req["uid"], req["gid"]
-        if not req.get("userns"):
+        if req.get("userns"):  # a user namespace per execution: its own count of processes (RLIMIT_NPROC)
+            ns.enter_user_namespace(uid, gid)
+        else:
             os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
