@@ -385,8 +385,13 @@ def serve(cfg: Json) -> None:
         os.environ.clear()
         os.environ.update(cfg["env"])
     if cfg.get("userns"):  # a server without root: this process becomes root of a user namespace of its own
-        ns.enter_user_namespace(cfg["userns"]["uid"], cfg["userns"]["gid"])
-        ns.unshare(ns.CLONE_NEWNET)  # one of its own too, to come back to after making one (`send_net_namespace`)
+        try:
+            ns.enter_user_namespace(cfg["userns"]["uid"], cfg["userns"]["gid"])
+            ns.unshare(ns.CLONE_NEWNET)  # one of its own, to come back to after making one (`send_net_namespace`)
+        except OSError as exc:
+            sys.stdout.write(json.dumps({"ready": False, "error": f"cannot create a user namespace: {exc}"}) + "\n")
+            sys.stdout.flush()
+            sys.exit(1)
     with track_at_fork():
         preload(cfg.get("preload", []))
         preload_files(cfg.get("preload_files", {}))

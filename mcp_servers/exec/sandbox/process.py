@@ -48,20 +48,6 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def user_namespaces_available() -> bool:
-    """Whether this process may create a user namespace (checked by making one in a short-lived child)."""
-    if not os.path.exists("/proc/self/ns/user"):
-        return False
-    pid = os.fork()
-    if pid == 0:
-        try:
-            ns.unshare(ns.CLONE_NEWUSER)
-            os._exit(0)
-        except BaseException:  # noqa: BLE001
-            os._exit(1)
-    return os.waitpid(pid, 0)[1] == 0
-
-
 def _base_python() -> str:
     """The real interpreter behind this (possibly virtual) environment: its files are visible in the sandbox."""
     for cand in (getattr(sys, "_base_executable", None), sys.executable):
@@ -175,12 +161,6 @@ class ProcessSandbox(Sandbox):
             if sys.platform != "linux":
                 raise BackendError("the process sandbox needs Linux namespaces; use the docker backend elsewhere")
             self.rootless = os.geteuid() != 0
-            if self.rootless and not user_namespaces_available():
-                raise BackendError(
-                    "the process sandbox needs root, or unprivileged user namespaces (kernel.unprivileged_userns_clone"
-                    " / user.max_user_namespaces), to create namespaces; run the server as root, allow user "
-                    "namespaces, or use the docker backend (--backend docker)"
-                )
             self._dir = tempfile.mkdtemp(prefix="mcpgym-exec-")
             cfg = self._zygote_config(self._dir)
             if self.rootless:  # the fork server makes a user namespace of its own (see `_nsutil.enter_user_namespace`)
@@ -207,8 +187,17 @@ class ProcessSandbox(Sandbox):
             try:
                 ready = json.loads(line)
             except ValueError:
+                ready = {"error": "see the server log"}
+            if not ready.get("ready"):
                 self._stop_locked()
-                raise BackendError("the process sandbox's fork server failed to start (see the server log)") from None
+                hint = (
+                    "; without root it needs unprivileged user namespaces (sysctl user.max_user_namespaces > 0, "
+                    "kernel.unprivileged_userns_clone=1 where it exists): allow them, run the server as root, or use "
+                    "the docker backend (--backend docker)"
+                    if self.rootless
+                    else ""
+                )
+                raise BackendError(f"the process sandbox's fork server failed to start: {ready.get('error')}{hint}")
             ours.setblocking(False)
             self.cgroups = sorted(roots)
             self._cgroups = supervise.CgroupPool(roots, prefix)
