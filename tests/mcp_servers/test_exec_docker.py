@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import pytest
 
 docker = pytest.importorskip("docker")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from docker_base import ensure_engine, local_python_base
 from mcp.client import Client
 
@@ -67,8 +65,9 @@ def ws(tmp_path: Path) -> Path:
 
 
 async def test_one_container_per_workspace_with_its_files(sandbox: DockerSandbox, ws: Path, tmp_path: Path) -> None:
-    first = await sandbox.run(ws, code="import sys\nopen('a.txt', 'w').write(sys.stdin.read())\nprint('ok')",
-                              stdin="hello")
+    first = await sandbox.run(
+        ws, code="import sys\nopen('a.txt', 'w').write(sys.stdin.read())\nprint('ok')", stdin="hello"
+    )
     second = await sandbox.run(ws, argv=["cat", "a.txt"])
     assert first.ok and first.stdout == "ok\n" and second.stdout == "hello"
     assert (ws / "a.txt").read_text() == "hello"

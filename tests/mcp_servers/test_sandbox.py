@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from host_processes import uid_processes
 
 from mcp_servers.errors import BackendError, ToolInputError
 from mcp_servers.exec.sandbox import Limits, ProcessSandbox, ProcessSandboxConfig
@@ -431,16 +432,7 @@ def test_cgroups_of_a_server_killed_with_its_fork_server_are_removed_by_the_next
 
 def sandbox_uid_processes(box: ProcessSandbox, ws: Path) -> list[int]:
     """Host pids running as the workspace's sandbox uid."""
-    uid = str(box.uid_for(ws.resolve()))
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            status = Path(f"/proc/{entry}/status").read_text() if entry.isdigit() else ""
-        except OSError:
-            continue
-        if any(line.startswith("Uid:") and uid in line.split()[1:] for line in status.splitlines()):
-            found.append(int(entry))
-    return found
+    return uid_processes(box.uid_for(ws.resolve()))
 
 
 async def test_a_cancelled_call_leaves_no_process_and_no_zombie(sandbox: ProcessSandbox, ws: Path) -> None:

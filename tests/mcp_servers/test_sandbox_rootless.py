@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from host_processes import uid_processes
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -118,19 +119,6 @@ async def call(server: Server, tool: str, workspace: str = "alice", **args: Any)
     return result.structured_content
 
 
-def nobody_processes() -> list[int]:
-    """Host pids running as nobody."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            status = Path(f"/proc/{entry}/status").read_text() if entry.isdigit() else ""
-        except OSError:
-            continue
-        if any(line.startswith("Uid:") and str(NOBODY) in line.split()[1:] for line in status.splitlines()):
-            found.append(int(entry))
-    return found
-
-
 async def test_the_code_runs_as_the_servers_user_with_no_capability(server: Server) -> None:
     out = await call(server, "run_python", code=(
         "import os\nstatus = open('/proc/self/status').read().splitlines()\n"
@@ -202,7 +190,7 @@ async def test_host_processes_and_secrets_are_invisible(server: Server) -> None:
 
 
 async def test_nothing_outlives_a_call_or_leaks_into_the_next(server: Server) -> None:
-    before = set(nobody_processes())
+    before = set(uid_processes(NOBODY))
     first = await call(server, "run_shell", command=(
         "echo leak > /tmp/left.txt; (sleep 60 &) ; "
         "python3 -c \"import json; json.dumps.leaked = 1\"; echo started"
@@ -213,7 +201,7 @@ async def test_nothing_outlives_a_call_or_leaks_into_the_next(server: Server) ->
     ))  # fmt: skip
     assert second["stdout"].strip() == "False False", second
     await asyncio.sleep(0.2)
-    assert set(nobody_processes()) <= before  # the server and its fork server, nothing of the calls
+    assert set(uid_processes(NOBODY)) <= before  # the server and its fork server, nothing of the calls
 
 
 async def test_workspaces_cannot_see_each_other(server: Server) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from host_processes import uid_processes
 from mcp.client import Client
 
 from mcp_servers.exec.sandbox import ProcessSandbox, ProcessSandboxConfig
@@ -85,18 +86,7 @@ def sha(path: Path) -> str:
 
 def sandbox_processes(env: Env) -> list[int]:
     """Host pids still running as the workspace's sandbox uid."""
-    uid = env.sandbox.uid_for(env.ws.resolve())
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                status = Path(f"/proc/{entry}/status").read_text()
-            except OSError:
-                continue
-            uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
-            if str(uid) in uids:
-                found.append(int(entry))
-    return found
+    return uid_processes(env.sandbox.uid_for(env.ws.resolve()))
 
 
 def assert_host_unharmed(env: Env) -> None:
