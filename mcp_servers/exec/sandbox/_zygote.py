@@ -13,7 +13,8 @@ Run by `ProcessSandbox` as ``python -I -S _zygote.py CONFIG_JSON`` with a scrubb
 The server supervises each execution from its event loop (output, caps, deadline, cgroup); the template only
 clones, then reaps each sandbox and writes its exit status and resource use to the call's reply socket. When pid 1
 exits (or the server kills it on timeout or output overflow), the kernel kills every process left in its pid
-namespace, so nothing outlives a call.
+namespace, so nothing outlives a call. The file system is `_rootfs.py`'s. Without root, the template first makes a
+user namespace of its own, and each execution a nested one (see `_nsutil.enter_user_namespace`).
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ class ProcessSandbox(Sandbox):
             cfg = self._zygote_config(self._dir)
             if self.rootless:  # the fork server makes a user namespace of its own (see `_nsutil.enter_user_namespace`)
                 cfg["userns"] = {"uid": os.geteuid(), "gid": os.getegid()}
-                cfg["mount_api"] = False  # /proc mounts need the host's /proc in view there: see `_zygote.enter_root`
+                cfg["mount_api"] = False  # /proc mounts need the host's /proc in view there: see `_rootfs.enter_root`
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             cfg["channel"] = theirs.fileno()
             roots = ns.Cgroup.roots() if self.config.use_cgroups and not self.rootless else {}
