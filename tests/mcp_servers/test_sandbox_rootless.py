@@ -193,9 +193,9 @@ async def test_host_processes_and_secrets_are_invisible(server: Server) -> None:
 
 async def test_nothing_outlives_a_call_or_leaks_into_the_next(server: Server) -> None:
     before = set(uid_processes(NOBODY))
-    first = await call(server, "run_shell", command=(
-        "echo leak > /tmp/left.txt; (sleep 60 &) ; "
-        "python3 -c \"import json; json.dumps.leaked = 1\"; echo started"
+    first = await call(server, "run_python", code=(
+        "import json, subprocess\njson.dumps.leaked = 1\nopen('/tmp/left.txt', 'w').write('leak')\n"
+        "subprocess.Popen(['sleep', '60'], start_new_session=True)\nprint('started')\n"
     ))  # fmt: skip
     assert first["stdout"].strip() == "started", first
     second = await call(server, "run_python", code=(

@@ -71,14 +71,13 @@ def run_execution(req: Json, setup_fd: int) -> None:
         os.setsid()
         os.chdir("/workspace")
         uid, gid = req["uid"], req["gid"]
-        if req.get("userns"):  # a user namespace per execution: its own count of processes (RLIMIT_NPROC)
-            ns.enter_user_namespace(uid, gid)
+        if req.get("userns"):  # already the server's ids; a user namespace per execution counts its processes
+            ns.enter_user_namespace(uid, gid)  # (RLIMIT_NPROC) apart from other executions'
+            ns.drop_capabilities()  # (no change of uid from root does it here)
         else:
             os.setgroups([])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
-        if req.get("userns"):
-            ns.drop_capabilities()  # (no change of uid from root did it: in a user namespace, uid is the server's)
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)  # from root: the kernel clears every capability
         ns.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL)  # again: a change of uid clears it
         ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
         if req.get("seccomp", True):

@@ -160,7 +160,6 @@ class ProcessSandbox(Sandbox):
             self._stop_locked()
             if sys.platform != "linux":
                 raise BackendError("the process sandbox needs Linux namespaces; use the docker backend elsewhere")
-            self.rootless = os.geteuid() != 0
             self._dir = tempfile.mkdtemp(prefix="mcpgym-exec-")
             cfg = self._zygote_config(self._dir)
             if self.rootless:  # the fork server makes a user namespace of its own (see `_nsutil.enter_user_namespace`)
