@@ -19,6 +19,7 @@ _EXAMPLES = {
     "search": "mcpgym serve search --transport stdio",
     "weather": "mcpgym serve weather --transport http --port 8765",
     "exec": "mcpgym serve exec --transport stdio --backend process --workspace ./ws",
+    "almanac": "mcpgym serve almanac --transport stdio",
     "all": "mcpgym serve all --transport http --host 127.0.0.1 --port 8765 --workspace ./ws",
 }
 
@@ -139,13 +140,14 @@ serve_files = _single("files", "read, write, edit, search files in a workspace")
 serve_search = _single("search", "full-text search over a local corpus or a SearXNG instance")
 serve_weather = _single("weather", "current weather, forecasts and geocoding")
 serve_exec = _single("exec", "run code in a sandbox in the workspace", with_backend=True)
+serve_almanac = _single("almanac", "past weather, air quality, sun times, unit conversion and day counts")
 
 
 @serve.command(name="all")
 @_common_options
 @_backend_option
 def serve_all(**opts: Any) -> None:
-    """Serve every server in one HTTP app: /files/mcp, /search/mcp, /weather/mcp, /exec/mcp and /healthz.
+    """Serve every server in one HTTP app: /files/mcp, /search/mcp, /weather/mcp, /exec/mcp, /almanac/mcp, /healthz.
 
     Servers whose module is not installed are skipped with a warning.
 

@@ -35,6 +35,9 @@ SERVERS: dict[str, ServerSpec] = {
     "search": ServerSpec("search", "mcp_servers.search.server:build_search_server", False, "full-text/web search"),
     "weather": ServerSpec("weather", "mcp_servers.weather.server:build_weather_server", False, "weather and geocoding"),
     "exec": ServerSpec("exec", "mcp_servers.exec.server:build_exec_server", True, "run code in a sandbox"),
+    "almanac": ServerSpec(
+        "almanac", "mcp_servers.almanac.server:build_almanac_server", False, "past weather, air quality, sun, units"
+    ),
 }
 
 
