@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.episode import CallRecord, MessageRecord, ToolIndex, judge, parse_call
 from collector.errors import CollectorError, PolicyError, ToolSessionError
 from collector.policies.base import Completion, Policy
 from collector.pool import ToolSession
-from collector.rewards import reward_components, total_reward
-from collector.tasks.model import Task, VerifyContext
-from collector.tools import NAMESPACE_SEP, ToolResult
+from collector.tasks.model import Task
 from collector.types import Message, Verdict
 from collector.workspace import EXEC_SERVER, FILES_SERVER
 
@@ -35,11 +33,15 @@ class LoopConfig:
 
 @dataclass
 class EpisodeResult:
-    """Everything recorded about one episode (see DESIGN.md, data contract 3)."""
+    """Everything recorded about one episode (docs/architecture.md, data contract).
+
+    `records` are the episode's messages (OpenAI messages, with what is recorded beside each one) and `calls` its
+    tool calls, each read once by `collector.episode.parse_call`.
+    """
 
     status: str = "done"  # done | failed
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    tool_call_rows: list[dict[str, Any]] = field(default_factory=list)
+    records: list[MessageRecord] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
     tools: list[Any] = field(default_factory=list)
     final_answer: str = ""
     verdict: Verdict | None = None
@@ -54,6 +56,25 @@ class EpisodeResult:
     wall_time_s: float = 0.0
     error_type: str | None = None
     error_message: str | None = None
+
+    @classmethod
+    def opening(cls, messages: list[dict[str, Any]], tools: list[Any] | None = None) -> EpisodeResult:
+        """An episode that starts with a task's opening messages."""
+        return cls(records=[MessageRecord(dict(m)) for m in messages], tools=list(tools or []))
+
+    @property
+    def messages(self) -> list[Message]:
+        """The episode's OpenAI messages, exactly as the policy saw and wrote them."""
+        return [r.message for r in self.records]  # type: ignore[misc]
+
+    @property
+    def tool_call_rows(self) -> list[dict[str, Any]]:
+        """The calls as rows of the store's `tool_calls` table."""
+        return [c.store_row() for c in self.calls]
+
+    def store_messages(self) -> list[dict[str, Any]]:
+        """The messages in the form `Store.finish_episode` takes (annotations in their own columns)."""
+        return [r.store_row() for r in self.records]
 
     def fail(self, error_type: str, message: str) -> None:
         """Mark the episode failed (a failed episode is data, not a crash)."""
@@ -85,74 +106,60 @@ class EpisodeResult:
         }
 
 
-def _plain_name(session: ToolSession, name: str) -> str:
-    ref = session.resolve(name)
-    if ref is not None:
-        return ref.tool
-    return name.split(NAMESPACE_SEP, 1)[1] if NAMESPACE_SEP in name else name
-
-
-def _call_args(arguments: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(arguments) if arguments.strip() else {}
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-async def _policy_step(policy: Policy, messages: list[dict[str, Any]], session: ToolSession, task: Task,
+async def _policy_step(policy: Policy, result: EpisodeResult, session: ToolSession, task: Task,
                        timeout: float) -> Completion:
-    clean: list[Message] = [
-        {k: v for k, v in m.items() if k not in ("malformed", "latency_s")} for m in messages  # type: ignore[misc]
-    ]
     async with asyncio.timeout(timeout):  # no extra task (wait_for would add a loop turn per step)
-        return await policy.complete(clean, session.tools, task=task)
+        return await policy.complete(result.messages, session.tools, task=task)
 
 
-async def _run_turn(session: ToolSession, result: EpisodeResult, assistant: dict[str, Any], turn: int) -> None:
-    """Run the turn's tool calls concurrently and append their tool messages (in call order)."""
-    calls = assistant["tool_calls"]
-    for i, call in enumerate(calls):
+def _read_calls(completion: Completion, assistant: dict[str, Any], index: ToolIndex, turn: int) -> list[CallRecord]:
+    """Read the turn's calls once each (a block the text parser could not read keeps the parser's kind)."""
+    parse_errors = {int(m["index"]): str(m.get("kind") or "invalid_json")
+                    for m in completion.malformed if isinstance(m.get("index"), int)}
+    calls = []
+    for i, call in enumerate(assistant["tool_calls"]):
         call.setdefault("id", f"call_{turn}_{i}")
         call.setdefault("type", "function")
-    pending = [session.call(str(c["function"].get("name", "")), c["function"].get("arguments", "")) for c in calls]
-    outcomes: list[ToolResult] = [await pending[0]] if len(pending) == 1 else list(await asyncio.gather(*pending))
-    for call, out in zip(calls, outcomes, strict=True):
-        name = str(call["function"].get("name", ""))
+        fn = call.get("function") or {}
+        calls.append(parse_call(str(fn.get("name") or ""), fn.get("arguments", ""), index, call_id=str(call["id"]),
+                                parse_error=parse_errors.get(i), turn=turn))
+    return calls
+
+
+async def _execute(session: ToolSession, call: CallRecord) -> None:
+    """Run one well-formed call; a malformed one already holds the message the model reads."""
+    if call.malformed or call.server is None or call.arguments is None:
+        return
+    out = await session.call_tool(call.server, call.tool, call.arguments)
+    call.message = out.text
+    call.error_kind = out.error_kind if out.error_kind is not None or not out.is_error else "tool_error"
+    call.duration_s = out.duration_s
+
+
+async def _run_turn(session: ToolSession, result: EpisodeResult, calls: list[CallRecord]) -> None:
+    """Run the turn's calls concurrently and append their tool messages (in call order)."""
+    if len(calls) == 1:
+        await _execute(session, calls[0])
+    else:
+        await asyncio.gather(*(_execute(session, c) for c in calls))
+    for call in calls:
+        result.calls.append(call)
         result.tool_calls += 1
-        result.tool_errors += int(out.is_error)
-        if out.malformed:
-            result.malformed_calls += 1
-            assistant["malformed"] = True
-        result.messages.append({"role": "tool", "tool_call_id": call["id"], "name": name, "content": out.text})
-        result.tool_call_rows.append({
-            "call_id": call["id"], "turn": turn, "server": out.server or None, "tool": out.tool or name,
-            "arguments": call["function"].get("arguments"), "result": out.text, "is_error": int(out.is_error),
-            "malformed": int(out.malformed), "error_kind": out.error_kind, "duration_s": round(out.duration_s, 6),
-        })
+        result.tool_errors += int(call.is_error)
+        result.malformed_calls += int(call.malformed)
+        result.records.append(MessageRecord(
+            {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": call.message or ""}))
 
 
-async def _judge(task: Task, session: ToolSession, result: EpisodeResult, ok_calls: int) -> None:
-    from collector.verifiers import verify
-
+async def _judge(task: Task, session: ToolSession, result: EpisodeResult) -> None:
     files = None
     if task.verifier.type == "file_state" and FILES_SERVER in session.servers:
         files = await session.snapshot_files()
-    calls = [
-        {"name": r["tool"] if r["server"] else _plain_name(session, r["tool"]),
-         "arguments": _call_args(r["arguments"] or "")}
-        for r in result.tool_call_rows
-    ]
-    ctx = VerifyContext(final_answer=result.final_answer, files=files, tool_calls=calls,
-                        run_tests=session.run_tests if EXEC_SERVER in session.servers else None)
-    verdict = await verify(task.verifier, ctx)
-    result.verdict = verdict
-    result.reward_components = reward_components(
-        score=float(verdict["score"]), passed=bool(verdict["passed"]), tool_calls=result.tool_calls,
-        ok_tool_calls=ok_calls, malformed_calls=result.malformed_calls,
-        has_final_answer=bool(result.final_answer.strip()), optimal_steps=task.optimal_steps,
-    )
-    result.reward = total_reward(result.reward_components)
+    run_tests = session.run_tests if EXEC_SERVER in session.servers else None
+    judgement = await judge(task, result.calls, result.final_answer, files=files, run_tests=run_tests)
+    result.verdict = judgement.verdict
+    result.reward_components = judgement.components
+    result.reward = judgement.reward
 
 
 async def run_episode(task: Task, policy: Policy, session: ToolSession, *, config: LoopConfig | None = None
@@ -166,17 +173,19 @@ async def run_episode(task: Task, policy: Policy, session: ToolSession, *, confi
         config: turn and timeout limits.
 
     Returns:
-        The episode: messages (OpenAI format, malformed turns marked), tool-call rows, verdict, rewards, metrics,
+        The episode: message records (OpenAI messages, malformed turns marked beside them), call records (each
+        call read once; a malformed call is counted once and never sent to a server), verdict, rewards, metrics,
         and status `done` or `failed` with an error type and message.
     """
     cfg = config or LoopConfig()
     start = time.perf_counter()
-    result = EpisodeResult(messages=[dict(m) for m in task.messages], tools=list(session.tools))
+    result = EpisodeResult.opening(task.messages, session.tools)
+    index = ToolIndex(session.refs.values(), session.servers)
     try:
         await session.setup_workspace(task.setup_files)
         for turn in range(cfg.max_turns):
             try:
-                completion = await _policy_step(policy, result.messages, session, task, cfg.step_timeout_s)
+                completion = await _policy_step(policy, result, session, task, cfg.step_timeout_s)
             except TimeoutError:
                 result.fail("policy_timeout", f"the policy gave no answer within {cfg.step_timeout_s:g}s")
                 break
@@ -190,21 +199,19 @@ async def run_episode(task: Task, policy: Policy, session: ToolSession, *, confi
             result.prompt_tokens += completion.prompt_tokens
             result.completion_tokens += completion.completion_tokens
             assistant: dict[str, Any] = {"role": "assistant", **completion.message}
-            assistant["latency_s"] = round(completion.latency_s, 6)
-            if completion.malformed:
-                assistant["malformed"] = True
-                result.malformed_calls += len(completion.malformed)
-            result.messages.append(assistant)
+            record = MessageRecord(assistant, latency_s=completion.latency_s)
+            result.records.append(record)
             if not assistant.get("tool_calls"):
                 result.final_answer = str(assistant.get("content") or "")
                 break
-            await _run_turn(session, result, assistant, turn)
+            calls = _read_calls(completion, assistant, index, turn)
+            record.malformed = any(c.malformed for c in calls)
+            await _run_turn(session, result, calls)
         else:
             result.error_type = "max_turns"
             result.error_message = f"no final answer after {cfg.max_turns} turns"
         if result.status != "failed":
-            ok_calls = sum(1 for r in result.tool_call_rows if not r["is_error"])
-            await _judge(task, session, result, ok_calls)
+            await _judge(task, session, result)
     except ToolSessionError as exc:
         result.fail("server_error", str(exc))
     except CollectorError as exc:

@@ -1,4 +1,5 @@
-"""MCP tools as OpenAI tools: the one conversion function, argument checking, and tool results."""
+"""MCP tools as OpenAI tools: the one conversion function, the one namespace split, the one argument check, and
+tool results. The episode's rules built on them (call records, judging, rewards) are in `collector.episode`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import jsonschema
 
+from collector.chat_template import MALFORMED_KINDS as _PARSE_KINDS
 from collector.types import OpenAITool
 
 __all__ = [
@@ -15,14 +17,23 @@ __all__ = [
     "NAMESPACE_SEP",
     "ToolRef",
     "ToolResult",
+    "check_arguments",
     "mcp_tool_to_openai",
     "namespaced",
     "parse_arguments",
+    "split_name",
     "truncate_output",
 ]
 
 NAMESPACE_SEP = "__"
-MALFORMED_KINDS = frozenset({"unknown_tool", "invalid_json", "invalid_arguments"})
+MALFORMED_KINDS = frozenset({"unknown_tool", "invalid_json", "invalid_arguments", *_PARSE_KINDS})
+"""Error kinds of a call the model wrote wrongly (the one set; every other error kind is the tool's or the server's):
+
+- unknown_tool: the name is not an offered tool;
+- invalid_json: the arguments (or the whole `<tool_call>` block) are not JSON;
+- invalid_arguments: the arguments are not an object, or do not match the tool's input schema;
+- missing_name, unclosed_tag: a `<tool_call>` block with no name, or never closed (`collector.chat_template`).
+"""
 
 
 def namespaced(server: str, tool: str, *, several: bool) -> str:
@@ -30,10 +41,32 @@ def namespaced(server: str, tool: str, *, several: bool) -> str:
     return f"{server}{NAMESPACE_SEP}{tool}" if several else tool
 
 
+def split_name(name: str, servers: list[str] | tuple[str, ...]) -> tuple[str | None, str]:
+    """The one namespace split: `(server, tool)` of a name as the model emitted it.
+
+    With several servers attached, exposed names are `server__tool` and the split is at the *first* separator (a
+    tool's own name may contain `__`; a server's name may not). With one server, names are the tools' own names.
+
+    Args:
+        name: the emitted name.
+        servers: the servers attached to the episode.
+
+    Returns:
+        `(server, tool)`; server is None when the name names no attached server.
+    """
+    if len(servers) == 1:
+        return servers[0], name
+    head, sep, tail = name.partition(NAMESPACE_SEP)
+    if sep and head in servers and tail:
+        return head, tail
+    return None, name
+
+
 def mcp_tool_to_openai(tool: dict[str, Any], *, name: str | None = None) -> OpenAITool:
     """Convert one MCP tool definition into an OpenAI function tool.
 
-    This is the only place where that conversion happens (DESIGN.md, data contract 1).
+    This is the only place where that conversion happens (docs/architecture.md, data contract): collection, SFT
+    rows and the GRPO prompts all show the model these dicts.
 
     Args:
         tool: the MCP tool as a dict (`name`, `description`, `inputSchema`, optional `title`/`annotations`).
@@ -102,37 +135,48 @@ class ToolResult:
         return self.error_kind in MALFORMED_KINDS
 
 
-def parse_arguments(ref: ToolRef, arguments_json: str) -> tuple[dict[str, Any] | None, ToolResult | None]:
-    """Parse and validate a call's arguments string against the tool's input schema.
+def check_arguments(ref: ToolRef, arguments: Any) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """The one argument check: parse a call's arguments and validate them against the tool's input schema.
+
+    Args:
+        ref: the tool called.
+        arguments: the arguments as emitted: a JSON string ("" means `{}`), or an already-decoded value.
 
     Returns:
-        `(arguments, None)` when valid, else `(None, error result)` whose text tells the model what to fix.
+        `(arguments, error kind, message)`: the decoded arguments (None when they are not a JSON object), and for a
+        bad call its kind ("invalid_json" or "invalid_arguments") and a message that tells the model what to fix.
     """
-    text = arguments_json if isinstance(arguments_json, str) else json.dumps(arguments_json)
-    if not text.strip():
-        text = "{}"
-    try:
-        args = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, ToolResult(
-            f"Error: the arguments of '{ref.exposed}' are not valid JSON ({exc.msg} at position {exc.pos}). "
-            "Send a JSON object matching the tool's parameters.",
-            is_error=True, server=ref.server, tool=ref.tool, error_kind="invalid_json",
-        )
+    if isinstance(arguments, str):
+        text = arguments if arguments.strip() else "{}"
+        try:
+            args = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return None, "invalid_json", (
+                f"Error: the arguments of '{ref.exposed}' are not valid JSON ({exc.msg} at position {exc.pos}). "
+                "Send a JSON object matching the tool's parameters.")
+    else:
+        args = {} if arguments is None else arguments
     if not isinstance(args, dict):
-        return None, ToolResult(
-            f"Error: the arguments of '{ref.exposed}' must be a JSON object, got {type(args).__name__}.",
-            is_error=True, server=ref.server, tool=ref.tool, error_kind="invalid_arguments",
-        )
-    error = jsonschema.exceptions.best_match(ref.validator().iter_errors(args))
+        return None, "invalid_arguments", (
+            f"Error: the arguments of '{ref.exposed}' must be a JSON object, got {type(args).__name__}.")
+    try:
+        error = jsonschema.exceptions.best_match(ref.validator().iter_errors(args))
+    except jsonschema.exceptions.SchemaError:
+        error = None  # the server's schema is broken, not the call: the server judges the arguments
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        return None, ToolResult(
+        return args, "invalid_arguments", (
             f"Error: invalid arguments for '{ref.exposed}' at {where}: {error.message}. "
-            f"Expected parameters: {json.dumps(ref.schema.get('properties', {}), sort_keys=True)[:1500]}",
-            is_error=True, server=ref.server, tool=ref.tool, error_kind="invalid_arguments",
-        )
-    return args, None
+            f"Expected parameters: {json.dumps(ref.schema.get('properties', {}), sort_keys=True)[:1500]}")
+    return args, None, None
+
+
+def parse_arguments(ref: ToolRef, arguments_json: str) -> tuple[dict[str, Any] | None, ToolResult | None]:
+    """`check_arguments` as a result: `(arguments, None)` when valid, else `(None, error result)` the model reads."""
+    args, kind, message = check_arguments(ref, arguments_json)
+    if kind is None:
+        return args, None
+    return None, ToolResult(str(message), is_error=True, server=ref.server, tool=ref.tool, error_kind=kind)
 
 
 def truncate_output(text: str, budget: int) -> tuple[str, bool]:

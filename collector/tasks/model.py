@@ -2,47 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["VERIFIER_TYPES", "Task", "VerifierSpec", "VerifyContext"]
+from collector.verifiers.spec import VERIFIER_TYPES, VerifierSpec, VerifyContext
 
-VERIFIER_TYPES = ("exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls")
-
-
-class VerifierSpec(BaseModel):
-    """How to judge an episode. Which fields matter depends on `type`:
-
-    - exact / contains: `expected` (str or list of accepted str), `case_sensitive`
-    - numeric / math: `expected` (number or expression such as "12/5"), `tolerance` (absolute), `rel_tolerance`;
-      numeric may name a `unit` ("°F", "km/h") to pick the number stated with that unit out of a free-text answer
-    - regex: `pattern`
-    - file_state: `files` {relative path: expected content or null for "must not exist"}, `contains` (substring
-      match instead of equality)
-    - unit_tests: `test_code`, `entry_point` (the solution is the final answer's code, or `solution_path` in the
-      workspace)
-    - expected_calls: `calls` [{"name", "arguments"}], `ordered`
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls"]
-    expected: Any = None
-    case_sensitive: bool = False
-    tolerance: float = 1e-6
-    rel_tolerance: float = 0.0
-    unit: str | None = None
-    pattern: str | None = None
-    files: dict[str, str | None] | None = None
-    contains: bool = False
-    test_code: str | None = None
-    entry_point: str | None = None
-    solution_path: str | None = None
-    calls: list[dict[str, Any]] | None = None
-    ordered: bool = False
+__all__ = ["VERIFIER_TYPES", "Task", "VerifierSpec", "VerifyContext"]  # the verifier's types live in verifiers.spec
 
 
 class Task(BaseModel):
@@ -59,22 +25,3 @@ class Task(BaseModel):
     optimal_steps: int = 1  # tool calls a good solution makes: the efficiency and tool-use rewards measure against it
     verifier: VerifierSpec
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-@dataclass
-class VerifyContext:
-    """What a verifier may look at: the final answer, the workspace's final files, the calls made, and (for
-    unit_tests) a way to run tests in the sandbox through the exec server.
-
-    Attributes:
-        final_answer: the last assistant message's text ("" when the episode ended without one).
-        files: relative path -> text of every file in the workspace at the end (None when no files server).
-        tool_calls: the calls made, in order: {"name": un-namespaced tool name, "arguments": dict or None when
-            the arguments were not valid JSON}.
-        run_tests: async (code, test_code, entry_point) -> {"passed", "total", "failures", "timed_out", "error"}.
-    """
-
-    final_answer: str = ""
-    files: dict[str, str] | None = None
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    run_tests: Callable[[str, str, str | None], Awaitable[dict[str, Any]]] | None = None

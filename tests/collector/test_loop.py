@@ -61,7 +61,8 @@ async def test_malformed_calls_are_answered_counted_and_kept_verbatim(pool: Tool
     result, requests = await _episode(pool, make_task("bad", "add", expected="3"), responder)
     assert result.status == "done" and result.malformed_calls == 3 and result.tool_errors == 3
     assistant = result.messages[1]
-    assert assistant["malformed"] is True
+    assert result.records[1].malformed and "malformed" not in assistant  # beside the message, not in it
+    assert result.store_messages()[1]["malformed"] is True
     assert [c["function"]["arguments"] for c in assistant["tool_calls"]] == ['{"a": 1, "b":', "{}",
                                                                              '{"a": "one", "b": 2}']
     kinds = [r["error_kind"] for r in result.tool_call_rows]
