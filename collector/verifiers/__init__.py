@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collector.errors import VerifierError
-from collector.tasks.model import VERIFIER_TYPES, VerifierSpec, VerifyContext
 from collector.types import Verdict
 from collector.verifiers._answers import (
     accepted_strings,
@@ -14,6 +13,7 @@ from collector.verifiers._answers import (
     check_regex,
 )
 from collector.verifiers._state import check_expected_calls, check_file_state, check_unit_tests
+from collector.verifiers.spec import VERIFIER_TYPES, VerifierSpec, VerifyContext
 
 __all__ = ["VERIFIER_TYPES", "validate_spec", "verify"]
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from collector.errors import VerifierError
-from collector.tasks.model import VerifierSpec
+from collector.verifiers.spec import VerifierSpec
 from collector.types import Verdict
 from collector.verifiers._extract import find_math_answer, normalize, pick_number
 from collector.verifiers._safe_math import MathParseError, Number, to_number

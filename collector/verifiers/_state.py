@@ -7,7 +7,7 @@ import posixpath
 from typing import Any
 
 from collector.errors import VerifierError
-from collector.tasks.model import VerifierSpec, VerifyContext
+from collector.verifiers.spec import VerifierSpec, VerifyContext
 from collector.types import Verdict
 from collector.verifiers._answers import verdict
 from collector.verifiers._extract import extract_code
