@@ -8,10 +8,10 @@ from fractions import Fraction
 from typing import Any
 
 from collector.errors import VerifierError
-from collector.verifiers.spec import VerifierSpec
 from collector.types import Verdict
 from collector.verifiers._extract import find_math_answer, normalize, pick_number
 from collector.verifiers._safe_math import MathParseError, Number, to_number
+from collector.verifiers.spec import VerifierSpec
 
 __all__ = ["accepted_strings", "check_contains", "check_exact", "check_math", "check_numeric", "check_regex"]
 

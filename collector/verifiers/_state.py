@@ -7,10 +7,10 @@ import posixpath
 from typing import Any
 
 from collector.errors import VerifierError
-from collector.verifiers.spec import VerifierSpec, VerifyContext
 from collector.types import Verdict
 from collector.verifiers._answers import verdict
 from collector.verifiers._extract import extract_code
+from collector.verifiers.spec import VerifierSpec, VerifyContext
 
 __all__ = ["calls_match", "check_expected_calls", "check_file_state", "check_unit_tests", "validate_calls"]
 
