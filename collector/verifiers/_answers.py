@@ -1,4 +1,9 @@
-"""Verifiers of the final answer's text: exact, contains, numeric, math, regex."""
+"""Verifiers of the final answer's text: exact, contains, numeric, math, regex.
+
+exact, contains, numeric and math read the answer value the reply declares (its last `Answer:` line, see
+`_extract.answer_value`), and fail an answer value that names more than one candidate: a list of names, two
+different numbers, two different values, so that hedging cannot pass. regex searches the whole reply, as written.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 
 from collector.errors import VerifierError
 from collector.types import Verdict
-from collector.verifiers._extract import find_math_answer, normalize, pick_number
+from collector.verifiers._extract import Ambiguous, answer_value, find_math_answer, list_items, normalize, pick_number
 from collector.verifiers._safe_math import MathParseError, Number, to_number
 from collector.verifiers.spec import VerifierSpec
 
@@ -40,24 +45,40 @@ def accepted_strings(spec: VerifierSpec) -> list[str]:
 
 
 def check_exact(spec: VerifierSpec, answer: str) -> Verdict:
-    """Pass when the normalized answer equals one of the accepted strings (case-insensitive unless
-    `case_sensitive`; whitespace collapsed; surrounding quotes and final punctuation ignored)."""
+    """Pass when the answer value (the last `Answer:` line, or the whole reply) equals one of the accepted strings
+    once normalized (case-insensitive unless `case_sensitive`; whitespace collapsed; surrounding quotes, markdown
+    emphasis and final punctuation ignored)."""
     accepted = accepted_strings(spec)
-    got = normalize(answer, case_sensitive=spec.case_sensitive)
+    value = answer_value(answer)
+    got = normalize(value, case_sensitive=spec.case_sensitive)
     for option in accepted:
         if got == normalize(option, case_sensitive=spec.case_sensitive):
             return verdict(True, matched=option, answer=got)
-    return verdict(False, answer=got, accepted=accepted)
+    if list_items(value):
+        return verdict(False, answer=got[:200], accepted=accepted, reason="the answer names more than one candidate")
+    return verdict(False, answer=got[:200], accepted=accepted)
 
 
 def check_contains(spec: VerifierSpec, answer: str) -> Verdict:
-    """Pass when one of the accepted strings occurs in the answer as a whole word or phrase (so "Lima" is not
-    found in "Limassol"); case-insensitive unless `case_sensitive`."""
+    """Pass when one of the accepted strings occurs in the answer value (the last `Answer:` line, or the whole
+    reply) as a whole word or phrase (so "Lima" is not found in "Limassol"), and the answer value is not a list of
+    short alternatives ("London, Berlin, Madrid, Paris" fails for Paris); case-insensitive unless
+    `case_sensitive`."""
     accepted = accepted_strings(spec)
-    text = normalize(answer, case_sensitive=spec.case_sensitive)
-    for option in accepted:
-        needle = normalize(option, case_sensitive=spec.case_sensitive)
+    value = answer_value(answer)
+    text = normalize(value, case_sensitive=spec.case_sensitive)
+    needles = [normalize(option, case_sensitive=spec.case_sensitive) for option in accepted]
+    for option, needle in zip(accepted, needles, strict=True):
         if re.search(r"(?<!\w)" + re.escape(needle) + r"(?!\w)", text):
+            items = [] if text in needles else list_items(value) or []
+            others = [i for i in items if normalize(i, case_sensitive=spec.case_sensitive) not in needles]
+            if others:
+                return verdict(
+                    False,
+                    accepted=accepted,
+                    answer_excerpt=text[:200],
+                    reason=f"the answer names more than one candidate: {', '.join(items[:5])}",
+                )
             return verdict(True, matched=option)
     return verdict(False, accepted=accepted, answer_excerpt=text[:200])
 
@@ -90,12 +111,17 @@ def _close(got: Number, want: Number, spec: VerifierSpec) -> bool:
 
 
 def check_numeric(spec: VerifierSpec, answer: str) -> Verdict:
-    """Pass when the number the answer states is within `tolerance` (absolute) or `rel_tolerance` (relative) of
-    `expected`. The stated number is the last one followed by `unit` when a unit is set and present, else the last
-    number in the answer."""
+    """Pass when the one number the answer value states is within `tolerance` (absolute) or `rel_tolerance`
+    (relative) of `expected`. The answer value is the last `Answer:` line, or the whole reply; asides in parentheses
+    are not read ("19.1 °C (feels like 17 °C)" states 19.1). With a `unit`, the numbers followed by it are the
+    candidates (with a bare number offered as their alternative or range, "19 or 20 °C"); an answer that states
+    several different numbers fails."""
     _check_spec_tolerances(spec)
     want = _expected_number(spec)
-    found = pick_number(answer, spec.unit)
+    try:
+        found = pick_number(answer_value(answer), spec.unit)
+    except Ambiguous as exc:
+        return verdict(False, expected=float(want), reason=str(exc))
     if found is None:
         return verdict(False, expected=float(want), reason="no number in the answer")
     passed = _close(Fraction(str(found.value)), want, spec)
@@ -104,11 +130,15 @@ def check_numeric(spec: VerifierSpec, answer: str) -> Verdict:
 
 def check_math(spec: VerifierSpec, answer: str) -> Verdict:
     """Pass when the answer's value is mathematically equal to `expected` (`12/5`, `2.4`, `240%` of 1, and
-    `\\frac{12}{5}` are the same), within `tolerance` for irrational values. Expressions are evaluated by a safe
-    arithmetic parser, never by `eval`."""
+    `\\frac{12}{5}` are the same), within `tolerance` for irrational values. The value is the reply's `\\boxed{}`,
+    or its answer value (the last `Answer:` line, or the whole reply); a reply that gives several different values
+    ("The answer is 3, not 12/5") fails. Expressions are evaluated by a safe arithmetic parser, never by `eval`."""
     _check_spec_tolerances(spec)
     want = _expected_number(spec)
-    found = find_math_answer(answer)
+    try:
+        found = find_math_answer(answer)
+    except Ambiguous as exc:
+        return verdict(False, expected=str(spec.expected), reason=str(exc))
     if found is None:
         return verdict(False, expected=str(spec.expected), reason="no arithmetic value found in the answer")
     text, got = found

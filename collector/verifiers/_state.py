@@ -9,7 +9,7 @@ from typing import Any
 from collector.errors import VerifierError
 from collector.types import Verdict
 from collector.verifiers._answers import verdict
-from collector.verifiers._extract import extract_code
+from collector.verifiers._extract import Ambiguous, extract_code
 from collector.verifiers.spec import VerifierSpec, VerifyContext
 
 __all__ = ["calls_match", "check_expected_calls", "check_file_state", "check_unit_tests", "validate_calls"]
@@ -66,7 +66,10 @@ async def check_unit_tests(spec: VerifierSpec, ctx: VerifyContext) -> Verdict:
         if code is None:
             return verdict(False, reason=f"solution file {spec.solution_path!r} not found in the workspace")
     else:
-        code = extract_code(ctx.final_answer, entry_point=spec.entry_point)
+        try:
+            code = extract_code(ctx.final_answer, entry_point=spec.entry_point)
+        except Ambiguous as exc:  # two candidate solutions: the answer does not say which one it gives
+            return verdict(False, reason=str(exc))
     if not code.strip():
         return verdict(False, reason="no code in the final answer (put it in a ```python block)")
     try:

@@ -66,7 +66,8 @@ async def test_numeric_last_number_without_unit_and_formats() -> None:
     assert (await judge(VerifierSpec(type="numeric", expected=1234.5, tolerance=0.01), "about 1,234.5 people"))[
         "passed"
     ]
-    assert (await judge(VerifierSpec(type="numeric", expected=12, tolerance=0), "Between 3-12"))["passed"]
+    assert (await judge(VerifierSpec(type="numeric", expected=12, tolerance=0), "It is 12."))["passed"]
+    assert not (await judge(VerifierSpec(type="numeric", expected=12, tolerance=0), "Between 3-12"))["passed"]
 
 
 async def test_numeric_fail_tolerance_and_relative() -> None:
@@ -127,6 +128,92 @@ def test_safe_math_refuses_code_and_huge_powers() -> None:
     with pytest.raises(MathParseError):
         evaluate("(1).real")
     assert evaluate("-(3/4) + 1") == evaluate("0.25")
+
+
+# hedged, padded and reordered answers ------------------------------------------------------------------------------
+
+
+async def test_answer_line_is_read_and_padding_around_it_is_not() -> None:
+    spec = VerifierSpec(type="exact", expected=["Paris"])
+    assert (await judge(spec, "The article is about a capital city.\nAnswer: Paris"))["passed"]
+    assert (await judge(spec, "Let me think.\n**Answer:** *Paris*."))["passed"]
+    assert (await judge(spec, "I searched twice; the answer is Paris."))["passed"]
+    assert (await judge(spec, "Final answer:\nParis"))["passed"]
+    # the last Answer line counts: a reply that changes its mind is judged by its final word
+    assert not (await judge(spec, "Answer: Paris\nWait, no.\nAnswer: Lyon"))["passed"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "London, Berlin, Madrid, Paris",
+        "Paris, London, Berlin, Madrid",  # reordered: the right one first does not help
+        "Paris or London",
+        "Answer: Paris / Lyon",
+        "- Paris\n- Lyon",
+    ],
+)
+async def test_a_list_of_candidates_fails_exact_and_contains(answer: str) -> None:
+    for kind in ("exact", "contains"):
+        v = await judge(VerifierSpec(type=kind, expected=["Paris"]), answer)
+        assert not v["passed"], (kind, answer, v)
+    v = await judge(VerifierSpec(type="contains", expected=["Paris"]), answer)
+    assert "more than one candidate" in v["details"]["reason"]
+
+
+async def test_contains_still_reads_a_sentence_and_aliases_in_a_list() -> None:
+    spec = VerifierSpec(type="contains", expected=["Paris", "Paris, France"])
+    assert (await judge(spec, "It is Paris, the capital of France."))["passed"]
+    assert (await judge(spec, "Answer: Paris, France"))["passed"]  # every item is an accepted name
+
+
+@pytest.mark.parametrize(
+    ("answer", "passed"),
+    [
+        ("19.1 C (feels like 17 C)", True),  # an aside is not the answer
+        ("It is 19.1 °C right now.", True),
+        ("Answer: 19.1 °C", True),
+        ("At 14:00 it was 17 °C; now it is 19.1 °C.", False),  # two temperatures: which one is the answer?
+        ("19 or 20 °C", False),
+        ("17-19.1 °C", False),
+        ("Answer: 17 °C\n(or maybe 19.1 °C)", False),
+        ("It was 17 °C this morning.\nAnswer: 19.1 °C", True),  # the answer line decides
+    ],
+)
+async def test_numeric_reads_one_number(answer: str, passed: bool) -> None:
+    v = await judge(VerifierSpec(type="numeric", expected=19.1, tolerance=0.15, unit="°C"), answer)
+    assert v["passed"] is passed, (answer, v)
+    if not passed and "more than one" in str(v["details"].get("reason")):
+        assert "number" in v["details"]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "passed"),
+    [
+        ("The answer is 3, not 12/5", False),
+        ("The answer is 12/5, not 3", False),
+        ("12/5 or 3", False),
+        (r"\boxed{3} or \boxed{12/5}", False),
+        ("12/5 = 2.4", True),  # the same value written twice is one candidate
+        ("First 6*2 = 12, so the result is 12/5 = 2.4", True),  # a derivation ends with its result
+        ("Answer: 12/5", True),
+    ],
+)
+async def test_math_refuses_several_values(answer: str, passed: bool) -> None:
+    v = await judge(VerifierSpec(type="math", expected="12/5"), answer)
+    assert v["passed"] is passed, (answer, v)
+
+
+async def test_two_different_solutions_fail_unit_tests() -> None:
+    async def run_tests(code: str, test_code: str, entry_point: str | None) -> dict[str, Any]:
+        return {"passed": 1, "total": 1, "failures": [], "timed_out": False, "error": None}
+
+    spec = VerifierSpec(type="unit_tests", test_code="def check(c): assert c(1) == 2", entry_point="inc")
+    two = "```python\ndef inc(x):\n    return x + 1\n```\nor\n```python\ndef inc(x):\n    return x + 2\n```"
+    v = await judge(spec, two, run_tests=run_tests)
+    assert not v["passed"] and "more than one" in v["details"]["reason"]
+    same_twice = "```python\ndef inc(x):\n    return x + 1\n```\n```python\ndef inc(x):\n    return x + 1\n```"
+    assert (await judge(spec, same_twice, run_tests=run_tests))["passed"]
 
 
 # regex ------------------------------------------------------------------------------------------------------------
