@@ -8,6 +8,7 @@ from typing import Any
 
 from collector.errors import PolicyError
 from collector.policies._expert_kit import Call, Episode, ToolOutput, answer, tool_turn
+from collector.policies._selection_expert import tool_selection
 
 __all__ = ["EXPERTS"]
 
@@ -253,4 +254,7 @@ def schema(ep: Episode) -> dict[str, Any]:
     return answer(f"Made {len(ep.last)} call(s)" + (f"; {errors} returned an error." if errors else "."))
 
 
-EXPERTS: dict[str, Expert] = {"weather": weather, "files": files, "search": search, "code": code, "schema": schema}
+EXPERTS: dict[str, Expert] = {
+    "weather": weather, "files": files, "search": search, "code": code, "schema": schema,
+    "tool-selection": tool_selection,
+}

@@ -18,6 +18,7 @@ FAMILIES: dict[str, str] = {
     "files": "collector.tasks.files",
     "search": "collector.tasks.search",
     "code": "collector.tasks.code",
+    "tool-selection": "collector.tasks.tool_selection",
 }
 _SCHEMA = "schema"
 

@@ -13,6 +13,7 @@ from collector.verifiers._answers import (
     check_regex,
 )
 from collector.verifiers._state import check_expected_calls, check_file_state, check_unit_tests
+from collector.verifiers._tool_use import check_tool_use, validate_tool_use
 from collector.verifiers.spec import VERIFIER_TYPES, VerifierSpec, VerifyContext
 
 __all__ = ["VERIFIER_TYPES", "validate_spec", "verify"]
@@ -44,6 +45,10 @@ def validate_spec(spec: VerifierSpec) -> None:
             raise VerifierError("unit_tests verifier: 'test_code' is required (Python test code, e.g. def check(...))")
     elif spec.type == "expected_calls":
         check_expected_calls(spec, _PROBE)
+    elif spec.type == "tool_use":
+        validate_tool_use(spec)
+        if spec.answer is not None:
+            validate_spec(spec.answer)
 
 
 async def verify(spec: VerifierSpec, ctx: VerifyContext) -> Verdict:
@@ -76,4 +81,6 @@ async def verify(spec: VerifierSpec, ctx: VerifyContext) -> Verdict:
         return await check_unit_tests(spec, ctx)
     if spec.type == "expected_calls":
         return check_expected_calls(spec, ctx)
+    if spec.type == "tool_use":
+        return await check_tool_use(spec, ctx)
     raise VerifierError(f"unknown verifier type {spec.type!r}; accepted: {', '.join(VERIFIER_TYPES)}")

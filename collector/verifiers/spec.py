@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = ["VERIFIER_TYPES", "VerifierSpec", "VerifyContext"]
 
-VERIFIER_TYPES = ("exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls")
+VERIFIER_TYPES = (
+    "exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls", "tool_use"
+)
 
 
 class VerifierSpec(BaseModel):
@@ -29,11 +31,15 @@ class VerifierSpec(BaseModel):
     - unit_tests: `test_code`, `entry_point` (the solution is the final answer's code, or `solution_path` in the
       workspace)
     - expected_calls: `calls` [{"name", "arguments"}], `ordered`
+    - tool_use: `calls` (expected calls with `accept`, `defaults`, `free`, `optional`; [] means no call), `ordered`,
+      and `answer` (a nested spec the final answer must pass); see `collector.verifiers._tool_use`
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls"]
+    type: Literal[
+        "exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls", "tool_use"
+    ]
     expected: Any = None
     case_sensitive: bool = False
     tolerance: float = 1e-6
@@ -47,6 +53,7 @@ class VerifierSpec(BaseModel):
     solution_path: str | None = None
     calls: list[dict[str, Any]] | None = None
     ordered: bool = False
+    answer: VerifierSpec | None = None
 
 
 @dataclass
