@@ -79,10 +79,14 @@ def _summary_table(summary: Any) -> Any:
 @click.option("--limit", type=int, default=None, help="Keep the first N tasks (a mix of every suite).")
 @click.option("--resume", is_flag=True, help="Finish an existing run: skip recorded episodes, redo in-flight ones.")
 @click.option("--quiet", is_flag=True, help="No progress bar (the summary table is still printed).")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS|auto|local",
+              help="Run the episodes on a Ray cluster (needs mcpgym[scale]); this process records them.")
+@click.option("--workers", type=int, default=None,
+              help="Ray workers, each with its own tool servers and --concurrency episodes (default: one per node).")
 def collect(suites: tuple[str, ...], policy: str, model: str | None, base_url: str | None, api_key_env: str | None,
             temperature: float | None, servers: Path | None, db: Path, run_name: str, samples: int,
             concurrency: int, max_turns: int, seed: int, split: str, limit: int | None, resume: bool,
-            quiet: bool) -> None:
+            quiet: bool, ray_address: str | None, workers: int | None) -> None:
     """Run agents through MCP servers on tasks and record every episode in SQLite.
 
     \b
@@ -91,6 +95,8 @@ def collect(suites: tuple[str, ...], policy: str, model: str | None, base_url: s
       mcpgym collect --tasks code --policy openai --base-url http://127.0.0.1:8000/v1 \\
           --model Qwen/Qwen2.5-7B-Instruct --api-key-env VLLM_KEY --db traj.db --run q7 --concurrency 32
       mcpgym collect --tasks weather --policy scripted --db traj.db --run gold --resume
+      mcpgym collect --tasks code --policy openai --base-url http://10.0.0.5:8000/v1 --model m \\
+          --db traj.db --run q7 --ray auto --workers 8 --concurrency 16
     """
     from rich.console import Console
 
@@ -101,7 +107,8 @@ def collect(suites: tuple[str, ...], policy: str, model: str | None, base_url: s
     config = CollectConfig(db=db, run=run_name, tasks=_suites(suites), policy=policy, model=model,
                            base_url=base_url, api_key_env=api_key_env, policy_options=options, servers=servers,
                            samples=samples, concurrency=concurrency, max_turns=max_turns, seed=seed,
-                           split=None if split == "all" else split, limit=limit, resume=resume)
+                           split=None if split == "all" else split, limit=limit, resume=resume,
+                           ray=ray_address, workers=workers)
     progress, on_progress = _progress_callbacks(console)
     # A plain `kill` ends the run like Ctrl-C does: the servers the run started are stopped on the way out.
     terminate_as_interrupt()

@@ -20,7 +20,7 @@ from collector.settings import CollectorSettings
 from collector.store import Store
 from collector.tasks.model import Task
 
-__all__ = ["CollectConfig", "RunSummary", "collect_async", "run_collection"]
+__all__ = ["CollectConfig", "RunSummary", "collect_async", "play_episode", "run_collection"]
 
 ProgressFn = Callable[["RunSummary", EpisodeResult | None], None]
 
@@ -51,6 +51,10 @@ class CollectConfig:
         kind: `collect` or `eval` (stored on the run).
         check_endpoint: check an openai endpoint's reachability before starting.
         settings: timeouts and budgets (default: from the environment).
+        ray: run the episodes on a Ray cluster: its address, `auto` (the cluster this machine belongs to) or `local`
+            (start one on this machine); None collects in this process.
+        workers: Ray workers (each with its own tool servers and policy client; `concurrency` episodes in flight
+            each); None: one per cluster node with CPUs.
     """
 
     db: Path | str
@@ -74,6 +78,8 @@ class CollectConfig:
     kind: str = "collect"
     check_endpoint: bool = True
     settings: CollectorSettings | None = None
+    ray: str | None = None
+    workers: int | None = None
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field."""
@@ -85,6 +91,10 @@ class CollectConfig:
             raise ConfigError(f"run name must be non-empty and contain no '/', got {self.run!r}")
         if self.split not in (None, "train", "test"):
             raise ConfigError(f"split must be 'train' or 'test', got {self.split!r}")
+        if self.workers is not None and (self.ray is None or self.workers < 1):
+            raise ConfigError(f"workers must be >= 1 and needs --ray, got {self.workers} with ray={self.ray!r}")
+        if self.ray is not None and self.policy_instance is not None:
+            raise ConfigError("a Ray collection builds its policy on every worker: give policy/model, not an instance")
         if self.policy_instance is None and self.policy == "openai" and not self.base_url:
             raise ConfigError("the openai policy needs --base-url (e.g. http://127.0.0.1:8000/v1) and --model")
 
@@ -192,27 +202,82 @@ def _build_policy(cfg: CollectConfig, settings: CollectorSettings) -> Policy:
     return make_policy(cfg.policy, **options)
 
 
-async def _one(task: Task, sample: int, *, store: Store, pool: ToolPool, policy: Policy, run: str,
-               loop_cfg: LoopConfig) -> EpisodeResult:
-    eid = store.start_episode(run, task.model_dump(mode="json"), sample, policy=policy.name, model=policy.model)
+async def play_episode(task: Task, *, pool: ToolPool, policy: Policy, loop_cfg: LoopConfig) -> EpisodeResult:
+    """Run one episode in a fresh tool session of `pool`; never raises for the episode's own failures.
+
+    The one episode function of every collection: the plain collector calls it between the store's start and finish
+    of the episode, and each Ray worker calls it and sends the result back to the driver, which records it.
+
+    Args:
+        task: the task.
+        pool: the tool pool the session is opened on.
+        policy: produces assistant turns.
+        loop_cfg: turn and timeout limits.
+
+    Returns:
+        The finished episode (status `done` or `failed`; server, config and internal errors are recorded in it).
+    """
     started = time.perf_counter()
     try:
         async with pool.session(task.servers, wait_close=False) as session:
             result = await run_episode(task, policy, session, config=loop_cfg)
     except ToolSessionError as exc:
-        result = EpisodeResult.opening(task.messages)
+        result = EpisodeResult(messages=[dict(m) for m in task.messages])
         result.fail("server_error", str(exc))
     except ConfigError as exc:
-        result = EpisodeResult.opening(task.messages)
+        result = EpisodeResult(messages=[dict(m) for m in task.messages])
         result.fail("config_error", str(exc))
     except Exception as exc:  # noqa: BLE001 - one episode's bug must not stop the run; it is recorded
-        result = EpisodeResult.opening(task.messages)
+        result = EpisodeResult(messages=[dict(m) for m in task.messages])
         result.fail("internal_error", f"{type(exc).__name__}: {exc}")
     if result.wall_time_s == 0.0:
         result.wall_time_s = time.perf_counter() - started
-    store.finish_episode(eid, fields=result.store_fields(), messages=result.store_messages(),
+    return result
+
+
+async def _one(task: Task, sample: int, *, store: Store, pool: ToolPool, policy: Policy, run: str,
+               loop_cfg: LoopConfig) -> EpisodeResult:
+    eid = store.start_episode(run, task.model_dump(mode="json"), sample, policy=policy.name, model=policy.model)
+    result = await play_episode(task, pool=pool, policy=policy, loop_cfg=loop_cfg)
+    store.finish_episode(eid, fields=result.store_fields(), messages=result.messages,
                          tool_calls=result.tool_call_rows)
     return result
+
+
+def open_run(cfg: CollectConfig, store: Store, *, policy: str, model: str, tasks: list[Task],
+             server_names: list[str], pending_tools: list[tuple[str, list[dict[str, Any]]]]
+             ) -> tuple[RunSummary, list[tuple[Task, int]]]:
+    """Create (or re-open) the run and list the (task, sample) pairs still to run.
+
+    Args:
+        cfg: the collection.
+        store: the open store (the run's single writer).
+        policy: the policy's name, as recorded.
+        model: the model's name, as recorded.
+        tasks: the tasks of the run.
+        server_names: the attached MCP servers.
+        pending_tools: (server, tools) listed before the run existed, recorded now.
+
+    Returns:
+        The run's summary so far (totals, skipped, in-flight episodes reset) and the pairs to run.
+
+    Raises:
+        ConfigError: a task needs a server that is not attached.
+    """
+    needed = sorted({s for t in tasks for s in t.servers} - set(server_names))
+    if needed:
+        raise ConfigError(f"the tasks need MCP servers {needed}, which are not attached; attached: {server_names}")
+    store.create_run(cfg.run, policy=policy, model=model, config=cfg.record(), kind=cfg.kind)
+    for server, tools in pending_tools:
+        store.record_tools(cfg.run, server, tools)
+    summary = RunSummary(run=cfg.run)
+    if cfg.resume:
+        summary.reset_in_flight = store.reset_in_flight(cfg.run)
+    done = store.done_keys(cfg.run)
+    work = [(t, k) for t in tasks for k in range(cfg.samples)]
+    todo = [(t, k) for t, k in work if (t.id, k) not in done]
+    summary.total, summary.skipped = len(work), len(work) - len(todo)
+    return summary, todo
 
 
 async def collect_async(cfg: CollectConfig, *, on_progress: ProgressFn | None = None) -> RunSummary:
@@ -251,21 +316,9 @@ async def collect_async(cfg: CollectConfig, *, on_progress: ProgressFn | None = 
             tools_by_server = await pool.list_tools() if "schema" in cfg.tasks else None
             tasks = load_tasks(cfg.tasks, split=cfg.split, seed=cfg.seed, limit=cfg.limit,
                                tools_by_server=tools_by_server)
-        needed = sorted({s for t in tasks for s in t.servers} - set(pool.server_names))
-        if needed:
-            raise ConfigError(f"the tasks need MCP servers {needed}, which are not attached; attached: "
-                              f"{pool.server_names}")
-        store.create_run(cfg.run, policy=policy.name, model=policy.model, config=cfg.record(), kind=cfg.kind)
+        summary, todo = open_run(cfg, store, policy=policy.name, model=policy.model, tasks=tasks,
+                                 server_names=pool.server_names, pending_tools=pending_tools)
         run_created = True
-        for server, tools in pending_tools:
-            store.record_tools(cfg.run, server, tools)
-        summary = RunSummary(run=cfg.run)
-        if cfg.resume:
-            summary.reset_in_flight = store.reset_in_flight(cfg.run)
-        done = store.done_keys(cfg.run)
-        work = [(t, k) for t in tasks for k in range(cfg.samples)]
-        todo = [(t, k) for t, k in work if (t.id, k) not in done]
-        summary.total, summary.skipped = len(work), len(work) - len(todo)
         loop_cfg = LoopConfig(max_turns=cfg.max_turns, step_timeout_s=settings.step_timeout_s)
         sem = asyncio.Semaphore(cfg.concurrency)
         start = time.perf_counter()
@@ -326,4 +379,8 @@ def run_collection(config: CollectConfig, *, on_progress: ProgressFn | None = No
         PolicyError: the endpoint is unreachable.
         ToolSessionError: the managed server could not start.
     """
+    if config.ray is not None:
+        from collector.distributed import collect_ray
+
+        return collect_ray(config, on_progress=on_progress)
     return asyncio.run(collect_async(config, on_progress=on_progress))
