@@ -222,13 +222,13 @@ async def play_episode(task: Task, *, pool: ToolPool, policy: Policy, loop_cfg: 
         async with pool.session(task.servers, wait_close=False) as session:
             result = await run_episode(task, policy, session, config=loop_cfg)
     except ToolSessionError as exc:
-        result = EpisodeResult(messages=[dict(m) for m in task.messages])
+        result = EpisodeResult.opening(task.messages)
         result.fail("server_error", str(exc))
     except ConfigError as exc:
-        result = EpisodeResult(messages=[dict(m) for m in task.messages])
+        result = EpisodeResult.opening(task.messages)
         result.fail("config_error", str(exc))
     except Exception as exc:  # noqa: BLE001 - one episode's bug must not stop the run; it is recorded
-        result = EpisodeResult(messages=[dict(m) for m in task.messages])
+        result = EpisodeResult.opening(task.messages)
         result.fail("internal_error", f"{type(exc).__name__}: {exc}")
     if result.wall_time_s == 0.0:
         result.wall_time_s = time.perf_counter() - started
@@ -239,7 +239,7 @@ async def _one(task: Task, sample: int, *, store: Store, pool: ToolPool, policy:
                loop_cfg: LoopConfig) -> EpisodeResult:
     eid = store.start_episode(run, task.model_dump(mode="json"), sample, policy=policy.name, model=policy.model)
     result = await play_episode(task, pool=pool, policy=policy, loop_cfg=loop_cfg)
-    store.finish_episode(eid, fields=result.store_fields(), messages=result.messages,
+    store.finish_episode(eid, fields=result.store_fields(), messages=result.store_messages(),
                          tool_calls=result.tool_call_rows)
     return result
 

@@ -326,7 +326,7 @@ class _Driver:
                     self.lost(job.worker, exc)
                     continue
                 except RayTaskError as exc:  # play_episode records its own failures: this is a bug, recorded
-                    result = EpisodeResult(messages=[dict(m) for m in job.task.messages])
+                    result = EpisodeResult.opening(job.task.messages)
                     result.fail("internal_error", str(exc)[-2000:])
                     events, worker_s = [], 0.0
                 if job.worker in self.live:
@@ -340,7 +340,7 @@ class _Driver:
                 for server, tools in events:
                     summary.changed_tools.extend(
                         f"{server}.{n}" for n in store.record_tools(self.cfg.run, server, tools))
-                store.finish_episode(job.episode_id, fields=result.store_fields(), messages=result.messages,
+                store.finish_episode(job.episode_id, fields=result.store_fields(), messages=result.store_messages(),
                                      tool_calls=result.tool_call_rows)
                 self.stats.store_s += time.perf_counter() - t0
                 recorded.add(job.episode_id)
