@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,7 @@ from collector.errors import PolicyError
 from collector.tasks.model import Task
 from collector.types import Message, OpenAITool
 
-__all__ = ["Call", "Episode", "ToolOutput", "answer", "tool_turn"]
+__all__ = ["Call", "Episode", "ToolOutput", "answer", "example_tests", "tool_turn"]
 
 
 @dataclass
@@ -126,3 +128,96 @@ def tool_turn(episode: Episode, calls: list[Call]) -> dict[str, Any]:
 def answer(text: str) -> dict[str, Any]:
     """A final assistant message."""
     return {"role": "assistant", "content": text}
+
+
+_ARROW = re.compile(r"^\s*(?:==|=>|->|➞|→|should\s+return|returns?|=)\s*(.+?)\s*$", re.IGNORECASE)
+
+
+def _call_at(text: str, start: int) -> int | None:
+    """The end of the balanced parenthesized call whose "(" is at `start`, or None."""
+    depth = 0
+    quote = ""
+    for i in range(start, len(text)):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
+def _literal(text: str) -> bool:
+    try:
+        ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _literal_call(call: str) -> bool:
+    """A call whose arguments are all literals (`f([1, 2], 3)`, not the signature `f(n: int)`)."""
+    try:
+        node = ast.parse(call, mode="eval").body
+    except SyntaxError:
+        return False
+    if not isinstance(node, ast.Call) or not node.args and not node.keywords:
+        return isinstance(node, ast.Call)
+    try:
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            ast.literal_eval(arg)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _examples(prompt: str, entry_point: str) -> list[tuple[str, str]]:
+    """(call, expected) pairs written in a docstring: doctests (`>>> f(1)` then `2`) and `f(1) ➞ 2` lines."""
+    lines = prompt.splitlines()
+    found: list[tuple[str, str]] = []
+    name = re.compile(rf"(?<![\w.]){re.escape(entry_point)}\s*\(")
+    for i, line in enumerate(lines):
+        match = name.search(line)
+        if not match:
+            continue
+        end = _call_at(line, match.end() - 1)
+        if end is None:
+            continue
+        call = line[match.start() : end]
+        rest = line[end:]
+        expected = None
+        if line.lstrip().startswith(">>>") and not rest.strip():
+            following = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            expected = following if following and not following.startswith(">>>") else None
+        else:
+            arrow = _ARROW.match(rest)
+            expected = arrow.group(1).rstrip(".,;") if arrow else None
+        if expected and _literal_call(call) and _literal(expected):
+            found.append((call, expected))
+    return list(dict.fromkeys(found))
+
+
+def example_tests(prompt: str, entry_point: str) -> str | None:
+    """A HumanEval-style `check(candidate)` built from the examples of a function's docstring, or None when the
+    prompt has none: what a programmer can test a solution with, knowing only the prompt.
+
+    Args:
+        prompt: the function's signature and docstring, as the task shows it.
+        entry_point: the function's name.
+
+    Returns:
+        Test code with one assert per example (`candidate` in place of the function's name).
+    """
+    examples = _examples(prompt, entry_point)
+    if not examples:
+        return None
+    body = [f"    assert candidate{call[len(entry_point) :].lstrip()} == {expected}" for call, expected in examples]
+    return "def check(candidate):\n" + "\n".join(body) + "\n"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collector.errors import PolicyError
-from collector.policies._expert_kit import Call, Episode, ToolOutput, answer, tool_turn
+from collector.policies._expert_kit import Call, Episode, ToolOutput, answer, example_tests, tool_turn
 from collector.policies._selection_expert import tool_selection
 
 __all__ = ["EXPERTS"]
@@ -60,16 +60,23 @@ def weather(ep: Episode) -> dict[str, Any]:
         value = day[field]
         word = "high" if field == "temperature_max" else "low"
         unit = (data.get("unit_labels") or {}).get("temperature", "°C")
-        return answer(f"The {word} in {cities[0]} on {day['date']} will be {value:g}{unit}.")
+        return answer(f"The {word} in {cities[0]} on {day['date']} will be {value:g}{unit}.\nAnswer: {value:g} {unit}")
     values = [o.data[field] for o in outputs]
     if kind in ("lookup", "imperial"):
         label = _LABELS.get(field, field)
-        return answer(f"The {label} in {cities[0]} is {_with_unit(values[0], field, outputs[0].data)} right now.")
+        stated = _with_unit(values[0], field, outputs[0].data)
+        return answer(f"The {label} in {cities[0]} is {stated} right now.\nAnswer: {stated}")
     if kind == "compare":
         best = max(values) if meta.get("pick", "max") == "max" else min(values)
-        return answer(cities[values.index(best)])
+        winner = cities[values.index(best)]
+        label = _LABELS.get(field, field)
+        return answer(
+            f"{winner} has the {'highest' if meta.get('pick', 'max') == 'max' else 'lowest'} {label} of "
+            f"{', '.join(cities)} right now.\nAnswer: {winner}"
+        )
     if kind == "difference":
-        return answer(f"{round(values[0] - values[1], 1):g}")
+        diff = round(values[0] - values[1], 1)
+        return answer(f"It is {values[0]:g} in {cities[0]} and {values[1]:g} in {cities[1]}.\nAnswer: {diff:g}")
     raise PolicyError(f"no weather expert for kind {kind!r}")
 
 
@@ -133,7 +140,12 @@ def files(ep: Episode) -> dict[str, Any]:
             return tool_turn(ep, [Call("search_files", {"path": ".", "pattern": meta["pattern"]})])
         matches = (ep.last[0].data or {}).get("matches", [])
         paths = [m["path"] if isinstance(m, dict) else str(m) for m in matches]
-        return answer(paths[0] if paths else "No file matches.")
+        if not paths:
+            return answer("No file matches.")
+        found = (
+            "mentions `" + str(meta.get("token")) + "`" if kind == "find_content" else f"matches `{meta['pattern']}`"
+        )
+        return answer(f"`{paths[0]}` {found}.\nAnswer: {paths[0]}")
     raise PolicyError(f"no files expert for kind {kind!r}")
 
 
@@ -203,6 +215,10 @@ def _hits(output: ToolOutput) -> list[dict[str, Any]]:
     return [h for h in hits or [] if isinstance(h, dict) and h.get("title")]
 
 
+def _title_answer(title: str) -> dict[str, Any]:
+    return answer(f"The excerpt is the beginning of the article on {title}.\nAnswer: {title}")
+
+
 def search(ep: Episode) -> dict[str, Any]:
     """Search tasks: search for the excerpt's key words (a second, shorter query if needed) and answer with the
     title of the hit that is the article (the expert knows the answer and picks it among the real results)."""
@@ -217,28 +233,36 @@ def search(ep: Episode) -> dict[str, Any]:
     hits = _hits(ep.last[0])
     for hit in hits:
         if str(hit["title"]).casefold() in accepted:
-            return answer(str(hit["title"]))
+            return _title_answer(str(hit["title"]))
     if ep.step == 1:
         return tool_turn(ep, [Call("search", {"query": _query(excerpt, 6), "k": 10})])
     first_hits = _hits(ep.turns[0][0])
-    return answer(str((first_hits or hits or [{"title": "I could not find it."}])[0]["title"]))
+    best = first_hits or hits
+    return _title_answer(str(best[0]["title"])) if best else answer("I could not find the article.")
 
 
 # code -------------------------------------------------------------------------------------------------------------
 
 
 def code(ep: Episode) -> dict[str, Any]:
-    """Code tasks: run the reference solution against the tests in the sandbox, then answer with it."""
+    """Code tasks: test the reference solution against tests written from the examples of the prompt (the task's
+    hidden tests never appear in a call), then answer with it; without examples, run it once to check it loads."""
     meta = ep.task.metadata
-    solution = str(meta.get("prompt", "")) + str(meta.get("canonical_solution", ""))
-    if not solution.strip():
-        raise PolicyError(f"code task {ep.task.id!r} carries no reference solution for the expert")
+    prompt = str(meta.get("prompt", ""))
+    solution = prompt + str(meta.get("canonical_solution", ""))
+    entry_point = str(meta.get("entry_point") or ep.task.verifier.entry_point or "")
+    if not solution.strip() or not entry_point:
+        raise PolicyError(f"code task {ep.task.id!r} carries no reference solution or entry point for the expert")
     if ep.step == 0:
-        spec = ep.task.verifier
-        args = {"code": solution, "test_code": spec.test_code or "", "entry_point": spec.entry_point}
-        return tool_turn(ep, [Call("run_tests", {k: v for k, v in args.items() if v is not None})])
+        tests = example_tests(prompt, entry_point)
+        if tests is None:
+            return tool_turn(ep, [Call("run_python", {"code": solution})])
+        return tool_turn(ep, [Call("run_tests", {"code": solution, "test_code": tests, "entry_point": entry_point})])
     result = ep.last[0].data if isinstance(ep.last[0].data, dict) else {}
-    status = f"It passes {result.get('passed')}/{result.get('total')} tests." if result else ""
+    if "total" in result:
+        status = f"It passes {result.get('passed')}/{result.get('total')} of the examples from the docstring."
+    else:
+        status = "It loads without errors." if result.get("exit_code") == 0 else ""
     return answer(f"```python\n{solution.rstrip()}\n```\n{status}".strip())
 
 

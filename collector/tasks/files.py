@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable
 
 from collector.tasks._split import content_id, seeded_rng, split_of
 from collector.tasks._words import DIRS, STEMS, code_token, paragraph, sentence
 from collector.tasks.model import Task, VerifierSpec
 
-__all__ = ["FAMILY", "KINDS", "SYSTEM_PROMPT", "generate"]
+__all__ = ["ANSWER_FORM", "FAMILY", "KINDS", "SYSTEM_PROMPT", "generate", "path_answer"]
 
 FAMILY = "files"
 SYSTEM_PROMPT = (
@@ -48,9 +47,13 @@ def _distractors(rng: random.Random, k: int, avoid: set[str]) -> dict[str, str]:
     return files
 
 
-def _path_answer(path: str) -> VerifierSpec:
-    """The answer must name `path` as a whole path (optionally `./`-prefixed), not as the tail of another path."""
-    return VerifierSpec(type="regex", pattern=r"(?<![\w./-])(?:\./)?" + re.escape(path) + r"(?![\w/-])")
+def path_answer(path: str) -> VerifierSpec:
+    """The answer is exactly `path` (optionally `./`-prefixed; case-sensitive), read from the reply's `Answer:`
+    line: a list of paths, or the path inside a sentence, does not pass."""
+    return VerifierSpec(type="exact", expected=[path, f"./{path}"], case_sensitive=True)
+
+
+ANSWER_FORM = "End your reply with one line `Answer: <path>` giving that one path, relative to the workspace root."
 
 
 def _create(rng: random.Random) -> Task:
@@ -121,8 +124,8 @@ def _find_content(rng: random.Random) -> Task:
     lines = files[target].splitlines()
     lines.insert(rng.randrange(len(lines) + 1), f"See {token} for the details.")
     files[target] = "\n".join(lines) + "\n"
-    user = f"Which file in the workspace mentions `{token}`? Answer with its path relative to the workspace root."
-    spec = _path_answer(target)
+    user = f"Which file in the workspace mentions `{token}`? {ANSWER_FORM}"
+    spec = path_answer(target)
     return _make("find_content", user, files, spec, 1, token=token, answer=target)
 
 
@@ -131,8 +134,8 @@ def _find_name(rng: random.Random) -> Task:
     ext = rng.choice(("csv", "json", "yaml"))
     target = _path(rng, ext)
     files[target] = "id,value\n1,2\n" if ext == "csv" else ("{}\n" if ext == "json" else "a: 1\n")
-    user = f"There is exactly one `.{ext}` file in the workspace. What is its path (relative to the workspace root)?"
-    spec = _path_answer(target)
+    user = f"There is exactly one `.{ext}` file in the workspace. What is its path? {ANSWER_FORM}"
+    spec = path_answer(target)
     return _make("find_name", user, files, spec, 1, pattern=f"*.{ext}", answer=target)
 
 
@@ -156,7 +159,8 @@ def generate(seed: int = 0, n: int | None = None) -> list[Task]:
         n: how many (default 210); duplicates by id are dropped.
 
     Returns:
-        Tasks with `setup_files` and a file_state (or, for find tasks, a contains) verifier.
+        Tasks with `setup_files` and a file_state verifier, or, for find tasks, an exact verifier of the path on
+        the reply's `Answer:` line.
     """
     count = DEFAULT_SIZE if n is None else n
     rng = seeded_rng(seed, FAMILY)

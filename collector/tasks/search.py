@@ -13,7 +13,16 @@ from collector.errors import ConfigError
 from collector.tasks._split import content_id, seeded_rng, split_of
 from collector.tasks.model import Task, VerifierSpec
 
-__all__ = ["FAMILY", "SYSTEM_PROMPT", "corpus_path", "generate", "load_corpus", "mask_title"]
+__all__ = [
+    "ANSWER_FORM",
+    "FAMILY",
+    "SYSTEM_PROMPT",
+    "corpus_path",
+    "generate",
+    "load_corpus",
+    "mask_title",
+    "title_answer",
+]
 
 FAMILY = "search"
 SYSTEM_PROMPT = (
@@ -121,6 +130,20 @@ def mask_title(title: str, text: str) -> tuple[str, list[str]] | None:
     return masked, answers
 
 
+ANSWER_FORM = "End your reply with one line `Answer: <article title>` naming that one article."
+
+
+def title_answer(names: list[str]) -> VerifierSpec:
+    """The answer is exactly one of the article's names (a leading "The" optional), read from the reply's
+    `Answer:` line: a list of titles, or a title inside a sentence, does not pass."""
+    accepted: dict[str, str] = {}
+    for name in names:
+        bare = re.sub(r"^The\s+", "", name)
+        for option in (name, bare, f"The {bare}"):
+            accepted.setdefault(option.casefold(), option)
+    return VerifierSpec(type="exact", expected=list(accepted.values()))
+
+
 def generate(seed: int = 0, n: int | None = None) -> list[Task]:
     """Search tasks: a masked lead excerpt of a seeded sample of articles; the answer is the article's title.
 
@@ -129,7 +152,8 @@ def generate(seed: int = 0, n: int | None = None) -> list[Task]:
         n: how many (default 400).
 
     Returns:
-        Tasks for the search server, verified by `contains` over the title and its aliases.
+        Tasks for the search server, verified by `exact` over the title and its aliases on the reply's `Answer:`
+        line.
 
     Raises:
         ConfigError: the corpus package is not installed.
@@ -152,7 +176,7 @@ def generate(seed: int = 0, n: int | None = None) -> list[Task]:
             hint = f" (Hint: {description[0].lower() + description[1:]}.)"
         user = (
             f"Which encyclopedia article begins like this? The article's name is masked as {MASK}.\n\n"
-            f'"{masked}"{hint}\n\nAnswer with the article title only.'
+            f'"{masked}"{hint}\n\n{ANSWER_FORM}'
         )
         task_id = content_id(FAMILY, "masked_lead", title)
         tasks.append(
@@ -163,7 +187,7 @@ def generate(seed: int = 0, n: int | None = None) -> list[Task]:
                 messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
                 servers=["search"],
                 optimal_steps=1,
-                verifier=VerifierSpec(type="contains", expected=answers),
+                verifier=title_answer(answers),
                 metadata={"kind": "masked_lead", "title": title, "excerpt": masked, "topic": entry.get("topic")},
             )
         )

@@ -8,7 +8,6 @@ from __future__ import annotations
 # (city, date, units), so generated tasks and the served tools agree as long as the weather server runs the offline
 # backend with the same `MCPGYM_WEATHER__FIXED_DATE` (default 2025-06-15).
 import random
-import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
@@ -19,7 +18,7 @@ from collector.errors import ConfigError
 from collector.tasks._split import content_id, seeded_rng, split_of
 from collector.tasks.model import Task, VerifierSpec
 
-__all__ = ["FAMILY", "KINDS", "SYSTEM_PROMPT", "generate", "weather_date"]
+__all__ = ["FAMILY", "KINDS", "SYSTEM_PROMPT", "answer_form", "answer_names", "generate", "weather_date"]
 
 FAMILY = "weather"
 SYSTEM_PROMPT = (
@@ -28,6 +27,11 @@ SYSTEM_PROMPT = (
 )
 DEFAULT_SIZE = 240
 _MIN_GAP = {"temperature": 1.0, "wind_speed": 2.0, "relative_humidity_pct": 5}
+
+
+def answer_form(value: str) -> str:
+    """The sentence that declares a task's answer form: a final line `Answer: <value>` (what the verifier reads)."""
+    return f"End your reply with one line `Answer: {value}`."
 
 
 def weather_date() -> date:
@@ -110,7 +114,7 @@ def _lookup(g: _Gen) -> Task | None:
         )
     )
     value = getattr(g.now(city), field)
-    user = f"What is the {label} in {name} right now? Give the number in {unit}."
+    user = f"What is the {label} in {name} right now? {answer_form(f'<number> {unit}')}"
     spec = VerifierSpec(type="numeric", expected=value, tolerance=tol, unit=unit)
     return _make("lookup", user, spec, 1, g.day, cities=[name], field=field, units="metric", answer=value)
 
@@ -120,7 +124,7 @@ def _imperial(g: _Gen) -> Task | None:
     field, label, unit = g.rng.choice((("temperature", "temperature", "°F"), ("wind_speed", "wind speed", "mph")))
     value = getattr(g.now(city, "imperial"), field)
     phrase = "in degrees Fahrenheit" if unit == "°F" else "in miles per hour"
-    user = f"I use imperial units. What is the current {label} in {name}, {phrase}?"
+    user = f"I use imperial units. What is the current {label} in {name}, {phrase}? {answer_form(f'<number> {unit}')}"
     spec = VerifierSpec(type="numeric", expected=value, tolerance=0.35, unit=unit)
     return _make("imperial", user, spec, 1, g.day, cities=[name], field=field, units="imperial", answer=value)
 
@@ -133,7 +137,7 @@ def _forecast(g: _Gen) -> Task | None:
     value = getattr(rows[offset], which)
     when = {1: "tomorrow", 2: "the day after tomorrow", 3: "in three days"}[offset]
     word = "highest" if which == "temperature_max" else "lowest"
-    user = f"What will the {word} temperature in {name} be {when}? Answer in °C."
+    user = f"What will the {word} temperature in {name} be {when}? {answer_form('<number> °C')}"
     spec = VerifierSpec(type="numeric", expected=value, tolerance=0.15, unit="°C")
     meta = {"cities": [name], "field": which, "days": offset + 1, "day_index": offset, "answer": value}
     return _make("forecast", user, spec, 1, g.day, **meta)
@@ -146,17 +150,28 @@ def _names(place: tuple[str, Any], chosen: list[tuple[str, Any]]) -> list[str]:
     return list(dict.fromkeys([display, city.label, *([] if shared else [city.name])]))
 
 
-def _named_first(winner: tuple[str, Any], losers: list[tuple[str, Any]], chosen: list[tuple[str, Any]]) -> VerifierSpec:
-    """A regex verifier that passes when the answer names the winner before naming any other city of the question
-    ("Lima", "Lima is warmer than Oslo"), so listing every city does not pass."""
+def answer_names(winner: str, cities: list[str]) -> list[str]:
+    """The accepted names of the winning city of a compare task (as asked, its label, its bare name).
 
-    def alternation(names: list[str]) -> str:
-        options = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-        return rf"(?<!\w)(?:{options})(?!\w)"
+    Args:
+        winner: the winner's name as the question wrote it.
+        cities: every city of the question, as written.
 
-    loser_names = [n for place in losers for n in _names(place, chosen)]
-    pattern = rf"\A(?:(?!{alternation(loser_names)}).)*?{alternation(_names(winner, chosen))}"
-    return VerifierSpec(type="regex", pattern=pattern)
+    Raises:
+        ConfigError: a name no longer resolves to a built-in city.
+    """
+    from mcp_servers.weather import offline
+
+    chosen = []
+    for name in cities:
+        try:
+            chosen.append((name, offline.resolve_city(name)))
+        except Exception as exc:  # noqa: BLE001 - the provider's NotFoundError, reported as a config problem
+            raise ConfigError(
+                f"weather task names the city {name!r}, which the offline provider does not know: {exc}"
+            ) from None
+    place = next(p for p in chosen if p[0] == winner)
+    return _names(place, chosen)
 
 
 def _compare(g: _Gen) -> Task | None:
@@ -178,8 +193,8 @@ def _compare(g: _Gen) -> Task | None:
     winner = chosen[values.index(ranked[0])]
     names = [n for n, _ in chosen]
     listed = " or ".join(names) if k == 2 else f"{', '.join(names[:-1])} or {names[-1]}"
-    user = f"{question}: {listed}? Answer with the city name only."
-    spec = _named_first(winner, [c for c in chosen if c is not winner], chosen)
+    user = f"{question}: {listed}? {answer_form('<city>')} Name one city, as written here."
+    spec = VerifierSpec(type="exact", expected=_names(winner, chosen))
     meta = {"cities": names, "field": field, "pick": "max" if pick_max else "min", "answer": winner[0]}
     return _make("compare", user, spec, k, g.day, **meta)
 
@@ -190,7 +205,7 @@ def _difference(g: _Gen) -> Task | None:
     diff = round(ta - tb, 1)
     user = (
         f"How many degrees Celsius warmer is it in {a} than in {b} right now? "
-        "Give the difference as a number (negative if it is colder)."
+        f"Give the difference as a number (negative if it is colder). {answer_form('<number>')}"
     )
     spec = VerifierSpec(type="numeric", expected=diff, tolerance=0.15)
     return _make("difference", user, spec, 2, g.day, cities=[a, b], field="temperature", answer=diff)
@@ -213,7 +228,8 @@ def generate(seed: int = 0, n: int | None = None) -> list[Task]:
         n: how many (default 240).
 
     Returns:
-        Tasks for the weather server with numeric (tolerance, unit) or exact (city name) verifiers.
+        Tasks for the weather server with numeric (tolerance, unit) or exact (city name) verifiers; each question
+        asks for a final `Answer:` line.
 
     Raises:
         ConfigError: the weather settings do not fix the answers (see `weather_date`).

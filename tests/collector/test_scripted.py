@@ -16,6 +16,7 @@ from collector.pool import ToolPool
 from collector.tasks.model import Task, VerifierSpec
 from collector.tasks.registry import load_tasks
 from collector.tasks.schema_tasks import generate_schema_tasks
+from collector.verifiers._extract import answer_value
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -87,7 +88,9 @@ async def test_search_expert(pool: ToolPool) -> None:
     for task in load_tasks(["search"], seed=13, limit=6):
         result = await solve(pool, task)
         check_solved(task, result)
-        assert result.final_answer.casefold() in {a.casefold() for a in task.verifier.expected}
+        value = answer_value(result.final_answer)
+        assert value.casefold() in {a.casefold() for a in task.verifier.expected}
+        assert result.final_answer.rstrip().endswith(f"Answer: {value}")  # the declared form
 
 
 async def test_code_expert(pool: ToolPool) -> None:
@@ -98,6 +101,42 @@ async def test_code_expert(pool: ToolPool) -> None:
         check_solved(task, result)
         assert "```python" in result.final_answer and f"def {task.verifier.entry_point}(" in result.final_answer
         assert result.verdict is not None and result.verdict["details"]["tests_total"] >= 1
+        (call,) = [c for m in result.messages if m.get("tool_calls") for c in m["tool_calls"]]
+        shown = json.loads(call["function"]["arguments"])
+        assert task.verifier.test_code not in json.dumps(shown)  # the hidden tests never appear in a call
+        assert_tests_come_from_the_prompt(task, shown)
+
+
+def assert_tests_come_from_the_prompt(task: Task, shown: dict[str, Any]) -> None:
+    """Every assert of a test the expert shows is an example of the prompt: `candidate(x) == y` for `f(x)` and `y`
+    written in the docstring."""
+    prompt = str(task.metadata["prompt"])
+    entry = str(task.verifier.entry_point)
+    if "test_code" not in shown:
+        assert set(shown) == {"code"}  # no example in the prompt: the expert only runs the code
+        return
+    asserts = [line.strip() for line in shown["test_code"].splitlines() if line.strip().startswith("assert")]
+    assert asserts
+    for line in asserts:
+        call, expected = line.removeprefix("assert candidate").rsplit(" == ", 1)
+        squeezed = "".join(prompt.split())
+        assert "".join((entry + call).split()) in squeezed and "".join(expected.split()) in squeezed, line
+
+
+async def test_code_expert_shows_only_what_the_prompt_gives() -> None:
+    """On every HumanEval task, the expert's first call carries tests written from the prompt's examples (or no
+    tests), never the verifier's hidden tests."""
+    names = ("run_tests", "run_python")
+    tools: list[Any] = [{"type": "function", "function": {"name": f"exec__{n}", "parameters": {}}} for n in names]
+    with_tests = 0
+    for task in load_tasks(["code"], split=None):
+        completion = await ScriptedPolicy().complete(list(task.messages), tools, task=task)  # type: ignore[arg-type]
+        (call,) = completion.message["tool_calls"]
+        shown = json.loads(call["function"]["arguments"])
+        assert (task.verifier.test_code or "").strip() not in json.dumps(shown)
+        assert_tests_come_from_the_prompt(task, shown)
+        with_tests += "test_code" in shown
+    assert with_tests >= 120  # most HumanEval docstrings give examples
 
 
 async def test_schema_expert_on_live_tool_lists(pool: ToolPool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 
 import pytest
@@ -122,7 +123,19 @@ def test_files_kinds_and_setup() -> None:
 async def test_files_find_answer_must_be_the_whole_path() -> None:
     task = next(t for t in files.generate(seed=0, n=14) if t.metadata["kind"] == "find_content")
     path = task.metadata["answer"]
-    for answer, ok in ((path, True), (f"It is ./{path}.", True), (f"other/{path}", False), ("no idea", False)):
+    others = sorted(set(task.setup_files) - {path})
+    cases = (
+        (path, True),
+        (f"I grepped for it.\nAnswer: ./{path}", True),
+        (f"Answer: `{path}`", True),
+        (f"other/{path}", False),
+        (f"Answer: {path.upper()}", path == path.upper()),  # paths are case-sensitive
+        ("no idea", False),
+        (", ".join([*others, path]), False),  # every path listed
+        ("\n".join([path, *others]), False),  # reordered: the right one first does not help
+        (f"Answer: {path} or {others[0]}", False),
+    )
+    for answer, ok in cases:
         v = await verify(task.verifier, VerifyContext(final_answer=answer))
         assert v["passed"] is ok, answer
 
@@ -158,19 +171,23 @@ def test_code_tasks_carry_humaneval() -> None:
 
 
 def test_generated_answers_pass_their_own_verifiers() -> None:
-    """The stored expected answer, phrased as a model would, passes (a check that the verifier fits the task)."""
+    """The stored expected answer, in the form the prompt asks for, passes (a check that the verifier fits the task)."""
 
     async def run() -> None:
         for task in weather.generate(seed=5, n=40):
             answer = task.metadata["answer"]
+            assert "`Answer: <" in task.messages[-1]["content"], task.id  # the prompt states the answer's form
             if task.verifier.type == "numeric":
-                text = f"It is {answer}{task.verifier.unit or ''} right now."
+                text = (
+                    f"It is {answer}{task.verifier.unit or ''} right now.\nAnswer: {answer} {task.verifier.unit or ''}"
+                )
             else:
-                text = str(answer)
+                text = f"Answer: {answer}"
             v = await verify(task.verifier, VerifyContext(final_answer=text))
             assert v["passed"], (task.id, text, v)
         for task in search.generate(seed=5, n=40):
-            v = await verify(task.verifier, VerifyContext(final_answer=f"It is {task.metadata['title']}."))
+            assert "`Answer: <article title>`" in task.messages[-1]["content"]
+            v = await verify(task.verifier, VerifyContext(final_answer=f"Found it.\nAnswer: {task.metadata['title']}"))
             assert v["passed"], task.id
 
     asyncio.run(run())
@@ -199,18 +216,100 @@ def test_same_tasks_in_another_process_with_another_hash_seed() -> None:
     assert out.stdout.strip() == expected
 
 
-async def test_weather_compare_wants_the_winner_named_first() -> None:
+async def test_weather_compare_wants_one_city() -> None:
     task = next(t for t in weather.generate(seed=0, n=40) if t.metadata["kind"] == "compare")
     winner = task.metadata["answer"]
     loser = next(c for c in task.metadata["cities"] if c != winner)
     answers = {
         winner: True,
-        f"It is {winner}.": True,
-        f"{winner} is {'warmer' if task.metadata['pick'] == 'max' else 'colder'} than {loser}.": True,
+        f"Answer: {winner}": True,
+        f"{winner} is {'warmer' if task.metadata['pick'] == 'max' else 'colder'} than {loser}.\nAnswer: {winner}": True,
         f"{loser} or {winner}": False,  # naming every city does not pass
+        f"{winner}, {loser}": False,  # nor does naming the winner first
+        f"Answer: {winner} (or {loser})": False,
+        f"It is {winner}.": False,  # not the declared form: a sentence is not a city name
         loser: False,
         "": False,
     }
     for answer, ok in answers.items():
         v = await verify(task.verifier, VerifyContext(final_answer=answer))
         assert v["passed"] is ok, answer
+    assert weather.answer_names(winner, task.metadata["cities"]) == task.verifier.expected
+
+
+async def test_weather_numbers_hedged_padded_and_reordered() -> None:
+    tasks = weather.generate(seed=3, n=40)
+    for task in (t for t in tasks if t.verifier.type == "numeric"):
+        value = float(task.metadata["answer"])
+        unit = task.verifier.unit or ""
+        other = value + 7.5
+        cases = {
+            f"Answer: {value:g} {unit}": True,
+            f"It is {value:g} {unit} (about {other:g} {unit} yesterday).": True,  # an aside is not the answer
+            f"Earlier it was {other:g} {unit}.\nAnswer: {value:g} {unit}": True,  # padding before the answer line
+            f"Answer: {value:g} {unit} or {other:g} {unit}": False,
+            f"Answer: {other:g} {unit} or {value:g} {unit}": False,  # reordered
+            f"{value:g} {unit}, {other:g} {unit}": False,
+            f"Answer: {other:g} {unit}": False,
+        }
+        for answer, ok in cases.items():
+            v = await verify(task.verifier, VerifyContext(final_answer=answer))
+            assert v["passed"] is ok, (task.metadata["kind"], answer, v)
+
+
+async def test_search_titles_hedged_padded_and_reordered() -> None:
+    tasks = search.generate(seed=2, n=10)
+    for task, other in itertools.pairwise(tasks):
+        title, wrong = task.metadata["title"], other.metadata["title"]
+        cases = {
+            f"Answer: {title}": True,
+            f"Answer: **{title}**.": True,
+            f"The excerpt describes something else first.\nAnswer: {title}": True,
+            f"{wrong}, {title}": False,
+            f"{title}, {wrong}": False,
+            f"Answer: {title} or {wrong}": False,
+            f"Answer: I think it is {title}, but it could be {wrong}": False,
+            f"Answer: {wrong}": False,
+        }
+        for answer, ok in cases.items():
+            v = await verify(task.verifier, VerifyContext(final_answer=answer))
+            assert v["passed"] is ok, (task.id, answer)
+
+
+def test_code_answers_with_two_solutions_are_refused() -> None:
+    from collector.verifiers._extract import Ambiguous, extract_code
+
+    task = code.generate(n=3)[2]
+    entry = str(task.verifier.entry_point)
+    one = f"```python\ndef {entry}(x):\n    return 1\n```"
+    two = f"```python\ndef {entry}(x):\n    return 2\n```"
+    usage = f"```python\nprint({entry}(3))\n```"
+    assert "```python" in task.messages[0]["content"]  # the system prompt states the form: one python block
+    assert extract_code(one + "\n" + usage, entry_point=entry).startswith(f"def {entry}")
+    for hedged in (one + "\nor\n" + two, two + "\n" + one):
+        with pytest.raises(Ambiguous, match=entry):
+            extract_code(hedged, entry_point=entry)
+
+
+async def test_schema_calls_hedged_and_reordered() -> None:
+    from collector.tasks.schema_tasks import generate_schema_tasks
+
+    tools = {
+        "weather": [
+            {
+                "name": "get_current_weather",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": {"location": {"type": "string"}, "units": {"enum": ["metric", "imperial"]}},
+                    "required": ["location", "units"],
+                },
+            }
+        ]
+    }
+    tasks = generate_schema_tasks(tools, seed=1, n=6)
+    multi = next(t for t in tasks if len(t.verifier.calls or []) > 1)
+    calls = [{"name": c["name"], "arguments": c["arguments"]} for c in multi.verifier.calls or []]
+    hedge = {"name": "get_current_weather", "arguments": {"location": "Atlantis", "units": "metric"}}
+    for made, ok in ((calls, True), (calls[::-1], True), ([*calls, hedge], False), ([hedge, *calls], False)):
+        v = await verify(multi.verifier, VerifyContext(tool_calls=made))
+        assert v["passed"] is ok, made
