@@ -194,18 +194,26 @@ async def _list_tools(servers: Path | None) -> dict[str, list[dict[str, Any]]]:
 
 @click.command(context_settings=_CTX)
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Trajectory database.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep it on loopback).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind (keep it on loopback; any other needs --token).")
 @click.option("--port", type=int, default=8000, show_default=True, help="TCP port.")
-def view(db: Path, host: str, port: int) -> None:
+@click.option("--token", envvar="MCPGYM_VIEWER_TOKEN", default=None,
+              help="Token every request must prove (bearer header, or open a page once with ?token=...); "
+                   "required when --host is not loopback [env MCPGYM_VIEWER_TOKEN].")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="HOST[:PORT]",
+              help="Extra accepted Host header value, e.g. viewer.lan:8000 (repeatable).")
+def view(db: Path, host: str, port: int, token: str | None, allowed_hosts: tuple[str, ...]) -> None:
     """Browse recorded runs and episodes in a local web viewer.
 
     \b
-    Example:
+    Examples:
       mcpgym view --db traj.db --port 8000
+      MCPGYM_VIEWER_TOKEN=$(openssl rand -hex 24) mcpgym view --db traj.db --host 0.0.0.0 \\
+          --allowed-host viewer.lan:8000     # then open http://viewer.lan:8000/?token=... once
     """
     from collector.viewer.app import serve
 
     try:
-        serve(db, host, port)
+        serve(db, host, port, token=token or None, allowed_hosts=allowed_hosts)
     except CollectorError as exc:
         raise click.ClickException(str(exc)) from None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -14,16 +17,21 @@ import jinja2
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
+from starlette.middleware import Middleware
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from collector.errors import ConfigError, StoreError
 from collector.store import Store
 from collector.viewer import charts as ch
 from collector.viewer import queries as q
 from collector.viewer.episode import episode_view
+from mcp_servers.gateway.guard import HostOriginMiddleware, HostPolicy, is_loopback
 
-__all__ = ["create_app", "serve"]
+__all__ = ["TOKEN_ENV", "create_app", "serve"]
+
+TOKEN_ENV = "MCPGYM_VIEWER_TOKEN"
 
 _HERE = Path(__file__).parent
 # No script at all: pages are plain HTML and CSS, so model output shown on them can never run.
@@ -75,13 +83,104 @@ def _templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-class _SecurityHeaders(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = _CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+_SECURITY_HEADERS = [
+    (b"content-security-policy", _CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class _SecurityHeaders:
+    """Adds the CSP and its companions to every response, refusals and unhandled-error 500s included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in _SECURITY_HEADERS:
+                    headers[key.decode()] = value.decode()
+            await send(message)
+
+        await self.app(scope, receive, secured)
+
+
+class _Viewer(FastAPI):
+    """The viewer's FastAPI app, with the security headers outside Starlette's error middleware.
+
+    Starlette answers an unhandled exception from its outermost layer, past every user middleware; wrapping the
+    whole stack puts the CSP on that 500 too.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return _SecurityHeaders(super().build_middleware_stack())
+
+
+class _TokenGate:
+    """Lets a request through when it proves it holds the viewer's token; `/healthz` stays open.
+
+    Proof is `Authorization: Bearer <token>` (scripts) or the viewer's cookie (browsers). A browser gets the cookie
+    by opening any page once with `?token=<token>`: the answer is a redirect to the same page without it, setting
+    an HttpOnly, SameSite=Strict cookie that holds a value derived from the token (not the token itself).
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._token = token.encode()
+        self._bearer = b"Bearer " + self._token
+        self._cookie = hmac.new(self._token, b"mcpgym viewer cookie", hashlib.sha256).hexdigest().encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        query = QueryParams(scope.get("query_string", b""))
+        cookie_name = f"mcpgym_viewer_{(scope.get('server') or ('', 0))[1]}"  # cookies do not tell ports apart
+        if "token" in query:
+            if not hmac.compare_digest(query["token"].encode(), self._token):
+                await self._refuse(scope, receive, send, "invalid token in ?token=")
+                return
+            rest = urlencode([(k, v) for k, v in query.multi_items() if k != "token"])
+            location = quote(scope["path"]) + (f"?{rest}" if rest else "")
+            cookie = f"{cookie_name}={self._cookie.decode()}; HttpOnly; SameSite=Strict; Path=/"
+            await RedirectResponse(location, status_code=303, headers={"set-cookie": cookie})(scope, receive, send)
+            return
+        authorization = headers.get("authorization")
+        if authorization is not None:
+            if hmac.compare_digest(authorization.encode("latin-1"), self._bearer):
+                await self.app(scope, receive, send)
+                return
+            await self._refuse(scope, receive, send, "invalid bearer token")
+            return
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(headers.get("cookie", ""))
+        except Exception:  # noqa: BLE001 - a malformed Cookie header is just no cookie
+            jar = SimpleCookie()
+        given = jar.get(cookie_name)
+        if given is not None and hmac.compare_digest(given.value.encode("latin-1"), self._cookie):
+            await self.app(scope, receive, send)
+            return
+        await self._refuse(scope, receive, send, "this viewer needs its token")
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, reason: str) -> None:
+        message = (f"{reason}: send 'Authorization: Bearer <token>', or open any page once with ?token=<token> "
+                   "in the browser (it sets a cookie)")
+        headers = {"www-authenticate": 'Bearer realm="mcpgym viewer"'}
+        response: Response
+        if scope["path"].startswith("/api/"):
+            response = JSONResponse({"error": message}, status_code=401, headers=headers)
+        else:
+            response = Response(message + "\n", status_code=401, media_type="text/plain", headers=headers)
+        await response(scope, receive, send)
 
 
 def _open_store(request: Request) -> Iterator[Store]:
@@ -96,12 +195,26 @@ def _open_store(request: Request) -> Iterator[Store]:
 StoreDep = Annotated[Store, Depends(_open_store)]
 
 
-def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
+def create_app(
+    db: str | Path,
+    *,
+    per_page: int = 50,
+    token: str | None = None,
+    host: str = "127.0.0.1",
+    allowed_hosts: Sequence[str] = (),
+) -> FastAPI:
     """Build the viewer over one trajectory database, opened read-only on each request.
+
+    Every request must carry an accepted `Host` (a loopback name, `host` itself or one of `allowed_hosts`; 421
+    otherwise) and no foreign `Origin` (403), the gateway's own check against DNS rebinding. With a token, every
+    path but `/healthz` also needs it (401 otherwise).
 
     Args:
         db: the SQLite file written by `mcpgym collect`.
         per_page: episodes per page in the episode list (1-500; `?per_page=` overrides it).
+        token: the token every request must prove (a bearer header, or the cookie `?token=` sets); None: no token.
+        host: the address the server is bound to (accepted as a `Host` value unless it is a wildcard).
+        allowed_hosts: more accepted `Host` values, e.g. "viewer.lan:8000" or "viewer.lan:*".
 
     Returns:
         The FastAPI app (pages under /, JSON under /api/).
@@ -113,9 +226,14 @@ def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
     Store(db, readonly=True).close()  # fail now, with a clear message, rather than on the first request
     if not 1 <= per_page <= q.MAX_PAGE_SIZE:
         raise ConfigError(f"per_page must be from 1 to {q.MAX_PAGE_SIZE}, got {per_page}")
+    if token is not None and not token:
+        raise ConfigError("token must not be empty (pass None for no token)")
     templates = _templates()
-    app = FastAPI(title="mcpgym viewer", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
-    app.add_middleware(_SecurityHeaders)
+    middleware = [Middleware(HostOriginMiddleware, policy=HostPolicy.for_bind(host, allowed_hosts))]
+    if token:
+        middleware.append(Middleware(_TokenGate, token=token))
+    app = _Viewer(title="mcpgym viewer", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+                  middleware=middleware)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
 
     app.state.db = db
@@ -267,18 +385,33 @@ def create_app(db: str | Path, *, per_page: int = 50) -> FastAPI:
     return app
 
 
-def serve(db: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    db: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    token: str | None = None,
+    allowed_hosts: Sequence[str] = (),
+) -> None:
     """Serve the viewer until interrupted.
 
     Args:
         db: the trajectory database (opened read-only).
-        host: the interface to bind; the default keeps it on this machine. Use 0.0.0.0 only behind a trusted network.
+        host: the interface to bind; the default keeps it on this machine. Any other needs a token.
         port: the TCP port.
+        token: the token clients must prove (see `create_app`); required when `host` is not loopback.
+        allowed_hosts: more accepted `Host` values (the names clients use to reach a non-loopback bind).
 
     Raises:
+        ConfigError: `host` is not loopback and no token is given.
         StoreError: the database is missing or unreadable.
     """
     import uvicorn
 
-    app = create_app(db)
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"--host {host} accepts connections from other machines, so the viewer needs a token: pass --token or "
+            f"set {TOKEN_ENV} (or bind to 127.0.0.1)"
+        )
+    app = create_app(db, token=token, host=host, allowed_hosts=allowed_hosts)
     uvicorn.run(app, host=host, port=port, log_level="warning")

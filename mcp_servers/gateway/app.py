@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_servers.errors import ConfigError, ServerUnavailableError
+from mcp_servers.gateway.guard import HostOriginMiddleware, HostPolicy, is_loopback
 from mcp_servers.workspace import WorkspaceManager
 
 if TYPE_CHECKING:
@@ -25,16 +27,9 @@ if TYPE_CHECKING:
 
     from mcp_servers.settings import ServerSettings
 
-__all__ = ["LOOPBACK_HOSTS", "Gateway", "build_gateway", "is_loopback"]
+__all__ = ["Gateway", "build_gateway", "is_loopback"]
 
 _log = logging.getLogger(__name__)
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a bind address only accepts connections from this machine."""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 @dataclass
@@ -114,20 +109,11 @@ def _call_timeout_middleware(seconds: float) -> Any:
     return middleware
 
 
-def _transport_security(settings: ServerSettings) -> Any:
+def _transport_security() -> Any:
+    """The SDK's own Host/Origin check is off: `HostOriginMiddleware` checks every path of the gateway instead."""
     from mcp.server.transport_security import TransportSecuritySettings
 
-    host = settings.http.host
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    if not is_loopback(host) and host not in ("0.0.0.0", "::"):
-        hosts.append(f"{host}:*")
-        origins.append(f"http://{host}:*")
-    for extra in settings.http.allowed_hosts:
-        hosts.append(extra)
-        origins.append(f"http://{extra}")
-        origins.append(f"https://{extra}")
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
 def build_gateway(
@@ -141,7 +127,8 @@ def build_gateway(
 
     Each server's streamable HTTP session manager is started in the app's lifespan; file and exec tools get a
     per-session workspace under `settings.workspace` (released when the session ends or idles out). When a token
-    is set, every path but `/healthz` requires it.
+    is set, every path but `/healthz` requires it. Every path, `/healthz` included, refuses a `Host` that is not a
+    loopback name, the bind address or an allowed host (421), and a foreign `Origin` (403).
 
     Args:
         settings: Server settings (workspace, token, http.*).
@@ -161,7 +148,7 @@ def build_gateway(
     http = settings.http
     if workspaces is None:
         workspaces = WorkspaceManager(settings.workspace, per_session=True, idle_timeout_s=http.session_idle_timeout_s)
-    security = _transport_security(settings)
+    security = _transport_security()
     servers: dict[str, MCPServer] = {}
     skipped: dict[str, str] = {}
     routes: list[Route | Mount] = []
@@ -211,10 +198,11 @@ def build_gateway(
                     tg.cancel_scope.cancel()
         workspaces.close()
 
-    app = Starlette(routes=[Route("/healthz", healthz), *routes], lifespan=lifespan)
+    middleware = [Middleware(HostOriginMiddleware, policy=HostPolicy.for_bind(http.host, http.allowed_hosts))]
     token = settings.token.get_secret_value() if settings.token is not None else None
     if token:
-        app.add_middleware(BearerTokenMiddleware, token=token)
+        middleware.append(Middleware(BearerTokenMiddleware, token=token))
+    app = Starlette(routes=[Route("/healthz", healthz), *routes], middleware=middleware, lifespan=lifespan)
     return Gateway(
         app=app,
         servers=servers,

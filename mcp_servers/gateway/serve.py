@@ -55,7 +55,7 @@ def check_http_settings(settings: ServerSettings) -> None:
     Raises:
         ConfigError: The host is not loopback and no token is set, or a limit is not positive.
     """
-    from mcp_servers.gateway.app import is_loopback
+    from mcp_servers.gateway.guard import is_loopback
 
     http = settings.http
     if not is_loopback(http.host) and (settings.token is None or not settings.token.get_secret_value()):
