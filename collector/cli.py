@@ -12,7 +12,7 @@ import click
 
 from collector.errors import CollectorError
 
-__all__ = ["collect", "export", "tasks", "view"]
+__all__ = ["collect", "export", "merge", "tasks", "view"]
 
 _CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -153,6 +153,32 @@ def export(db: Path, run_name: str, fmt: str, out: str, status: str) -> None:
         raise click.ClickException(str(exc)) from None
     if out != "-":
         click.echo(f"wrote {count} episodes to {out}", err=True)
+
+
+@click.command(context_settings=_CTX)
+@click.option("--into", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The database to merge into (created if missing).")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def merge(into: Path, sources: tuple[Path, ...]) -> None:
+    """Merge trajectory databases collected independently into one.
+
+    Episodes are deduplicated by run, task and sample (the first finished copy wins); tool definitions are kept
+    with their hashes; a run collected with different configurations in two databases is refused.
+
+    \b
+    Example:
+      mcpgym merge --into all.db node1.db node2.db
+    """
+    from collector.merge import merge_stores
+
+    try:
+        summary = merge_stores(into, list(sources))
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"merged {summary.episodes_added} episodes into {into} (new runs: {', '.join(summary.runs_added) or '-'}; "
+               f"extended: {', '.join(summary.runs_extended) or '-'}); {summary.duplicates} duplicates and "
+               f"{summary.skipped_running} unfinished episodes skipped, {summary.tool_schemas_added} tool definitions "
+               "added", err=True)
 
 
 @click.command(context_settings=_CTX)

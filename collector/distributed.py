@@ -226,10 +226,7 @@ class _Driver:
             del self.live[worker]
             self.stats.workers_lost += 1
             _log.warning("Ray worker lost (%s); its episodes run again elsewhere", type(why).__name__)
-            try:
-                self.ray.kill(worker, no_restart=True)
-            except Exception:  # noqa: BLE001 - it is already gone
-                pass
+            _kill(self.ray, worker)
             if self.replacements_left <= 0:
                 raise CollectorError(f"Ray workers keep dying (last: {type(why).__name__}: {why}); "
                                      "finished episodes are saved, continue with --resume")
@@ -242,10 +239,7 @@ class _Driver:
             closing = [w.close.remote() for w in self.live]
             self.ray.wait(closing, num_returns=len(closing), timeout=30)
         for w in [*self.live, *self.starting.values()]:
-            try:
-                self.ray.kill(w, no_restart=True)
-            except Exception:  # noqa: BLE001 - already dead
-                pass
+            _kill(self.ray, w)
 
     def _check_placement(self) -> None:
         if self.live:
@@ -349,6 +343,14 @@ class _Driver:
                 if on_progress is not None:
                     on_progress(summary, result)
         summary.wall_time_s = time.perf_counter() - start
+
+
+def _kill(ray: Any, worker: Any) -> None:
+    """End a worker; one that is gone already is fine."""
+    try:
+        ray.kill(worker, no_restart=True)
+    except Exception as exc:  # noqa: BLE001 - a dead actor may raise anything here
+        _log.debug("worker already gone: %s", exc)
 
 
 def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:

@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 
 ray = pytest.importorskip("ray")
-from collect_helpers import echo_solver, echo_tasks  # noqa: E402
-from fake_openai import FakeOpenAI  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
-from toy_fixtures import toy_stdio_spec  # noqa: E402
+from collect_helpers import echo_solver, echo_tasks
+from fake_openai import FakeOpenAI
+from ray.cluster_utils import Cluster
+from toy_fixtures import toy_stdio_spec
 
-from collector.collect import CollectConfig, run_collection  # noqa: E402
-from collector.distributed import RayStats, collect_ray  # noqa: E402
-from collector.errors import ConfigError  # noqa: E402
-from collector.export import export_run  # noqa: E402
-from collector.store import Store  # noqa: E402
+from collector.collect import CollectConfig, run_collection
+from collector.distributed import RayStats, collect_ray
+from collector.errors import ConfigError
+from collector.export import export_run
+from collector.store import Store
 
 pytestmark = pytest.mark.slow
 
