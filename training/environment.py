@@ -1,35 +1,43 @@
-"""The MCP GRPO environment: a TRL `environment_factory` whose tool methods are generated from live MCP tool lists.
+"""The MCP GRPO environment: a TRL `environment_factory` whose tool methods run live MCP tools by the episode's rules.
 
-Each MCP tool a session offers becomes a method of a generated class, with a real signature (parameters and type hints
-from the tool's JSON schema) and a Google-style docstring, so TRL's tool calling renders the same schemas the
-collector offers. Each rollout uses one MCP session (one workspace) opened by `reset()`, which also writes the task's
-setup files; tool calls go to the same sandboxed servers as collection. The verdict comes from the task's verifier
-(`collector.verifiers.verify`) over the rollout's final answer, calls and final workspace.
+Each MCP tool a session offers becomes a method of a generated class (TRL executes the methods it finds on the
+class). The *schemas* the policy sees are not derived from those methods: TRL 1.16 renders an environment's tools
+with `transformers.utils.get_json_schema` on the methods' signatures, which cannot carry `$ref` items, defaults,
+bounds or nested properties. `use_mcp_schemas(trainer, factory)` therefore hands the trainer the exact OpenAI tool
+dicts of `collector.tools.mcp_tool_to_openai` (the conversion collection and SFT use) for rendering prompts and
+reading responses, and the methods are kept for execution only (they take `**arguments`, so a prompt rendered from
+them instead fails loudly rather than showing other schemas).
+
+Each rollout uses one MCP session (one workspace) opened by `reset()`, which also writes the task's setup files.
+A call is read by `collector.episode.parse_call` (the namespace split, JSON and schema check of collection): a
+malformed call is answered with the same error text as in collection and never sent; a well-formed one goes to the
+same sandboxed servers. The verdict and reward components come from `collector.episode.judge`.
 
 TRL discovers every public method of the class as a tool, so the rollout's bookkeeping lives on `env.state`
 (a `RolloutState`), not in methods. TRL's `get_reward()` takes no arguments and cannot see the completion, while most
-verifiers judge the final answer; success is therefore scored by `training.rewards.success_reward`, which hands the
-completion's final answer to `env.state.verdict(...)`.
+verifiers judge the final answer; the reward functions of `training.rewards` hand the completion to
+`env.state.judge(...)`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import keyword
 import logging
 import re
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
+from collector.episode import CallRecord, Judgement, ToolIndex, judge, parse_call, tool_message
 from collector.errors import CollectorError
 from collector.pool import ToolPool, ToolSession
 from collector.servers import ServerSpec
 from collector.settings import CollectorSettings
-from collector.tasks.model import Task, VerifierSpec, VerifyContext
-from collector.types import Verdict
+from collector.tasks.model import Task
+from collector.types import OpenAITool, Verdict
+from collector.workspace import EXEC_SERVER, FILES_SERVER
 from training.errors import EnvironmentSetupError
 
 __all__ = [
@@ -39,15 +47,12 @@ __all__ = [
     "RolloutState",
     "environment_key",
     "make_tool_method",
+    "use_mcp_schemas",
 ]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_JSON_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "object": dict,
-                               "array": list}
-_SECTION = re.compile(r"^\s*(Args|Returns|Raises):", re.MULTILINE)
 
 
 class LoopThread:
@@ -74,151 +79,119 @@ def environment_key(servers: Sequence[str]) -> str:
     return "+".join(sorted(dict.fromkeys(servers))) or "none"
 
 
-def _python_type(schema: dict[str, Any]) -> Any:
-    if isinstance(schema.get("enum"), list) and schema["enum"] and all(
-            isinstance(v, (str, int, float, bool)) for v in schema["enum"]):
-        return Literal.__getitem__(tuple(schema["enum"]))  # a Literal built at run time
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kinds = [k for k in kind if k != "null"]
-        kind = kinds[0] if len(kinds) == 1 else None
-    if kind == "array":
-        items = schema.get("items")
-        return list.__class_getitem__(_python_type(items)) if isinstance(items, dict) and items.get("type") else list
-    if kind == "object":
-        return dict
-    return _JSON_TYPES.get(str(kind), str)
-
-
-def _one_line(text: str) -> str:
-    return _SECTION.sub(lambda m: m.group(1).lower() + " -", " ".join(str(text).split()))
-
-
-def make_tool_method(name: str, description: str, parameters: dict[str, Any],
-                     call: Callable[[Any, str, dict[str, Any], str | None], str]) -> Callable[..., str]:
-    """Build a method `name(self, <params>) -> str` for one tool, with a signature and docstring from its schema.
+def make_tool_method(name: str, description: str, call: Callable[[Any, str, dict[str, Any]], str]
+                     ) -> Callable[..., str]:
+    """Build a method `name(self, **arguments) -> str` that runs one tool (execution only: no schema is derived).
 
     Args:
-        name: the exposed tool name (a Python identifier).
-        description: the tool's description (first docstring line).
-        parameters: the tool's JSON schema (`properties`, `required`).
-        call: `(env, name, arguments, problem) -> text` run when the model calls the tool; `problem` says why the
-            arguments do not fit the signature (None when they do).
+        name: the exposed tool name (a Python identifier: TRL calls tools by attribute).
+        description: the tool's description (the docstring).
+        call: `(env, name, arguments) -> text` run when the model calls the tool.
 
     Returns:
         A function to set on the environment class.
 
     Raises:
-        EnvironmentSetupError: the name or a parameter name is not a Python identifier.
+        EnvironmentSetupError: the name is not a Python identifier.
     """
-    if not name.isidentifier() or keyword.iskeyword(name):
-        raise EnvironmentSetupError(f"tool name {name!r} is not a Python identifier; it cannot become a method")
-    props: dict[str, Any] = dict(parameters.get("properties") or {})
-    required = set(parameters.get("required") or [])
-    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    annotations: dict[str, Any] = {}
-    arg_lines = []
-    for pname in sorted(props, key=lambda p: p not in required):  # required first, as Python demands
-        if not pname.isidentifier() or keyword.iskeyword(pname) or pname == "self":
-            raise EnvironmentSetupError(f"tool {name!r} has parameter {pname!r}, which is not a Python identifier")
-        schema = props[pname] if isinstance(props[pname], dict) else {}
-        hint = _python_type(schema)
-        if pname in required:
-            params.append(inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, annotation=hint))
-        else:
-            hint = hint | None
-            params.append(inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, annotation=hint, default=None))
-        annotations[pname] = hint
-        arg_lines.append(f"    {pname}: {_one_line(schema.get('description') or f'The {pname} argument.')}")
-    annotations["return"] = str
-    signature = inspect.Signature(params, return_annotation=str)
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_") or name in ("reset", "get_reward"):
+        raise EnvironmentSetupError(
+            f"tool name {name!r} cannot become an environment method: TRL calls tools by method name, which must be a "
+            "Python identifier that does not start with '_' and is not 'reset' or 'get_reward'")
 
     def method(self: Any, **arguments: Any) -> str:
-        try:
-            signature.bind(self, **arguments)
-        except TypeError as exc:
-            return call(self, name, arguments, f"bad arguments for {name}: {exc}. Expected: {signature}")
-        return call(self, name, {k: v for k, v in arguments.items() if v is not None or k in required}, None)
+        return call(self, name, arguments)
 
     method.__name__ = method.__qualname__ = name
-    method.__signature__ = signature  # type: ignore[attr-defined]
-    method.__annotations__ = annotations
-    doc = _one_line(description) or f"The {name} tool."
-    method.__doc__ = doc + ("\n\nArgs:\n" + "\n".join(arg_lines) if arg_lines else "") + \
-        "\n\nReturns:\n    The tool's output as text."
+    method.__doc__ = " ".join(str(description).split()) or f"The {name} tool."
     return method
 
 
 class RolloutState:
-    """One rollout's MCP session, task and call log (what reward functions read through `env.state`)."""
+    """One rollout's MCP session, task and calls (what reward functions read through `env.state`)."""
 
-    def __init__(self, factory: MCPEnvironmentFactory, servers: Sequence[str]) -> None:
+    def __init__(self, factory: MCPEnvironmentFactory, servers: Sequence[str], tools: Sequence[OpenAITool] = ()
+                 ) -> None:
         self.factory = factory
         self.servers = list(servers)
+        self.tools = list(tools)
         self.session: ToolSession | None = None
         self.task: Task | None = None
-        self.call_log: list[dict[str, Any]] = []
-        self._verdicts: dict[str, Verdict] = {}
+        self.index: ToolIndex = ToolIndex.from_openai(self.tools, self.servers)
+        self.calls: list[CallRecord] = []
+        self._judgements: dict[str, Judgement] = {}
 
     def reset(self, task: Task) -> None:
         """Close the previous session, open a fresh one (fresh workspace) and write the task's setup files."""
         self.close()
         self.task = task
-        self.call_log = []
-        self._verdicts = {}
+        self.calls = []
+        self._judgements = {}
         try:
             self.session = self.factory.loop.run(self.factory.pool.open_session(self.servers))
+            self.index = ToolIndex(self.session.refs.values(), self.session.servers)
             if task.setup_files:
                 self.factory.loop.run(self.session.setup_workspace(task.setup_files))
         except CollectorError as exc:
             raise EnvironmentSetupError(f"cannot prepare the workspace of task {task.id!r}: {exc}") from exc
 
-    def call(self, name: str, arguments: dict[str, Any], problem: str | None = None) -> str:
-        """Run one tool call through the session; errors come back as `Error: ...` text the model can read.
+    def call(self, name: str, arguments: dict[str, Any]) -> str:
+        """Run one tool call by the episode's rules; errors come back as `Error: ...` text the model can read.
 
         Args:
             name: the exposed tool name.
-            arguments: the arguments the model gave.
-            problem: set when the arguments do not fit the tool's signature: the call is logged as an error and not
-                sent.
-        """
-        if problem is not None:
-            self.call_log.append({"name": name, "arguments": arguments, "is_error": True})
-            return f"Error: {problem}"
-        if self.session is None:
-            return "Error: the environment has no session (reset() was not called)"
-        try:
-            result = self.factory.loop.run(self.session.call(name, json.dumps(arguments)))
-        except CollectorError as exc:
-            self.call_log.append({"name": name, "arguments": arguments, "is_error": True})
-            return f"Error: {exc}"
-        self.call_log.append({"name": name, "arguments": arguments, "is_error": result.is_error})
-        text = result.text
-        return text if not result.is_error or text.startswith("Error") else f"Error: {text}"
+            arguments: the arguments TRL decoded from the model's call.
 
-    def verdict(self, final_answer: str = "") -> Verdict:
-        """The task's verifier on this rollout (cached per final answer).
+        Returns:
+            The tool's output, or the error message (the same text collection shows for the same call).
+        """
+        record = parse_call(name, arguments, self.index, call_id=f"call_{len(self.calls)}")
+        self.calls.append(record)
+        if record.malformed or record.server is None or record.arguments is None:
+            return str(record.message)
+        if self.session is None:
+            record.error_kind = "protocol_error"
+            record.message = "Error: the environment has no session (reset() was not called)"
+            return record.message
+        try:
+            out = self.factory.loop.run(self.session.call_tool(record.server, record.tool, record.arguments))
+        except CollectorError as exc:
+            record.error_kind = "protocol_error"
+            record.message = f"Error: {exc}"
+            return record.message
+        record.error_kind = out.error_kind if out.error_kind is not None or not out.is_error else "tool_error"
+        record.message = tool_message(out.text, out.is_error)
+        record.duration_s = out.duration_s
+        return record.message
+
+    def judge(self, final_answer: str = "", calls: Sequence[CallRecord] | None = None) -> Judgement:
+        """The episode core's judgement of this rollout (cached per final answer and calls).
 
         Args:
-            final_answer: the completion's last assistant text.
+            final_answer: the completion's final assistant text ("" when it ended without one).
+            calls: every call of the completion (default: the calls this environment ran).
         """
-        if final_answer in self._verdicts:
-            return self._verdicts[final_answer]
+        calls = list(self.calls if calls is None else calls)
+        key = json.dumps([final_answer, [(c.name, c.raw_arguments, c.error_kind) for c in calls]])
+        if key in self._judgements:
+            return self._judgements[key]
         if self.task is None or self.session is None:
-            raise EnvironmentSetupError("verdict() before reset(): the rollout has no task")
-        verdict = self.factory.loop.run(self._verify(self.task.verifier, final_answer))
-        self._verdicts[final_answer] = verdict
-        return verdict
+            raise EnvironmentSetupError("judge() before reset(): the rollout has no task")
+        judgement = self.factory.loop.run(self._judge(self.task, final_answer, calls))
+        self._judgements[key] = judgement
+        return judgement
 
-    async def _verify(self, spec: VerifierSpec, final_answer: str) -> Verdict:
-        from collector.verifiers import verify
+    def verdict(self, final_answer: str = "") -> Verdict:
+        """The task's verifier on this rollout (the verdict of `judge`)."""
+        return self.judge(final_answer).verdict
 
+    async def _judge(self, task: Task, final_answer: str, calls: list[CallRecord]) -> Judgement:
         assert self.session is not None
-        files = await self.session.snapshot_files() if "files" in self.session.servers else None
-        calls = [{"name": c["name"].split("__", 1)[-1], "arguments": c["arguments"]} for c in self.call_log]
-        run_tests = self.session.run_tests if "exec" in self.session.servers else None
-        ctx = VerifyContext(final_answer=final_answer, files=files, tool_calls=calls, run_tests=run_tests)
-        return await verify(spec, ctx)
+        session = self.session
+        files = await session.snapshot_files() if task.verifier.type == "file_state" and \
+            FILES_SERVER in session.servers else None
+        run_tests = session.run_tests if EXEC_SERVER in session.servers else None
+        return await judge(task, calls, final_answer, files=files, run_tests=run_tests)
 
     def close(self) -> None:
         """Close the session (its workspace goes with it)."""
@@ -235,15 +208,17 @@ class MCPEnvironment:
 
     _factory: MCPEnvironmentFactory
     _servers: tuple[str, ...] = ()
+    _tools: tuple[OpenAITool, ...] = ()
 
     def __init__(self) -> None:
-        self.state = RolloutState(self._factory, self._servers)
+        self.state = RolloutState(self._factory, self._servers, self._tools)
 
     def reset(self, **row: Any) -> str | None:
         """Start a rollout for a GRPO row: validate its task, open a fresh session and prepare the workspace.
 
         Args:
-            **row: the dataset row (`task` is required; `prompt`, `tools` are ignored).
+            **row: the dataset row (`task` is required; `tools`, when present, are checked against the live
+                servers' tools; `prompt` is ignored).
 
         Returns:
             None: the prompt already holds the task.
@@ -251,12 +226,17 @@ class MCPEnvironment:
         task = row.get("task")
         if not isinstance(task, dict):
             raise EnvironmentSetupError("a GRPO row must carry a 'task' dict (build it with 'mcpgym dataset grpo')")
+        tools = row.get("tools")
+        if tools and list(tools) != list(self._tools) and not self._factory.warned_tools:
+            self._factory.warned_tools = True
+            logger.warning("the GRPO rows' tools differ from the live %s servers' tools: the policy is shown the live "
+                           "tools (the servers changed since the episodes were collected?)", "+".join(self._servers))
         self.state.reset(Task.model_validate(task))
         return None
 
 
-def _call_tool(env: MCPEnvironment, name: str, arguments: dict[str, Any], problem: str | None) -> str:
-    return env.state.call(name, arguments, problem)
+def _call_tool(env: MCPEnvironment, name: str, arguments: dict[str, Any]) -> str:
+    return env.state.call(name, arguments)
 
 
 class MCPEnvironmentFactory:
@@ -269,13 +249,15 @@ class MCPEnvironmentFactory:
     Example:
         factory = MCPEnvironmentFactory()
         trainer = GRPOTrainer(..., environment_factory=factory.factories([["weather"], ["files", "exec"]]))
+        use_mcp_schemas(trainer, factory)
     """
 
     def __init__(self, servers: Mapping[str, ServerSpec] | None = None, *,
                  settings: CollectorSettings | None = None) -> None:
         self.loop = LoopThread()
         self._classes: dict[str, type[MCPEnvironment]] = {}
-        self.tools: dict[str, list[dict[str, Any]]] = {}
+        self.tools: dict[str, list[OpenAITool]] = {}
+        self.warned_tools = False
 
         async def _start() -> ToolPool:
             pool = ToolPool(servers, settings=settings)
@@ -299,20 +281,19 @@ class MCPEnvironmentFactory:
             return self._classes[key]
         names = sorted(dict.fromkeys(servers))
 
-        async def _list() -> list[dict[str, Any]]:
+        async def _list() -> list[OpenAITool]:
             async with self.pool.session(names) as session:
-                return [dict(t) for t in session.tools]
+                return [dict(t) for t in session.tools]  # type: ignore[misc]
 
         try:
             tools = self.loop.run(_list())
         except CollectorError as exc:
             raise EnvironmentSetupError(f"cannot list the tools of {names}: {exc}") from exc
-        namespace: dict[str, Any] = {"_factory": self, "_servers": tuple(names),
+        namespace: dict[str, Any] = {"_factory": self, "_servers": tuple(names), "_tools": tuple(tools),
                                      "__doc__": f"MCP environment over the {key} server(s)."}
         for tool in tools:
             fn = tool["function"]
-            namespace[fn["name"]] = make_tool_method(fn["name"], fn.get("description") or "",
-                                                     fn.get("parameters") or {}, _call_tool)
+            namespace[fn["name"]] = make_tool_method(fn["name"], fn.get("description") or "", _call_tool)
         cls = type("MCPEnvironment_" + re.sub(r"\W", "_", key), (MCPEnvironment,), namespace)
         self._classes[key] = cls
         self.tools[key] = tools
@@ -329,3 +310,34 @@ class MCPEnvironmentFactory:
         finally:
             self.loop.stop()
 
+
+def use_mcp_schemas(trainer: Any, factory: MCPEnvironmentFactory) -> None:
+    """Make a GRPOTrainer show the policy the MCP tools' own schemas, as collection and SFT do.
+
+    TRL keeps, per environment name, the list of tools it renders into that environment's prompts and uses to read
+    the model's responses (`GRPOTrainer._env_tools`); it builds it from the environment's methods. This replaces
+    each list by the environment's OpenAI tool dicts (the schemas of `mcp_tool_to_openai`); the methods stay in
+    TRL's per-rollout tool dicts, which only execute calls.
+
+    Args:
+        trainer: a `trl.GRPOTrainer` built with `environment_factory=factory.factories(...)`.
+        factory: the factory whose classes the trainer uses.
+
+    Raises:
+        EnvironmentSetupError: the trainer does not keep per-environment tools the way TRL 1.16 does (another TRL
+            version): training would show other schemas, so it does not start.
+    """
+    env_tools = getattr(trainer, "_env_tools", None)
+    factories = getattr(trainer, "environment_factories", None)
+    if not isinstance(env_tools, dict) or not isinstance(factories, dict):
+        raise EnvironmentSetupError(
+            "this TRL version keeps no per-environment tool list (GRPOTrainer._env_tools); mcpgym needs TRL 1.16's "
+            "environment_factory handling to show the MCP tools' own schemas")
+    by_class = {cls: key for key, cls in factory._classes.items()}
+    for name, env_factory in factories.items():
+        key = by_class.get(env_factory)
+        if key is None:
+            raise EnvironmentSetupError(f"environment {name!r} was not made by this MCPEnvironmentFactory")
+        standalone = [t for t in env_tools.get(name, []) if getattr(t, "__self__", None) is None
+                      or not isinstance(t.__self__, MCPEnvironment)]
+        env_tools[name] = [*standalone, *factory.tools[key]]

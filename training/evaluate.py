@@ -16,6 +16,7 @@ from math import comb
 from pathlib import Path
 from typing import Any
 
+from collector.episode import MALFORMED_KINDS
 from collector.errors import CollectorError
 from collector.store import Store
 from training.errors import EvaluationError
@@ -68,8 +69,9 @@ class ModelMetrics:
         episodes: episodes scored (failed episodes count as not passed).
         families: family -> {"episodes", "passed", "success_rate"}.
         pass_at_k: k -> pass@k over the code tasks (empty without code tasks).
-        tool_calls: calls emitted.
-        malformed_calls: calls that were not well-formed calls of an offered tool.
+        tool_calls: calls emitted (the run's recorded calls).
+        malformed_calls: calls the model wrote wrongly (recorded error kind in `collector.episode.MALFORMED_KINDS`):
+            an unoffered tool, bad JSON, schema-invalid arguments, an unreadable `<tool_call>` block.
         episodes_with_calls: episodes in which the model called at least one tool.
     """
 
@@ -129,6 +131,7 @@ def metrics_from_run(db: str | Path, run: str, *, code_families: Sequence[str] =
     try:
         info = store.get_run(run)
         rows = [e for e in store.episodes([run]) if e["status"] != "running"]
+        calls_of = {e["id"]: store.tool_calls(e["id"]) for e in rows}
     except CollectorError as exc:
         raise EvaluationError(str(exc)) from exc
     finally:
@@ -144,10 +147,13 @@ def metrics_from_run(db: str | Path, run: str, *, code_families: Sequence[str] =
         fam[family].append(passed)
         if family in code_families:
             code_tasks[e["task_id"]].append(passed)
-        calls = int(e.get("tool_calls") or 0)
+        # each call's recorded error kind (episodes collected before the episode core counted a malformed
+        # block twice in `malformed_calls`; the per-call rows were always right)
+        recorded = calls_of.get(e["id"]) or []
+        calls = len(recorded)
         metrics.tool_calls += calls
-        # an episode's malformed counter can exceed its calls (one block can be malformed in two ways)
-        metrics.malformed_calls += min(int(e.get("malformed_calls") or 0), calls)
+        metrics.malformed_calls += sum(1 for c in recorded if c.get("error_kind") in MALFORMED_KINDS
+                                       or c.get("malformed"))
         metrics.episodes_with_calls += int(calls > 0)
     metrics.families = {f: {"episodes": len(v), "passed": sum(v), "success_rate": sum(v) / len(v)}
                         for f, v in sorted(fam.items())}

@@ -1,15 +1,18 @@
 """TRL reward functions `f(completions, **kwargs) -> list[float | None]`, composable with weights.
 
-Each function scores one aspect of a rollout on its own scale; the weights (TRL's `reward_weights`) turn them into the
-project's default reward: success 10, efficiency up to 2, 0.5 per correct tool use, 1 for a fully valid format, and
-for code a unit-test pass ratio with a penalty for crashing code. The component formulas are the collector's
-(`collector.rewards`), so a GRPO reward means the same as a recorded episode's reward.
+Each function returns one component of the episode core's reward (`collector.episode`, formulas in
+`collector.rewards`) divided by its default weight, so that with the default weights (TRL's `reward_weights`) a
+GRPO reward is, component by component, the reward collection records for the same completion: success 10 x the
+verdict, efficiency up to 2, 0.5 per correct tool call up to optimal_steps, 1 for a fully valid format, and for
+code tasks the mean over tests of 1 / 0 / -0.5.
 
 Inputs: `completions` are TRL conversational completions (lists of assistant and tool messages). Keyword columns of
 a GRPO dataset row arrive as lists: `task` (the Task dict) and `tools` (the OpenAI tools offered). When the trainer
-runs the MCP environment, `environments` holds one `MCPEnvironment` per completion: the verdict and the tool-call log
-then come from the real servers. A reward that cannot be computed is logged, counted in `failures`, and returned as
-None (TRL leaves that function out for that sample) instead of a silent 0.
+runs the MCP environment, `environments` holds one `MCPEnvironment` per completion: the calls' outcomes, the
+verdict and the unit-test report then come from the real servers. A completion is read by
+`collector.episode.read_completion` (the same call parsing, namespace split and schema check as collection). A
+reward that cannot be computed is logged, counted in `failures`, and returned as None (TRL leaves that function out
+for that sample) instead of a silent 0.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,19 +27,18 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from collector import rewards as components
-from collector.tasks.model import VerifierSpec, VerifyContext
-from collector.types import Verdict
-from training.datasets.filters import call_problems
+from collector.episode import CallRecord, Judgement, ToolIndex, judge, read_completion
 from training.errors import RewardError
 
 __all__ = [
-    "CRASH_PENALTY",
     "RewardWeights",
     "Rollout",
+    "UntrustedTestsError",
     "code_tests_reward",
     "efficiency_reward",
     "failures",
     "format_reward",
+    "make_code_tests_reward",
     "reward_functions",
     "success_reward",
     "summarize",
@@ -47,38 +48,42 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CRASH_PENALTY = 1.0
-"""Subtracted from the pass ratio (before weighting) when the code crashed, timed out or did not run."""
-
 _UNVERIFIABLE_OFFLINE = ("file_state", "unit_tests")
 
 failures: Counter[str] = Counter()
 """How many samples each reward function could not score (logged and returned as None)."""
 
 
+class UntrustedTestsError(RewardError):
+    """A unit-test report does not say the tests ran in an isolating sandbox, and the user did not allow that."""
+
+
 @dataclass(frozen=True)
 class RewardWeights:
     """Weights of the reward functions (TRL `reward_weights`, in the order of `reward_functions`).
 
+    The defaults are the episode core's weights, so the weighted sum is the reward collection records.
+
     Attributes:
-        success: times the verifier's score in [0, 1].
-        efficiency: times optimal_steps / calls made (1 at or under optimal), for passed rollouts.
-        tool_use: per correct tool use (offered name, schema-valid arguments, no error), up to optimal_steps.
+        success: times 1 when the verifier passed the rollout.
+        efficiency: times `max(0, 1 - (calls - optimal) / optimal)` (clamped to [0, 1]), for passed rollouts.
+        tool_use: per correct tool call (offered tool, schema-valid arguments, no error), up to optimal_steps.
         format: for a fully valid format (every call well formed, a final text answer).
-        code_tests: times the unit-test pass ratio minus CRASH_PENALTY when the code crashed (code tasks only).
+        code_tests: times the mean over tests of 1 (passed), 0 (failed assertion), -0.5 (other error or crash).
     """
 
     success: float = components.SUCCESS_WEIGHT
     efficiency: float = components.EFFICIENCY_WEIGHT
     tool_use: float = components.TOOL_USE_WEIGHT
     format: float = components.FORMAT_WEIGHT
-    code_tests: float = 2.0
+    code_tests: float = components.CODE_WEIGHT
 
 
 class _State(Protocol):
-    call_log: list[dict[str, Any]]
+    calls: list[CallRecord]
+    index: ToolIndex
 
-    def verdict(self, final_answer: str = "") -> Verdict: ...
+    def judge(self, final_answer: str = "", calls: Sequence[CallRecord] | None = None) -> Judgement: ...
 
 
 class _Env(Protocol):
@@ -89,83 +94,70 @@ class _Env(Protocol):
 
 @dataclass
 class Rollout:
-    """What a reward function needs to know about one completion.
+    """A completion read by the episode core's rules.
 
     Attributes:
-        calls: every tool call, `{"name", "arguments" (dict, or the raw string when it was not JSON), "error"}`.
-        malformed: calls the model wrote that could not be parsed as calls (raw `<tool_call>` text left in content)
-            plus calls to unoffered tools or with schema-invalid arguments.
-        final_answer: the last assistant text after the last tool call ("" when none).
+        calls: every call, in order, with its error kind (malformed, the environment's outcome, or "not_run").
+        final_answer: the last assistant text, when the completion ended on a turn without calls ("" otherwise).
     """
 
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    malformed: int = 0
+    calls: list[CallRecord] = field(default_factory=list)
     final_answer: str = ""
 
     @property
     def ok_calls(self) -> int:
-        return sum(1 for c in self.calls if not c["error"] and not c.get("invalid"))
+        """Correct calls: well formed and ran without error."""
+        return sum(1 for c in self.calls if c.ok)
+
+    @property
+    def malformed(self) -> int:
+        """Calls the model wrote wrongly."""
+        return sum(1 for c in self.calls if c.malformed)
 
 
-def _is_error_result(content: Any) -> bool:
-    text = str(content).lstrip()
-    return text.startswith(("{'error'", '{"error"', "Error:"))
+def _index(task: dict[str, Any] | None, tools: Sequence[dict[str, Any]] | None, environment: _Env | None
+           ) -> ToolIndex:
+    if environment is not None:
+        return environment.state.index
+    return ToolIndex.from_openai(list(tools or []), list((task or {}).get("servers") or []))
 
 
 def summarize(completion: Sequence[dict[str, Any]] | str, tools: Sequence[dict[str, Any]] | None,
-              environment: _Env | None = None) -> Rollout:
-    """Read a completion: its calls (checked against the offered tools), malformed output and final answer.
+              environment: _Env | None = None, task: dict[str, Any] | None = None) -> Rollout:
+    """Read a completion: its calls (checked against the offered tools, once each) and its final answer.
+
+    A well-formed call's outcome comes from the rollout's environment, which ran it (its calls are matched in
+    order to the completion's well-formed calls of offered tools, by name); without an environment, from the tool
+    message that answered it (an error result starts with "Error", in collection as in GRPO). A well-formed call
+    nothing answered never ran ("not_run": not correct, not malformed).
 
     Args:
         completion: TRL conversational completion (assistant/tool messages) or plain text.
-        tools: the OpenAI tools offered (None: names are not checked).
-        environment: the rollout's MCP environment; its call log says which calls errored.
+        tools: the OpenAI tools offered (the row's `tools`; the environment's live tools when it is given).
+        environment: the rollout's MCP environment.
+        task: the task (its `servers` decide the namespace split when there is no environment).
 
     Returns:
-        The rollout summary.
+        The rollout.
     """
-    if isinstance(completion, str):
-        completion = [{"role": "assistant", "content": completion}]
-    schemas = None
-    if tools is not None:
-        schemas = {}
-        for tool in tools:
-            fn = tool.get("function", tool)
-            schemas[str(fn.get("name"))] = dict(fn.get("parameters") or {"type": "object"})
-    rollout = Rollout()
-    results: list[Any] = []
-    for msg in completion:
-        role = msg.get("role")
-        content = msg.get("content") or ""
-        if isinstance(content, list):
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        if role == "assistant":
-            if "<tool_call>" in content:
-                rollout.malformed += content.count("<tool_call>")
-            for call in msg.get("tool_calls") or []:
-                fn = call.get("function", call)
-                name = str(fn.get("name") or "")
-                args = fn.get("arguments")
-                if isinstance(args, str):
-                    try:
-                        args = json.loads(args)
-                    except json.JSONDecodeError:
-                        pass
-                problem = call_problems(name, args, schemas) if schemas is not None else None
-                if problem:
-                    rollout.malformed += 1
-                rollout.calls.append({"name": name, "arguments": args, "error": False, "invalid": bool(problem)})
-            rollout.final_answer = "" if msg.get("tool_calls") else str(content).strip()
-        elif role == "tool":
-            results.append(content)
-    if environment is not None:
-        log = environment.state.call_log
-        for call, entry in zip(rollout.calls, log, strict=False):
-            call["error"] = bool(entry.get("is_error"))
-    else:
-        for call, result in zip(rollout.calls, results, strict=False):
-            call["error"] = _is_error_result(result)
-    return rollout
+    index = _index(task, tools, environment)
+    transcript = read_completion(completion, index)
+    ran = list(environment.state.calls) if environment is not None else None
+    for call in transcript.calls:
+        if ran is not None:
+            if not call.from_text and index.get(call.name) is not None and ran and ran[0].name == call.name:
+                done = ran.pop(0)  # the trainer handed this call to the environment, which read and ran it
+                if not call.malformed:
+                    call.error_kind, call.message, call.duration_s = done.error_kind, done.message, done.duration_s
+            elif not call.malformed:
+                call.error_kind = "not_run"
+        elif call.malformed:
+            continue
+        elif call.message is None:
+            call.error_kind = "not_run"
+        elif str(call.message).lstrip().startswith(("Error", "{'error'", '{"error"')):
+            call.error_kind = "tool_error"
+    return Rollout(transcript.calls, transcript.final_answer)
 
 
 def _run(coro: Any) -> Any:
@@ -177,22 +169,17 @@ def _run(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-def _verdict(task: dict[str, Any], rollout: Rollout, environment: _Env | None) -> Verdict:
+def _judgement(task: dict[str, Any], rollout: Rollout, environment: _Env | None) -> Judgement:
     if environment is not None:
-        return environment.state.verdict(rollout.final_answer)
-    from collector.verifiers import verify
-
-    spec = VerifierSpec.model_validate(task["verifier"])
-    if spec.type in _UNVERIFIABLE_OFFLINE:
+        return environment.state.judge(rollout.final_answer, rollout.calls)
+    kind = (task.get("verifier") or {}).get("type")
+    if kind in _UNVERIFIABLE_OFFLINE:
         raise RewardError(
-            f"the {spec.type} verifier needs the task's workspace; train with the MCP environment "
+            f"the {kind} verifier needs the task's workspace; train with the MCP environment "
             "(environment_factory) to score these tasks"
         )
-    calls = [{"name": c["name"].split("__", 1)[-1], "arguments": c["arguments"] if isinstance(c["arguments"], dict)
-              else None} for c in rollout.calls]
-    ctx = VerifyContext(final_answer=rollout.final_answer, files=None, tool_calls=calls)
-    verdict: Verdict = _run(verify(spec, ctx))
-    return verdict
+    judgement: Judgement = _run(judge(task, rollout.calls, rollout.final_answer))
+    return judgement
 
 
 def _per_sample(fn: Callable[..., float | None]) -> Callable[..., list[float | None]]:
@@ -209,8 +196,10 @@ def _per_sample(fn: Callable[..., float | None]) -> Callable[..., list[float | N
             try:
                 if tasks[i] is None:
                     raise RewardError("no 'task' column: GRPO rows must carry the task (mcpgym dataset grpo)")
-                rollout = summarize(completion, tools[i], envs[i])
+                rollout = summarize(completion, tools[i], envs[i], tasks[i])
                 out.append(fn(tasks[i], rollout, envs[i]))
+            except UntrustedTestsError:
+                raise
             except Exception as exc:  # noqa: BLE001 - a reward that cannot be computed is marked, never a silent 0
                 failures[fn.__name__] += 1
                 logger.warning("reward %s could not score sample %d: %s: %s", fn.__name__, i, type(exc).__name__, exc)
@@ -221,58 +210,77 @@ def _per_sample(fn: Callable[..., float | None]) -> Callable[..., list[float | N
 
 
 def _optimal(task: dict[str, Any]) -> int:
-    return int(task.get("optimal_steps") or 1)
+    return int(task.get("optimal_steps") or 0)
 
 
 @_per_sample
 def success_reward(task: dict[str, Any], rollout: Rollout, env: _Env | None) -> float:
-    """The verifier's score in [0, 1] (weight 10)."""
-    return min(max(float(_verdict(task, rollout, env)["score"]), 0.0), 1.0)
+    """1 when the verifier passed the rollout, else 0 (weight 10)."""
+    return _judgement(task, rollout, env).components["success"] / components.SUCCESS_WEIGHT
 
 
 @_per_sample
 def efficiency_reward(task: dict[str, Any], rollout: Rollout, env: _Env | None) -> float:
-    """1 for a passed rollout with at most optimal_steps calls, optimal/calls above that, 0 when failed (weight 2)."""
-    passed = bool(_verdict(task, rollout, env)["passed"])
-    value = components.efficiency_reward(passed, len(rollout.calls), _optimal(task))
-    return value / components.EFFICIENCY_WEIGHT
+    """`max(0, 1 - (calls - optimal) / optimal)` clamped to [0, 1] for a passed rollout, 0 when failed (weight 2)."""
+    return _judgement(task, rollout, env).components["efficiency"] / components.EFFICIENCY_WEIGHT
 
 
 @_per_sample
 def tool_use_reward(task: dict[str, Any], rollout: Rollout, env: _Env | None) -> float:
-    """Correct tool uses (offered tool, schema-valid arguments, no error), counted up to optimal_steps (weight 0.5)."""
+    """Correct tool calls (offered tool, schema-valid arguments, no error), counted up to optimal_steps (weight 0.5)."""
     return components.tool_use_reward(rollout.ok_calls, _optimal(task)) / components.TOOL_USE_WEIGHT
 
 
 @_per_sample
 def format_reward(task: dict[str, Any], rollout: Rollout, env: _Env | None) -> float:
     """1 when every call was well formed and the rollout ended with a final text answer (weight 1)."""
-    return components.format_reward(rollout.malformed, bool(rollout.final_answer)) / components.FORMAT_WEIGHT
+    has_answer = bool(rollout.final_answer.strip())
+    return components.format_reward(rollout.malformed, has_answer) / components.FORMAT_WEIGHT
 
 
-@_per_sample
-def code_tests_reward(task: dict[str, Any], rollout: Rollout, env: _Env | None) -> float | None:
-    """Unit-test pass ratio minus CRASH_PENALTY when the code crashed or timed out; None for non-code tasks."""
-    if (task.get("verifier") or {}).get("type") != "unit_tests":
-        return None
-    if env is None:
-        raise RewardError("code_tests_reward runs the unit tests in the sandbox: it needs the MCP environment")
-    details = env.state.verdict(rollout.final_answer).get("details") or {}
-    total = int(details.get("tests_total") or 0)
-    ratio = int(details.get("tests_passed") or 0) / total if total else 0.0
-    crashed = bool(details.get("error")) or bool(details.get("timed_out")) or total == 0
-    return ratio - (CRASH_PENALTY if crashed else 0.0)
+def make_code_tests_reward(allow_untrusted: bool = False) -> Callable[..., list[float | None]]:
+    """The code reward function: the mean over tests of 1 (passed), 0 (failed assertion), -0.5 (anything else
+    raised; every test when the whole run crashed or timed out); None for non-code tasks.
+
+    Args:
+        allow_untrusted: score reports that do not say the tests ran in an isolating sandbox (`trusted` false or
+            missing). Without it such a report stops training with `UntrustedTestsError`: a reward from code run
+            without isolation is not evidence the code works on its own.
+    """
+
+    def code_tests_reward(task: dict[str, Any], rollout: Rollout, env: _Env | None) -> float | None:
+        if (task.get("verifier") or {}).get("type") != "unit_tests":
+            return None
+        if env is None:
+            raise RewardError("code_tests_reward runs the unit tests in the sandbox: it needs the MCP environment")
+        judgement = env.state.judge(rollout.final_answer, rollout.calls)
+        if judgement.test_report is not None and not judgement.tests_trusted and not allow_untrusted:
+            raise UntrustedTestsError(
+                f"the unit tests of task {task.get('id')!r} ran in a sandbox that does not report itself as "
+                "isolating (run_tests 'trusted' is false or missing), so their result is not scored. Run the exec "
+                "server with an isolating sandbox, or allow it explicitly: `mcpgym train grpo "
+                "--allow-untrusted-tests` (GRPORunConfig.allow_untrusted_tests)")
+        return judgement.components.get("code", components.CODE_CRASH) / components.CODE_WEIGHT
+
+    code_tests_reward.__doc__ = make_code_tests_reward.__doc__
+    return _per_sample(code_tests_reward)
 
 
-def reward_functions(weights: RewardWeights | None = None, *, success: bool = True, code: bool = True
+code_tests_reward = make_code_tests_reward()
+"""The code reward function that refuses untrusted unit-test reports (see `make_code_tests_reward`)."""
+
+
+def reward_functions(weights: RewardWeights | None = None, *, success: bool = True, code: bool = True,
+                     allow_untrusted_tests: bool = False
                      ) -> tuple[list[Callable[..., list[float | None]]], list[float]]:
     """The reward functions and their weights, ready for `GRPOTrainer(reward_funcs=...)` and `GRPOConfig.reward_weights`.
 
     Args:
-        weights: the weights (defaults: success 10, efficiency 2, tool use 0.5, format 1, code tests 2).
+        weights: the weights (defaults: success 10, efficiency 2, tool use 0.5, format 1, code tests 1).
         success: include `success_reward` (leave it out when the MCP environment owns the success reward through
             its `get_reward`).
         code: include the code unit-test reward (needs the MCP environment with the exec server).
+        allow_untrusted_tests: let the code reward score unit-test reports that are not marked trusted.
     """
     w = weights or RewardWeights()
     funcs: list[Callable[..., list[float | None]]] = [efficiency_reward, tool_use_reward, format_reward]
@@ -281,7 +289,7 @@ def reward_functions(weights: RewardWeights | None = None, *, success: bool = Tr
         funcs.insert(0, success_reward)
         values.insert(0, w.success)
     if code:
-        funcs.append(code_tests_reward)
+        funcs.append(make_code_tests_reward(allow_untrusted_tests) if allow_untrusted_tests else code_tests_reward)
         values.append(w.code_tests)
     return funcs, values
 

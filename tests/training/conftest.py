@@ -40,6 +40,7 @@ def add_episode(store: Store) -> EpisodeMaker:
         tool_errors: int = 0,
         malformed: int = 0,
         verifier: dict[str, Any] | None = None,
+        error_kinds: list[str | None] | None = None,
     ) -> str:
         if not store.has_run(run):
             store.create_run(run, policy="scripted", model="expert", config={})
@@ -76,8 +77,9 @@ def add_episode(store: Store) -> EpisodeMaker:
             messages=messages,
             tool_calls=[
                 {"call_id": c["id"], "turn": 1, "server": "weather", "tool": c["function"]["name"],
-                 "arguments": c["function"]["arguments"], "result": "{}", "is_error": int(i < tool_errors),
-                 "malformed": 0}
+                 "arguments": c["function"]["arguments"], "result": "{}",
+                 "is_error": int(i < tool_errors or bool(error_kinds and error_kinds[i])),
+                 "malformed": 0, "error_kind": error_kinds[i] if error_kinds else None}
                 for i, c in enumerate(calls)
             ],
         )

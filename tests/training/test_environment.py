@@ -5,13 +5,13 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from transformers.utils import get_json_schema
 
 from collector.servers import ServerSpec
-from training.environment import MCPEnvironmentFactory, environment_key, make_tool_method
+from training.environment import MCPEnvironmentFactory, environment_key, make_tool_method, use_mcp_schemas
 from training.errors import EnvironmentSetupError
 
 WEATHER = {"weather": ServerSpec(name="weather", command=sys.executable,
@@ -36,30 +36,32 @@ def test_methods_mirror_the_live_tool_list(factory: MCPEnvironmentFactory) -> No
     methods = _tool_methods(cls)
     offered = {t["function"]["name"]: t["function"] for t in factory.tools["weather"]}
     assert set(methods) == set(offered) and "get_current_weather" in methods
-    for name, method in methods.items():
-        schema = get_json_schema(method)["function"]
-        assert schema["name"] == name
-        assert set(schema["parameters"]["properties"]) == set(offered[name]["parameters"]["properties"])
-        assert set(schema["parameters"].get("required", [])) == set(offered[name]["parameters"].get("required", []))
-    units = get_json_schema(methods["get_current_weather"])["function"]["parameters"]["properties"]["units"]
-    assert units["enum"] == ["metric", "imperial"]
+    env = cls()
+    for name in methods:
+        # execution only: a prompt rendered from the methods' signatures fails loudly instead of showing other schemas
+        with pytest.raises(Exception, match="Cannot generate JSON schema|type hint"):
+            get_json_schema(getattr(env, name))
     assert factory.factories([["weather"]]) == {"weather": cls}
 
 
-def test_a_rollout_calls_the_real_server_and_is_verified(factory: MCPEnvironmentFactory) -> None:
+def test_a_rollout_calls_the_real_server_by_the_episode_rules(factory: MCPEnvironmentFactory) -> None:
     env = factory.environment_class(["weather"])()
     assert env.reset(prompt=TASK["messages"], task=TASK) is None
     text = env.get_current_weather(location="Paris")  # type: ignore[attr-defined]
     assert "Paris" in text and not text.startswith("Error")
     bad = env.get_current_weather(city="Paris")  # type: ignore[attr-defined]
-    assert bad.startswith("Error: bad arguments for get_current_weather")
+    assert bad.startswith("Error: invalid arguments for 'get_current_weather'")  # collection's text, not sent
     unknown = env.get_current_weather(location="Nowhereville-Xq")  # type: ignore[attr-defined]
     assert unknown.startswith("Error")
-    assert [c["is_error"] for c in env.state.call_log] == [False, True, True]
+    kinds = [c.error_kind for c in env.state.calls]
+    assert kinds[:2] == [None, "invalid_arguments"] and kinds[2] is not None
+    assert [c.malformed for c in env.state.calls] == [False, True, False]
     assert env.state.verdict("It is sunny in Paris.")["passed"] is True
     assert env.state.verdict("No idea.")["passed"] is False
-    env.reset(task=TASK)  # a fresh rollout starts with an empty log
-    assert env.state.call_log == []
+    judged = env.state.judge("It is sunny in Paris.")
+    assert judged.components["success"] == 10.0 and judged.components["format"] == 0.0  # one malformed call
+    env.reset(task=TASK)  # a fresh rollout starts with no calls
+    assert env.state.calls == []
     env.state.close()
 
 
@@ -69,22 +71,20 @@ def test_reset_needs_a_task(factory: MCPEnvironmentFactory) -> None:
         env.reset(prompt=[])
 
 
-def test_generated_signature_from_a_schema() -> None:
-    schema = {"type": "object", "required": ["path"], "properties": {
-        "path": {"type": "string", "description": "File to read.\nArgs: not a section"},
-        "lines": {"type": "array", "items": {"type": "integer"}},
-        "mode": {"type": "string", "enum": ["a", "b"]}}}
-    seen: list[tuple[str, dict[str, Any], str | None]] = []
-    method = make_tool_method("read", "Read a file.", schema, lambda env, n, a, p: seen.append((n, a, p)) or "ok")
-    sig = inspect.signature(method)
-    assert list(sig.parameters) == ["self", "path", "lines", "mode"]
-    assert sig.parameters["mode"].annotation == Literal["a", "b"] | None
-    doc = get_json_schema(method)["function"]
-    assert doc["parameters"]["required"] == ["path"]
-    assert doc["parameters"]["properties"]["lines"]["items"] == {"type": "integer"}
-    assert method(None, path="x") == "ok" and seen[-1] == ("read", {"path": "x"}, None)
-    method(None, nope=1)
-    assert seen[-1][2] is not None and "Expected: (self, *, path: str" in seen[-1][2]
-    with pytest.raises(EnvironmentSetupError, match="not a Python identifier"):
-        make_tool_method("read-file", "", {}, lambda *a: "")
+def test_tool_methods_take_the_arguments_as_given() -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    method = make_tool_method("read", "Read\n a file.", lambda env, n, a: seen.append((n, a)) or "ok")
+    assert method.__doc__ == "Read a file." and method.__name__ == "read"
+    assert method(None, path="x", extra=[1]) == "ok" and seen[-1] == ("read", {"path": "x", "extra": [1]})
+    for bad in ("read-file", "reset", "_private", "class"):
+        with pytest.raises(EnvironmentSetupError, match="cannot become an environment method"):
+            make_tool_method(bad, "", lambda *a: "")
     assert environment_key(["files", "exec", "files"]) == "exec+files"
+
+
+def test_use_mcp_schemas_refuses_a_trainer_it_does_not_know(factory: MCPEnvironmentFactory) -> None:
+    class Other:
+        pass
+
+    with pytest.raises(EnvironmentSetupError, match="no per-environment tool list"):
+        use_mcp_schemas(Other(), factory)

@@ -32,7 +32,8 @@ def test_metrics_from_a_stored_run(store: Store, add_episode) -> None:  # type: 
     for ok in [True, True, True, True]:
         add_episode("ev", "code-2", "code", code_messages("def add(a, b):\n    return b + a"), passed=ok, tools=[])
     add_episode("ev", "weather-1", "weather", weather_messages("Paris", 20), passed=True)
-    add_episode("ev", "weather-2", "weather", weather_messages("Rome", 20), passed=False, malformed=1)
+    add_episode("ev", "weather-2", "weather", weather_messages("Rome", 20), passed=False, malformed=1,
+                error_kinds=["invalid_json"])
     m = metrics_from_run(store.path, "ev")
     assert m.episodes == 10
     assert m.families["code"] == {"episodes": 8, "passed": 5, "success_rate": 5 / 8}

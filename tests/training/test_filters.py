@@ -10,7 +10,6 @@ from collector.store import Store
 from training.datasets.filters import (
     FilterConfig,
     apply_filters,
-    call_problems,
     check_code,
     check_format,
     check_length,
@@ -54,29 +53,25 @@ def test_tool_error_rate_filter(store: Store, add_episode) -> None:  # type: ign
     assert check_tool_errors(recs["erring"], 1.0) is None
 
 
-def test_call_problems_names_what_is_wrong() -> None:
-    tools = {"weather__get_weather": WEATHER_TOOL["function"]["parameters"]}
-    assert call_problems("weather__get_weather", '{"city": "Paris"}', tools) is None
-    assert call_problems("weather__get_weather", {"city": "Paris", "units": "metric"}, tools) is None
-    assert call_problems("get_wether", '{"city": "Paris"}', tools) == "unknown tool 'get_wether'"
-    assert call_problems("weather__get_weather", '{"city": "Paris"', tools) == "arguments are not JSON"
-    assert call_problems("weather__get_weather", "[1]", tools) == "arguments are not a JSON object"
-    problem = call_problems("weather__get_weather", '{"units": "kelvin"}', tools)
-    assert problem is not None and problem.startswith("arguments do not match the schema")
-
-
-def test_format_filter(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
+def test_format_filter_reads_the_recorded_error_kinds(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
     add_episode("r", "valid", "weather", weather_messages("Paris", 21))
-    add_episode("r", "bad-json", "weather", weather_messages("Rome", 25, arguments='{"city": "Rome"'))
-    add_episode("r", "bad-schema", "weather", weather_messages("Oslo", 3, arguments=json.dumps({"town": "Oslo"})))
-    add_episode("r", "unoffered", "weather", weather_messages("Nice", 19), tools=[])
+    add_episode("r", "bad-json", "weather", weather_messages("Rome", 25, arguments='{"city": "Rome"'),
+                error_kinds=["invalid_json"])
+    add_episode("r", "bad-schema", "weather", weather_messages("Oslo", 3, arguments=json.dumps({"town": "Oslo"})),
+                error_kinds=["invalid_arguments"])
+    add_episode("r", "unoffered", "weather", weather_messages("Nice", 19), tools=[], error_kinds=["unknown_tool"])
+    add_episode("r", "tool-error", "weather", weather_messages("Graz", 12), error_kinds=["tool_error"])
     add_episode("r", "marked", "weather", weather_messages("Lyon", 18), malformed=1)
+    # the filter does not validate again: a call recorded as well formed stays, whatever the tools list says now
+    add_episode("r", "recorded-ok", "weather", weather_messages("Bern", 9), tools=[])
     recs = _records(store)
     assert check_format(recs["valid"]) is None
     assert check_format(recs["bad-json"]) == "invalid tool call"
     assert check_format(recs["bad-schema"]) == "invalid tool call"
     assert check_format(recs["unoffered"]) == "invalid tool call"
+    assert check_format(recs["tool-error"]) is None  # the tool failed, the call was well formed
     assert check_format(recs["marked"]) == "malformed output"
+    assert check_format(recs["recorded-ok"]) is None
 
 
 def test_length_filter_counts_with_the_given_counter() -> None:

@@ -9,16 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
-
-from training.datasets.records import EpisodeRecord, offered_tools
+from collector.episode import MALFORMED_KINDS
+from training.datasets.records import EpisodeRecord
 from training.datasets.scrub import find_secrets
 
 __all__ = [
     "FilterConfig",
     "TokenCounter",
     "apply_filters",
-    "call_problems",
     "check_code",
     "check_format",
     "check_length",
@@ -43,8 +41,8 @@ class FilterConfig:
         min_reward: keep only episodes whose reward is at least this.
         max_turns: drop episodes with more assistant turns than this.
         max_tool_error_rate: drop episodes whose share of failing tool calls is above this (0..1).
-        require_valid_format: drop episodes with a call to an unoffered tool, non-JSON or schema-invalid arguments,
-            or a malformed model output.
+        require_valid_format: drop episodes with a call the model wrote wrongly (an unoffered tool, non-JSON or
+            schema-invalid arguments, an unreadable `<tool_call>` block), as collection recorded it.
         max_tokens: drop episodes longer than this many tokens (rendered with the chat template).
         code_families: families whose final solution must parse as Python and carry no secrets.
     """
@@ -94,42 +92,17 @@ def check_tool_errors(record: EpisodeRecord, max_rate: float | None) -> str | No
     return "tool error rate" if int(errors) / calls > max_rate else None
 
 
-def call_problems(name: str, arguments: Any, tools: dict[str, dict[str, Any]]) -> str | None:
-    """What is wrong with one tool call, or None when it names an offered tool with schema-valid JSON arguments.
-
-    Args:
-        name: the tool name the model called.
-        arguments: the arguments as emitted (a JSON string) or already parsed.
-        tools: offered tools, name -> parameters schema.
-    """
-    if name not in tools:
-        return f"unknown tool {name!r}"
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            return "arguments are not JSON"
-    if not isinstance(arguments, dict):
-        return "arguments are not a JSON object"
-    try:
-        jsonschema.validate(arguments, tools[name])
-    except jsonschema.ValidationError as exc:
-        return f"arguments do not match the schema: {exc.message}"
-    except jsonschema.SchemaError:
-        return None  # the server's schema is broken, not the call
-    return None
-
-
 def check_format(record: EpisodeRecord) -> str | None:
-    """Drop episodes with any malformed output or any call that is not a valid call of an offered tool."""
+    """Drop episodes in which the model wrote a call wrongly.
+
+    The verdict on each call is the one collection recorded (`tool_calls.error_kind`, read by the episode core's
+    rules when the call was made); it is not judged again here, so a dataset keeps exactly the episodes whose
+    calls the reward counted as well formed.
+    """
+    if any(c.get("error_kind") in MALFORMED_KINDS or c.get("malformed") for c in record.tool_calls):
+        return "invalid tool call"
     if record.episode.get("malformed_calls") or any(m.get("malformed") for m in record.messages):
         return "malformed output"
-    tools = offered_tools(record)
-    for msg in record.messages:
-        for call in msg.get("tool_calls") or []:
-            fn = call.get("function", {})
-            if call_problems(str(fn.get("name")), fn.get("arguments", "{}"), tools):
-                return "invalid tool call"
     return None
 
 

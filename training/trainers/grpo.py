@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.servers import ServerSpec
-from training.environment import MCPEnvironmentFactory, environment_key
+from training.environment import MCPEnvironmentFactory, environment_key, use_mcp_schemas
 from training.errors import TrainerConfigError
 from training.rewards import RewardWeights, reward_functions
 from training.trainers.common import config_dict, get_profile, load_model, load_splits, lora_config, save_checkpoint
@@ -40,6 +40,7 @@ class GRPORunConfig:
         weights: reward weights.
         seed: random seed.
         logging_steps: log every N steps.
+        allow_untrusted_tests: score code with unit-test reports not marked trusted (see `training.rewards`).
     """
 
     data: Path
@@ -58,6 +59,7 @@ class GRPORunConfig:
     weights: RewardWeights = field(default_factory=RewardWeights)
     seed: int = 0
     logging_steps: int = 1
+    allow_untrusted_tests: bool = False
 
 
 def _with_environment(dataset: Any) -> Any:
@@ -93,7 +95,7 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
     train = _with_environment(train)
     server_sets = sorted({tuple(sorted(t.get("servers") or [])) for t in train["task"]})
     model, tokenizer = load_model(config.model, profile, padding_side="left")
-    funcs, weights = reward_functions(config.weights)
+    funcs, weights = reward_functions(config.weights, allow_untrusted_tests=config.allow_untrusted_tests)
     args = GRPOConfig(
         output_dir=str(config.out / "trainer"),
         max_steps=config.max_steps,
@@ -124,6 +126,7 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
             peft_config=lora_config(config.lora),
             environment_factory=dict[str, Any](factory.factories(server_sets)),
         )
+        use_mcp_schemas(trainer, factory)  # prompts show the MCP tools' own schemas, as in collection and SFT
         result = trainer.train()
         run = {"kind": "grpo", **config_dict(config), "metrics": result.metrics, "log": trainer.state.log_history}
         return save_checkpoint(trainer, tokenizer, config.out, run)
