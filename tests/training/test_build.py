@@ -100,7 +100,7 @@ def test_save_and_load_back(filled: Store, tmp_path: Path) -> None:
 
 
 def test_grpo_rows_carry_the_task(filled: Store, tmp_path: Path) -> None:
-    built = build_grpo(str(filled.path), [], GRPOOptions(eval_fraction=0.0))
+    built = build_grpo(str(filled.path), [], GRPOOptions(eval_fraction=0.0, dedup=False))
     rows = {r["task"]["id"]: r for r in built.splits["train"]}
     assert len(rows) == 16  # one row per task across both runs
     row = rows["weather-0"]
@@ -115,3 +115,25 @@ def test_grpo_drops_tasks_whose_reward_never_varies(filled: Store) -> None:
     built = build_grpo(str(filled.path), [], GRPOOptions(drop_constant_reward=True, eval_fraction=0.0))
     assert [r["task"]["id"] for r in built.splits["train"]] == ["weather-0"]  # 12.0, 12.0 and 1.0
     assert built.report.dropped == {"task: reward never varies": 15}
+
+
+def test_grpo_prompts_are_scrubbed_and_deduplicated(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
+    secret = "sk-proj-Ab3dEfGhIjKlMnOpQrStUvWxYz0123"
+    leaky = weather_messages("Paris", 10)
+    leaky[1] = {"role": "user", "content": f"My key is {secret}. How warm is Paris?", "password": "hunter2"}
+    add_episode("r", "leaky", "weather", leaky)
+    for i in range(3):  # three task ids, one prompt and one workspace: one task
+        add_episode("r", f"same-{i}", "weather", weather_messages("Oslo", 10 + i))
+    add_episode("r", "other", "weather", weather_messages("Lima", 10))
+    built = build_grpo(str(store.path), ["r"], GRPOOptions(eval_fraction=0.0))
+    rows = {r["task"]["id"]: r for r in built.splits["train"]}
+    assert set(rows) == {"leaky", "same-0", "other"}
+    assert built.report.dropped == {"exact duplicate": 2}
+    assert built.report.secrets == {"openai_key": 1}  # counted in the prompt (the task's copy is scrubbed too)
+    row = rows["leaky"]
+    assert secret not in json.dumps(row) and "hunter2" not in json.dumps(row)
+    assert row["prompt"][1]["content"] == "My key is [REDACTED:openai_key]. How warm is Paris?"
+    assert row["task"]["messages"][1]["content"] == row["prompt"][1]["content"]  # the task's copy too
+    assert row["task"]["verifier"] == {"type": "contains", "expected": "degrees"}  # what is checked is untouched
+    unscrubbed = build_grpo(str(store.path), ["r"], GRPOOptions(eval_fraction=0.0, scrub=False, dedup=False))
+    assert len(unscrubbed.splits["train"]) == 5 and secret in json.dumps(unscrubbed.splits["train"])

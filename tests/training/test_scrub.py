@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from training.datasets.scrub import PATTERNS, find_secrets, scrub_text, scrub_value
@@ -77,3 +79,30 @@ def test_scrub_value_walks_messages_and_arguments() -> None:
     assert cleaned[1]["tool_calls"][0]["function"]["arguments"]["content"] == "API_KEY=[REDACTED:password]"
     assert messages[0]["content"].endswith("0123")  # the input is not modified
     assert find_secrets(messages[0]["content"]) == {"openai_key": 1}
+
+
+@pytest.mark.parametrize(
+    "key", ["password", "api_key", "apiKey", "X-Api-Key", "token", "secret", "client_secret", "github_token", "auth"]
+)
+def test_dict_values_under_secret_key_names_are_redacted(key: str) -> None:
+    """A secret in a dict argument is found by its key name, whatever the value looks like (zero hits before)."""
+    arguments = {"url": "https://example.org", key: "hunter2", "nested": [{key: "s3cr3t-value"}]}
+    cleaned, counts = scrub_value(arguments)
+    assert counts == {"secret_field": 2}
+    assert cleaned == {"url": "https://example.org", key: "[REDACTED:secret_field]",
+                       "nested": [{key: "[REDACTED:secret_field]"}]}
+    assert scrub_value(cleaned) == (cleaned, {})  # idempotent
+
+
+@pytest.mark.parametrize("key", ["max_tokens", "token_count", "secretary", "path", "passage", "author"])
+def test_ordinary_keys_are_left_alone(key: str) -> None:
+    assert scrub_value({key: "some value"}) == ({key: "some value"}, {})
+
+
+def test_secret_fields_in_json_text_are_redacted() -> None:
+    text = '{"login": "ada", "token": "plain-looking", "max_tokens": "512", "nested": {"clientSecret": "xyz12345"}}'
+    cleaned, counts = scrub_text(text)
+    assert counts == {"secret_field": 1, "password": 1}  # "clientSecret" is also one of the text patterns
+    assert json.loads(cleaned) == {"login": "ada", "token": "[REDACTED:secret_field]", "max_tokens": "512",
+                                   "nested": {"clientSecret": "[REDACTED:password]"}}
+    assert scrub_text("token = tokens[0]") == ("token = tokens[0]", {})  # code is not a JSON field

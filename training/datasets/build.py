@@ -57,6 +57,10 @@ class GRPOOptions:
         families: read only these families (empty: all).
         proportions: family -> share of tasks; empty keeps every family.
         seed: seed for mixing and splitting.
+        scrub: redact secrets in the prompt (and the task's copy of its messages), as SFT rows are.
+        dedup: drop a task whose prompt and workspace setup duplicate an earlier task's (exactly, or nearly with
+            `near_dup_threshold`), as SFT rows are.
+        near_dup_threshold: MinHash LSH Jaccard threshold for near-duplicates (None: off).
     """
 
     drop_constant_reward: bool = False
@@ -64,6 +68,9 @@ class GRPOOptions:
     families: tuple[str, ...] = ()
     proportions: dict[str, float] = field(default_factory=dict)
     seed: int = 0
+    scrub: bool = True
+    dedup: bool = True
+    near_dup_threshold: float | None = 0.9
 
 
 @dataclass
@@ -166,16 +173,20 @@ def build_sft(
 def build_grpo(db: str, runs: Sequence[str] = (), options: GRPOOptions | None = None) -> BuiltDataset:
     """Build GRPO prompt rows `{"prompt", "tools", "task"}`, one per task seen in the runs.
 
+    Prompts are scrubbed of secrets and duplicate tasks are dropped, as for SFT. The task's verifier, metadata and
+    setup files are left as recorded: redacting them would change what the environment checks.
+
     Args:
         db: the trajectory database.
         runs: run ids (empty: every run).
-        options: constant-reward filter, mixing and split.
+        options: constant-reward filter, scrubbing, dedup, mixing and split.
 
     Raises:
         DatasetError: unknown run, or nothing left.
     """
     options = options or GRPOOptions()
     report = DatasetReport("grpo", db, list(runs), options=asdict(options))
+    dedup = Deduplicator(options.near_dup_threshold) if options.dedup else None
     by_task: dict[str, list[EpisodeRecord]] = defaultdict(list)
     for record in load_records(db, runs, options.families or None):
         report.considered += 1
@@ -198,6 +209,17 @@ def build_grpo(db: str, runs: Sequence[str] = (), options: GRPOOptions | None = 
         ]
         if not prompt:
             report.dropped["task without prompt messages"] += 1
+            continue
+        if options.scrub:
+            prompt, found = scrub_value(prompt)
+            report.secrets.update(found)
+            task = {**task, "messages": scrub_value(task.get("messages", []))[0]}
+        # the same prompt over another workspace is another task: the setup files are part of what is compared
+        setup = task.get("setup_files") or {}
+        key = [*prompt, {"role": "setup", "content": json.dumps(setup, sort_keys=True)}] if setup else prompt
+        reason = dedup.check(key) if dedup is not None else None
+        if reason:
+            report.dropped[reason] += 1
             continue
         rows.append(_Row(task_id, first.family, {"prompt": prompt, "tools": first.tools, "task": task}))
     return _finish(rows, report, options.proportions, options.eval_fraction, options.seed)
