@@ -2,7 +2,9 @@
 
 Every hop (the first request and each redirect) is checked before any connection is made: the scheme must be
 http or https, the host must be allowed, and every address the host resolves to must be public (not private,
-loopback, link-local, shared, reserved or multicast, IPv4-mapped forms included). The request then goes to the
+loopback, link-local, shared, reserved or multicast). IPv6 forms that embed an IPv4 address (IPv4-mapped,
+IPv4-compatible, SIIT, NAT64 64:ff9b::/96, 6to4, Teredo) are judged by the IPv4 address they embed; site-local
+fec0::/10 and the local-use NAT64 prefix 64:ff9b:1::/48 are always refused. The request then goes to the
 checked address itself (the Host header and TLS server name keep the original name), so a second DNS answer
 cannot swap in a private address between check and connect.
 """
@@ -68,9 +70,33 @@ class FetchResult:
     truncated: bool
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address the packet ends up at (or is translated to).
+_IPV4_TAIL_PREFIXES = (
+    ipaddress.IPv6Network("::ffff:0:0/96"),  # IPv4-mapped
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # SIIT IPv4-translated (RFC 6145)
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated; :: and ::1 fall here too and stay refused)
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64 well-known prefix (RFC 6052)
+)
+# Never public, whatever they embed: site-local (deprecated, RFC 3879) and the local-use NAT64 prefix (RFC 8215),
+# whose IPv4 position depends on the operator's prefix length.
+_REFUSED_V6 = (ipaddress.IPv6Network("fec0::/10"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
 def _is_public(ip: IPAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Whether `ip` may be contacted: global and not multicast; for an IPv6 form that embeds IPv4, so is the IPv4.
+
+    The forms whose last 32 bits are the IPv4 destination are judged by that address alone (Python calls most of
+    them global, whatever they embed). 6to4 and Teredo (server and client, the client stored inverted) must pass
+    both as IPv6 and as IPv4.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in prefix for prefix in _REFUSED_V6) or ip.is_multicast:
+            return False
+        if any(ip in prefix for prefix in _IPV4_TAIL_PREFIXES):
+            return _is_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        embedded = [ip.sixtofour] if ip.sixtofour is not None else list(ip.teredo or ())
+        if not all(_is_public(v4) for v4 in embedded):
+            return False
     return ip.is_global and not ip.is_multicast
 
 

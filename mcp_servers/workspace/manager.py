@@ -72,6 +72,10 @@ class WorkspaceManager:
     def key_for(self, ctx: Any | None) -> str:
         """The workspace key of a request: `w-<header value>` if the workspace header is set, else `s-<session id>`.
 
+        The session id counts only in protocol versions with sessions (the initialize handshake), where the SDK
+        answers 404 to an id it did not hand out. A sessionless request (2026-07-28 and later) needs the header:
+        its `Mcp-Session-Id`, validated by nobody, would let a client pick another session's workspace.
+
         Args:
             ctx: The tool's `Context` (or a low-level request context).
 
@@ -93,6 +97,11 @@ class WorkspaceManager:
                     )
                 return f"w-{value}"
             session_id = headers.get(SESSION_HEADER)
+            if session_id and not _in_session(ctx):
+                raise WorkspaceError(
+                    f"protocol version {_protocol_version(ctx)} has no sessions, so the {SESSION_HEADER} header names "
+                    f"no workspace; send '{WORKSPACE_HEADER}: <id>' (letters, digits, '.', '_', '-')"
+                )
             if session_id and WORKSPACE_ID_PATTERN.match(session_id):
                 return f"s-{session_id}"
         raise WorkspaceError(
@@ -193,6 +202,23 @@ class WorkspaceManager:
         """The workspaces currently in use, by key."""
         with self._lock:
             return {k: e.path for k, e in self._entries.items()}
+
+
+def _protocol_version(ctx: Any) -> str | None:
+    """The protocol version of the request behind a tool's `Context` (None when unknown)."""
+    try:
+        request_context = ctx.request_context
+    except (ValueError, AttributeError):
+        request_context = ctx
+    version = getattr(request_context, "protocol_version", None)
+    return version if isinstance(version, str) else None
+
+
+def _in_session(ctx: Any) -> bool:
+    """Whether the request belongs to an MCP session the SDK validated (a protocol version with the handshake)."""
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+    return _protocol_version(ctx) in HANDSHAKE_PROTOCOL_VERSIONS
 
 
 def _headers(ctx: Any | None) -> Any | None:

@@ -100,6 +100,7 @@ async def connect(
     mode: str = "legacy",
     workspace: str | None = None,
     token: str | None = "default",
+    session_id: str | None = None,
 ) -> AsyncIterator[Client]:
     headers = {}
     tok = gw.token if token == "default" else token
@@ -107,6 +108,8 @@ async def connect(
         headers["Authorization"] = f"Bearer {tok}"
     if workspace:
         headers["Mcpgym-Workspace"] = workspace
+    if session_id:
+        headers["Mcp-Session-Id"] = session_id
     http = httpx2.AsyncClient(headers=headers, timeout=30)
     async with http, Client(streamable_http_client(f"{gw.url}/{server}/mcp", http_client=http), mode=mode) as c:
         yield c
@@ -166,6 +169,17 @@ def test_host_and_origin_checks_stay_on(gateway: Gateway) -> None:
     assert r.status_code in (400, 403)
 
 
+def test_healthz_checks_host_and_origin_too(gateway: Gateway) -> None:
+    assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+    for host in ("evil.example", "evil.example:80", "127.0.0.1.evil.example", "127.0.0.1:1.evil.example"):
+        r = httpx.get(f"{gateway.url}/healthz", headers={"Host": host})
+        assert r.status_code == 421 and "servers" not in r.text, host
+    r = httpx.get(f"{gateway.url}/healthz", headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "servers" not in r.text
+    r = httpx.get(f"{gateway.url}/files/mcp", headers={"Host": "evil.example", "Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 421
+
+
 def test_body_size_limit(gateway: Gateway) -> None:
     headers = {
         "Authorization": f"Bearer {TOKEN}",
@@ -217,6 +231,27 @@ async def test_sessionless_protocol_uses_workspace_header(gateway: Gateway) -> N
         r = await c.call_tool("list_directory", {})
         assert r.is_error and "Mcpgym-Workspace header" in r.content[0].text
     assert not (gateway.workspace.parent / "escape").exists()
+
+
+async def test_sessionless_requests_cannot_borrow_a_session_id(gateway: Gateway) -> None:
+    async with connect(gateway) as owner:  # a session (initialize handshake) with a private file
+        await text(owner, "write_file", path="secret.txt", content="the owner's secret")
+        (live,) = [d.removeprefix("s-") for d in session_dirs(gateway) if d.startswith("s-")]
+        # sessionless (2026-07-28) requests that name the live session's id, or a made-up one, in Mcp-Session-Id
+        for session_id in (live, "made-up-id-1234"):
+            async with connect(gateway, mode="auto", session_id=session_id) as thief:
+                assert thief.session.protocol_version >= "2026"
+                r = await thief.call_tool("read_text_file", {"path": "secret.txt"})
+                assert r.is_error and "secret" not in r.content[0].text.replace("secret.txt", "")
+                assert "Mcpgym-Workspace" in r.content[0].text and "no sessions" in r.content[0].text
+                r = await thief.call_tool("list_directory", {})
+                assert r.is_error
+        assert not (gateway.workspace / "s-made-up-id-1234").exists()  # a made-up id creates no workspace
+        assert await text(owner, "read_text_file", path="secret.txt") == "the owner's secret"
+    # with the header, the session id is ignored: the header's workspace, not the session's
+    async with connect(gateway, mode="auto", workspace="job-own", session_id="made-up-id-1234") as c:
+        r = await c.call_tool("list_directory", {})
+        assert not r.is_error and r.structured_content["entries"] == []
 
 
 async def test_idle_workspaces_are_removed(tmp_path: Path) -> None:

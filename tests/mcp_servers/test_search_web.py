@@ -6,6 +6,7 @@ and by refusing link-local and private literals without resolving or contacting 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 from collections.abc import Iterator
@@ -291,6 +292,32 @@ async def test_public_literals_pass_and_exemptions_are_per_host_and_port() -> No
     assert str(await check_destination(httpx.URL("http://127.0.0.1:8888/"), policy)) == "127.0.0.1"
     with pytest.raises(ToolInputError):
         await check_destination(httpx.URL("http://127.0.0.1:8889/"), policy)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::10.0.0.5", "64:ff9b::169.254.169.254", "64:ff9b::127.0.0.1",  # NAT64 well-known prefix
+        "64:ff9b:1::a00:5", "64:ff9b:1:a00:5::", "64:ff9b:1::909:909",  # NAT64 local-use prefix: never public
+        "::127.0.0.1", "::10.0.0.1", "::169.254.169.254",  # IPv4-compatible
+        "::ffff:127.0.0.1", "::ffff:192.168.1.1",  # IPv4-mapped
+        "::ffff:0:127.0.0.1", "::ffff:0:10.0.0.5", "::ffff:0:169.254.169.254",  # SIIT IPv4-translated
+        "2002:a9fe:a9fe::", "2002:7f00:1::1", "2002:a00:5:1::1",  # 6to4 of 169.254.169.254, 127.0.0.1, 10.0.0.5
+        "2001:0:909:909:0:0:f5ff:fffe",  # Teredo: public server 9.9.9.9, client 10.0.0.1 (stored inverted)
+        "2001:0:a00:1:0:0:f6f6:f6f6",  # Teredo: server 10.0.0.1, public client 9.9.9.9
+        "fec0::1", "feff:1::1",  # site-local
+    ],
+)  # fmt: skip
+async def test_ipv6_forms_that_embed_a_refused_ipv4_are_refused(address: str) -> None:
+    with pytest.raises(ToolInputError, match="private, loopback, link-local or reserved"):
+        await check_destination(httpx.URL(f"http://[{address}]/"), DestinationPolicy(allowed_hosts=("*",)))
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::9.9.9.9", "::ffff:9.9.9.9", "::ffff:0:9.9.9.9", "2002:909:909::1"])
+async def test_ipv6_forms_that_embed_a_public_ipv4_pass(address: str) -> None:
+    # checked, not contacted: the embedded address decides, so NAT64 networks still reach public hosts
+    policy = DestinationPolicy(allowed_hosts=("*",))
+    assert str(await check_destination(httpx.URL(f"http://[{address}]/"), policy)) == str(ipaddress.ip_address(address))
 
 
 def test_allow_list_matching() -> None:
