@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System packages the test-suite uses, installed where we are root: bubblewrap and util-linux (sandbox), Docker engine,
+# System packages the test-suite uses, installed where we are root: util-linux (unshare, for the sandbox), Docker engine,
 # docker-compose, Chromium with its driver (viewer tests), and the Node packages for the cross-language MCP client tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."

