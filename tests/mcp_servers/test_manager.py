@@ -13,8 +13,11 @@ from mcp_servers.workspace import WorkspaceManager
 
 
 def request(**headers: str) -> SimpleNamespace:
-    """What a tool's Context exposes of an HTTP request: request_context.request.headers (lower-case keys)."""
-    return SimpleNamespace(request_context=SimpleNamespace(request=SimpleNamespace(headers=headers)))
+    """What a tool's Context exposes of an HTTP request in a session: the request's headers (lower-case keys) and
+    the negotiated protocol version (one with sessions, so the session id counts)."""
+    return SimpleNamespace(
+        request_context=SimpleNamespace(request=SimpleNamespace(headers=headers), protocol_version="2025-11-25")
+    )
 
 
 def test_shared_root_for_stdio(tmp_path: Path) -> None:
