@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -244,6 +245,31 @@ async def _one(task: Task, sample: int, *, store: Store, pool: ToolPool, policy:
     return result
 
 
+RESUME_FIELDS = ("tasks", "split", "policy", "model", "seed", "limit")
+
+
+def check_resume(cfg: CollectConfig, store: Store) -> None:
+    """Refuse to resume a run with another configuration than the one it recorded.
+
+    The fields that decide which episodes a run holds are compared: the tasks (suites, or task ids), split, policy,
+    model, seed and limit. A field the run did not record (an older run) is not compared.
+
+    Raises:
+        ConfigError: a field differs; the message names each one with its recorded and its new value.
+    """
+    if not cfg.resume or not store.has_run(cfg.run):
+        return
+    recorded = store.get_run(cfg.run)["config"]
+    now = json.loads(json.dumps(cfg.record(), default=str))
+    differing = [f for f in RESUME_FIELDS if f in recorded and recorded[f] != now.get(f)]
+    if differing:
+        changes = "; ".join(f"{f}: recorded {recorded[f]!r}, now {now.get(f)!r}" for f in differing)
+        raise ConfigError(
+            f"cannot resume run {cfg.run!r}: its configuration differs ({changes}); resume with the recorded "
+            "values, or collect under another --run name"
+        )
+
+
 def open_run(cfg: CollectConfig, store: Store, *, policy: str, model: str, tasks: list[Task],
              server_names: list[str], pending_tools: list[tuple[str, list[dict[str, Any]]]]
              ) -> tuple[RunSummary, list[tuple[Task, int]]]:
@@ -262,11 +288,12 @@ def open_run(cfg: CollectConfig, store: Store, *, policy: str, model: str, tasks
         The run's summary so far (totals, skipped, in-flight episodes reset) and the pairs to run.
 
     Raises:
-        ConfigError: a task needs a server that is not attached.
+        ConfigError: a task needs a server that is not attached, or a resumed run recorded another configuration.
     """
     needed = sorted({s for t in tasks for s in t.servers} - set(server_names))
     if needed:
         raise ConfigError(f"the tasks need MCP servers {needed}, which are not attached; attached: {server_names}")
+    check_resume(cfg, store)
     store.create_run(cfg.run, policy=policy, model=model, config=cfg.record(), kind=cfg.kind)
     for server, tools in pending_tools:
         store.record_tools(cfg.run, server, tools)
@@ -292,6 +319,7 @@ async def collect_async(cfg: CollectConfig, *, on_progress: ProgressFn | None = 
         if store.has_run(cfg.run) and not cfg.resume:
             raise ConfigError(f"run {cfg.run!r} already exists in {cfg.db}; pass --resume to finish it, "
                               "or choose another --run name")
+        check_resume(cfg, store)
         if cfg.policy_instance is None and cfg.policy == "openai" and cfg.check_endpoint and cfg.base_url:
             from collector.policies.openai import check_endpoint
 

@@ -54,12 +54,40 @@ def test_run_collection_records_every_episode(tmp_path: Path) -> None:
 
 def test_existing_run_needs_resume_and_resume_skips_finished(tmp_path: Path) -> None:
     with FakeOpenAI(echo_solver()) as fake:
-        run_collection(_config(tmp_path, fake, task_list=echo_tasks(2), samples=1))
+        run_collection(_config(tmp_path, fake, task_list=echo_tasks(3), samples=1))
         with pytest.raises(ConfigError, match="--resume"):
-            run_collection(_config(tmp_path, fake, task_list=echo_tasks(2), samples=1))
+            run_collection(_config(tmp_path, fake, task_list=echo_tasks(3), samples=1))
+        with sqlite3.connect(tmp_path / "t.db") as conn:  # as if the run had died with one episode in flight
+            conn.execute("UPDATE episodes SET status = 'running' WHERE task_id = 'echo-002'")
         again = run_collection(_config(tmp_path, fake, task_list=echo_tasks(3), samples=1, resume=True))
-    assert (again.total, again.skipped, again.done) == (3, 2, 1)
+    assert (again.total, again.skipped, again.done, again.reset_in_flight) == (3, 2, 1, 1)
     assert len(list(Store(tmp_path / "t.db", readonly=True).episodes(["r1"]))) == 3
+
+
+def test_resume_refuses_another_configuration_and_names_the_fields(tmp_path: Path) -> None:
+    with FakeOpenAI(echo_solver()) as fake:
+        run_collection(_config(tmp_path, fake, task_list=echo_tasks(2), samples=1, seed=1, limit=None))
+        changes: list[tuple[dict[str, object], list[str]]] = [
+            ({"task_list": echo_tasks(3)}, ["tasks"]),
+            ({"model": "other"}, ["model"]),
+            ({"seed": 2}, ["seed"]),
+            ({"limit": 1}, ["limit"]),
+            ({"policy": "scripted", "model": None}, ["policy", "model"]),
+            ({"seed": 3, "limit": 5, "model": "m2"}, ["model", "seed", "limit"]),
+        ]
+        for change, fields in changes:
+            cfg = _config(tmp_path, fake, **{"task_list": echo_tasks(2), "samples": 1, "seed": 1, **change},
+                          resume=True)
+            with pytest.raises(ConfigError, match="cannot resume run 'r1'") as info:
+                run_collection(cfg)
+            message = str(info.value)
+            named = [f for f in ("tasks", "split", "policy", "model", "seed", "limit") if f"{f}: recorded" in message]
+            assert named == fields, message
+        assert "seed: recorded 1, now 2" in str(pytest.raises(ConfigError, run_collection, _config(
+            tmp_path, fake, task_list=echo_tasks(2), samples=1, seed=2, resume=True)).value)
+        same = run_collection(_config(tmp_path, fake, task_list=echo_tasks(2), samples=2, seed=1, resume=True))
+    assert (same.skipped, same.done) == (2, 2)  # more samples of the same tasks is a resume, not a new run
+    assert Store(tmp_path / "t.db", readonly=True).get_run("r1")["config"]["seed"] == 1
 
 
 def test_missing_servers_and_bad_numbers_are_config_errors(tmp_path: Path) -> None:
