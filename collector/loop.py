@@ -153,7 +153,8 @@ async def _run_turn(session: ToolSession, result: EpisodeResult, calls: list[Cal
 
 async def _judge(task: Task, session: ToolSession, result: EpisodeResult) -> None:
     files = None
-    if task.verifier.type == "file_state" and FILES_SERVER in session.servers:
+    needs_files = task.verifier.type == "file_state" or bool(task.verifier.solution_path)
+    if needs_files and FILES_SERVER in session.servers:
         files = await session.snapshot_files()
     run_tests = session.run_tests if EXEC_SERVER in session.servers else None
     judgement = await judge(task, result.calls, result.final_answer, files=files, run_tests=run_tests)

@@ -8,6 +8,7 @@ from typing import Any
 
 from collector.errors import PolicyError
 from collector.policies._expert_kit import Call, Episode, ToolOutput, answer, example_tests, tool_turn
+from collector.policies._coding_experts import code_repair, test_writing
 from collector.policies._selection_expert import tool_selection
 
 __all__ = ["EXPERTS"]
@@ -280,5 +281,5 @@ def schema(ep: Episode) -> dict[str, Any]:
 
 EXPERTS: dict[str, Expert] = {
     "weather": weather, "files": files, "search": search, "code": code, "schema": schema,
-    "tool-selection": tool_selection,
+    "tool-selection": tool_selection, "code-repair": code_repair, "test-writing": test_writing,
 }

@@ -19,6 +19,7 @@ FAMILIES: dict[str, str] = {
     "search": "collector.tasks.search",
     "code": "collector.tasks.code",
     "tool-selection": "collector.tasks.tool_selection",
+    "code-repair": "collector.tasks.code_repair",
 }
 _SCHEMA = "schema"
 
