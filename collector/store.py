@@ -14,6 +14,8 @@ Tables (schema version in `meta`):
                  malformed (1 when the model's output could not be parsed as it stood), latency_s
     tool_calls   episode_id, call_id, turn, server, tool, arguments (the string the model emitted), result, is_error,
                  malformed, error_kind, duration_s
+    verdict_history  episode_id, replaced_at, passed, score, reward, reward_components (JSON), verdict_details (JSON),
+                 verifier (JSON spec), reason: the verdicts `mcpgym reverify` replaced, oldest first (schema 3)
 
 Crash safety: an episode's row is inserted as `running` when it starts; its messages, tool calls and final row are
 written in one transaction when it ends, so `kill -9` loses no finished episode. `reset_in_flight` removes what was
@@ -36,12 +38,19 @@ from collector.errors import StoreError
 
 __all__ = ["SCHEMA_VERSION", "Store", "schema_hash"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Indexes added by each schema version after the first (migrations run them on older databases).
 _INDEXES_V2 = (
     # the viewer's run summaries, charts and list filters read only these columns: a covering index spares the scan
     "CREATE INDEX IF NOT EXISTS ix_episodes_run_summary ON episodes(run_id, status, passed, reward, family)",
     "CREATE INDEX IF NOT EXISTS ix_episodes_error_type ON episodes(error_type)",
+)
+# Schema 3: the verdicts a re-verification replaced (`mcpgym reverify`), so no verdict is ever lost.
+_TABLES_V3 = (
+    """CREATE TABLE IF NOT EXISTS verdict_history (
+        episode_id TEXT NOT NULL REFERENCES episodes(id), replaced_at REAL NOT NULL, passed INTEGER, score REAL,
+        reward REAL, reward_components TEXT, verdict_details TEXT, verifier TEXT, reason TEXT)""",
+    "CREATE INDEX IF NOT EXISTS ix_verdict_history_episode ON verdict_history(episode_id)",
 )
 
 _JSON_EPISODE_COLUMNS = ("task", "tools", "reward_components", "verdict_details")
@@ -110,6 +119,11 @@ class Store:
                 for sql in _INDEXES_V2:
                     self.db.execute(sql)
                 self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '2')")
+        if version < 3:
+            with self.db.conn:
+                for sql in _TABLES_V3:
+                    self.db.execute(sql)
+                self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '3')")
 
     def _create_v1(self) -> None:
         with self.db.conn:
@@ -321,6 +335,45 @@ class Store:
                 self.db.execute("DELETE FROM tool_calls WHERE episode_id = ?", [eid])
                 self.db.execute("DELETE FROM episodes WHERE id = ?", [eid])
         return len(ids)
+
+    # ------------------------------------------------------------------ re-verification
+    def replace_verdict(self, episode_id: str, *, fields: dict[str, Any], reason: str,
+                        task: dict[str, Any] | None = None) -> None:
+        """Replace an episode's verdict and reward, keeping the old ones in `verdict_history` (one transaction).
+
+        Args:
+            episode_id: the episode.
+            fields: the new `passed`, `score`, `reward`, `reward_components` and `verdict_details`.
+            reason: why the verdict was replaced (e.g. "reverify").
+            task: the episode's task with the verifier it was judged by now, when that changed.
+        """
+        old = self.get_episode(episode_id)
+        history = {
+            "episode_id": episode_id, "replaced_at": _now(),
+            "passed": None if old.get("passed") is None else int(bool(old["passed"])), "score": old.get("score"),
+            "reward": old.get("reward"), "reward_components": json.dumps(old.get("reward_components"), default=str),
+            "verdict_details": json.dumps(old.get("verdict_details"), default=str),
+            "verifier": json.dumps((old.get("task") or {}).get("verifier"), sort_keys=True, default=str),
+            "reason": reason,
+        }
+        row = {k: (json.dumps(v, default=str) if isinstance(v, (dict, list)) else v) for k, v in fields.items()}
+        if task is not None:
+            row["task"] = json.dumps(task, sort_keys=True)
+        with self.db.conn:
+            self.db.table("verdict_history").insert(history)
+            self.db.table("episodes").update(episode_id, row)
+
+    def verdict_history(self, episode_id: str) -> list[dict[str, Any]]:
+        """The verdicts replaced by re-verification, oldest first ([] for a database from before schema 3)."""
+        if "verdict_history" not in self.db.table_names():
+            return []
+        rows = list(self.db.query(
+            "SELECT * FROM verdict_history WHERE episode_id = ? ORDER BY replaced_at, rowid", [episode_id]))
+        for row in rows:
+            for key in ("reward_components", "verdict_details", "verifier"):
+                row[key] = json.loads(row[key]) if row.get(key) else None
+            row["passed"] = None if row["passed"] is None else bool(row["passed"])
+        return rows
 
     # ------------------------------------------------------------------ reading
     def _decode_episode(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -99,4 +99,38 @@ def test_a_version_1_database_is_migrated_without_loss(tmp_path: Path) -> None:
     runs = [r["id"] for r in store.db.table("runs").rows]
     store.close()
     assert {"ix_episodes_run_summary", "ix_episodes_error_type", "ix_episodes_run"} <= indexes
-    assert version == "2" and runs == ["r"]
+    assert version == "3" and runs == ["r"]
+
+
+def test_a_version_2_database_gets_the_verdict_history(tmp_path: Path) -> None:
+    """Schema 3 adds `verdict_history`; a schema 2 database keeps its episodes and gets the table when opened for
+    writing; a reader of an old database sees an empty history."""
+    db = tmp_path / "v2.db"
+    store = Store(db)
+    store.create_run("r", policy="scripted", model="m", config={})
+    eid = store.start_episode("r", {"id": "t", "family": "f", "verifier": {"type": "exact", "expected": "a"}}, 0,
+                              policy="scripted", model="m")
+    store.finish_episode(eid, fields={"status": "done", "passed": 1, "score": 1.0, "reward": 12.0,
+                                      "reward_components": {"success": 10.0}, "verdict_details": {"matched": "a"}},
+                         messages=[{"role": "user", "content": "q"}])
+    store.close()
+    conn = sqlite3.connect(db)  # make it what schema 2 wrote
+    conn.execute("DROP TABLE verdict_history")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    reader = Store(db, readonly=True)
+    assert reader.verdict_history(eid) == []
+    reader.close()
+    store = Store(db)
+    assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    new_task = {"id": "t", "family": "f", "verifier": {"type": "exact", "expected": "b"}}
+    store.replace_verdict(eid, fields={"passed": 0, "score": 0.0, "reward": 1.0, "reward_components": {"success": 0.0},
+                                       "verdict_details": {"answer": "a"}}, reason="reverify", task=new_task)
+    episode = store.get_episode(eid)
+    (old,) = store.verdict_history(eid)
+    store.close()
+    assert episode["passed"] is False and episode["reward"] == 1.0 and episode["task"] == new_task
+    assert old["passed"] is True and old["reward"] == 12.0 and old["reward_components"] == {"success": 10.0}
+    assert old["verdict_details"] == {"matched": "a"} and old["verifier"] == {"type": "exact", "expected": "a"}
+    assert old["reason"] == "reverify" and old["replaced_at"] > 0
