@@ -1,7 +1,8 @@
 """The unit-test harness of `run_tests`: finds the tests in test code, runs each one, reports one line per test.
 
-This file is stdlib-only on purpose: the server imports it to plan (count) the tests, and sends its source into the
-sandbox, where `_harness_main` runs the solution and the tests.
+This file is stdlib-only on purpose: the server imports it to plan (count) the tests, and the sandbox runs the tests
+with it (`_execute`), in the judge's process (`judge.py`) or, for the cases the judge cannot take, together with
+the solution (`_run`, reported untrusted).
 
 Counting rule (what `total` counts):
 
@@ -71,7 +72,36 @@ def plan_tests(test_code: str, entry_point: str | None = None) -> dict[str, Any]
         tree = ast.parse(test_code)
     except SyntaxError as exc:
         raise TestPlanError(f"test_code has a syntax error at line {exc.lineno}: {exc.msg}") from None
-    return _plan(tree, test_code.replace("\r\n", "\n").replace("\r", "\n").split("\n"), entry_point)
+    plan = _plan(tree, test_code.replace("\r\n", "\n").replace("\r", "\n").split("\n"), entry_point)
+    plan["names"], plan["imports"] = _free_names(tree)
+    return plan
+
+
+def _free_names(tree: ast.Module) -> tuple[list[str], list[str]]:
+    """(names the tests read but never bind: those the solution may provide; top-level modules they import).
+
+    The judge gives the tests the solution's functions and plain data under these names only.
+    """
+    loaded: set[str] = set()
+    bound: set[str] = set()
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bound.add((alias.asname or alias.name).split(".")[0])
+                if isinstance(node, ast.Import):
+                    imported.add(alias.name.split(".")[0])
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    return sorted(loaded - bound), sorted(imported)
 
 
 def _statement_spans(body: list[ast.stmt], lines: list[str]) -> list[list[int]] | None:
@@ -161,9 +191,16 @@ def _plan(tree: ast.Module, lines: list[str] | None, entry_point: str | None) ->
 
 def sandbox_plan(plan: dict[str, Any]) -> dict[str, Any]:
     """The part of a plan (`plan_tests`) the sandbox needs, so that it need not parse the tests again: kind,
-    statement indices (check, asserts) or names (functions, unittest), and each statement's lines when known."""
+    statement indices (check, asserts) or names (functions, unittest), each statement's lines when known, and the
+    names the solution may provide and the modules the tests import (`_free_names`)."""
     key = "name" if plan["kind"] in ("functions", "unittest") else "index"
-    return {"kind": plan["kind"], "tests": [{key: t[key]} for t in plan["tests"]], "spans": plan.get("spans")}
+    return {
+        "kind": plan["kind"],
+        "tests": [{key: t[key]} for t in plan["tests"]],
+        "spans": plan.get("spans"),
+        "names": plan.get("names", []),
+        "imports": plan.get("imports", []),
+    }
 
 
 def compile_tests(test_code: str, plan: dict[str, Any]) -> bytes | None:
@@ -189,30 +226,13 @@ def compile_tests(test_code: str, plan: dict[str, Any]) -> bytes | None:
     return marshal.dumps((module, units))
 
 
-def _harness_main(
-    solution: str, test_code: str, entry_point: str | None, nonce: str, plan: dict[str, Any] | None = None
-) -> None:
-    """Run inside the sandbox: execute the solution, then each planned test, printing one result line per test.
-
-    `plan` is `sandbox_plan` of the server's plan of the same test code (None: plan here).
-    """
-    import os
-    import sys
-
-    out = os.dup(1)
-    sink = os.open(os.devnull, os.O_WRONLY)
-    sys.stdout.flush()
-    os.dup2(sink, 1)  # the code under test writes to nowhere (sys.stdout writes to fd 1); results go only to `out`
-    os.close(sink)
-    try:
-        _run(solution, test_code, entry_point, nonce, out, plan)
-    finally:
-        os.close(out)
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:500]
 
 
-def _run(
-    solution: str, test_code: str, entry_point: str | None, nonce: str, out: int, plan: dict[str, Any] | None
-) -> None:
+def _emitters(nonce: str, out: int) -> tuple[Any, Any]:
+    """(emit(record), passed(number)): write one result line to `out`, prefixed with the call's marker."""
     import json
     import os
 
@@ -222,17 +242,18 @@ def _run(
     def passed(number: int) -> None:  # the common record, without JSON encoding
         os.write(out, f'{nonce} {{"test": {number}, "ok": true}}\n'.encode())
 
-    def describe(exc: BaseException) -> str:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return text[:500]
+    return emit, passed
 
-    tree: ast.Module | None = None
-    if plan is None:
-        tree = ast.parse(test_code)
-        plan = _plan(tree, None, entry_point)
+
+def _units(test_code: str, plan: dict[str, Any]) -> tuple[Any, list[Any], ast.Module | None]:
+    """(module code or None, each statement of check's body or of the module as a unit, syntax tree or None).
+
+    The units are code (compiled by the server), source (`_unit_sources`) or one-statement syntax trees.
+    """
     kind = plan["kind"]
+    tree: ast.Module | None = None
     module: Any = None
-    units: list[Any] = []  # check and asserts: each statement, as code, source or a one-statement syntax tree
+    units: list[Any] = []
     if plan.get("compiled"):
         import marshal
 
@@ -242,79 +263,133 @@ def _run(
         if spans:
             units = _unit_sources(test_code, spans, indented=kind == "check")
         else:
-            tree = tree or ast.parse(test_code)
+            tree = ast.parse(test_code)
             nodes = _check_body(tree) if kind == "check" else tree.body
             units = [ast.Module(body=[s], type_ignores=[]) for s in nodes]
+    return module, units or [], tree
+
+
+def _execute(
+    test_code: str, plan: dict[str, Any], ns: dict[str, Any], candidate: Any, emit: Any, passed: Any, judge: Any
+) -> bool:
+    """Run the test code's set-up, then each planned test, in `ns`, reporting each test through `emit`/`passed`.
+
+    Args:
+        candidate: What check(candidate) receives (check kind).
+        judge: The judge (`judge._Judge`) when the solution runs in another process, else None: its `settle()`
+            after each test gives the reason a test failed whatever the test caught (or raises to fall back), and
+            its `dead` says why the tests not yet run fail.
+
+    Returns:
+        False when the set-up failed (reported as "fatal").
+    """
+    kind = plan["kind"]
+    module, units, tree = _units(test_code, plan)
     planned = {t.get("index"): i for i, t in enumerate(plan["tests"])}
-    ns: dict[str, Any] = {"__name__": "__solution__", "__builtins__": __builtins__}
-    try:
-        exec(compile(solution, "<solution>", "exec"), ns)  # noqa: S102 - intended
-    except BaseException as exc:  # noqa: BLE001 - the solution's failure is the result
-        emit({"fatal": f"the solution raised {describe(exc)}"})
-        return
+
+    def settle(number: int, error: str | None) -> None:
+        reason = judge.settle() if judge is not None else None
+        error = reason or error
+        if error is None:
+            passed(number)
+        else:
+            emit({"test": number, "ok": False, "error": error})
+
+    def dead() -> str | None:
+        return f"not run: {judge.dead}" if judge is not None and judge.dead else None
+
     try:
         if kind == "asserts":
             for index, unit in enumerate(units):
                 if index not in planned:  # set-up, in order, before any test
                     exec(_code(unit), ns)  # noqa: S102 - intended
         else:
-            exec(module or compile(test_code if tree is None else tree, "<tests>", "exec"), ns)  # noqa: S102 - intended
+            exec(module or compile(test_code if tree is None else tree, "<tests>", "exec"), ns)  # noqa: S102
+        trouble = judge.settle() if judge is not None else None
     except BaseException as exc:  # noqa: BLE001
-        emit({"fatal": f"the test code raised {describe(exc)}"})
-        return
+        trouble = (judge.settle() if judge is not None else None) or _describe(exc)
+    if trouble:
+        emit({"fatal": f"the test code raised {trouble}"})
+        return False
     if kind in ("check", "asserts"):
         if kind == "check":
-            if entry_point is None or entry_point not in ns:
-                emit({"fatal": f"the solution defines no {entry_point!r} (the entry_point)"})
-                return
             scope = dict(ns)
-            scope[ns["check"].__code__.co_varnames[0] if ns["check"].__code__.co_argcount else "candidate"] = ns[
-                entry_point
-            ]
+            check = ns["check"]
+            scope[check.__code__.co_varnames[0] if check.__code__.co_argcount else "candidate"] = candidate
         else:
             scope = ns
         if -1 in planned:  # a check() without asserts: one test, the whole call
+            error = None
             try:
-                ns["check"](ns[str(entry_point)])
-                passed(0)
+                ns["check"](candidate)
             except BaseException as exc:  # noqa: BLE001
-                emit({"test": 0, "ok": False, "error": describe(exc)})
-        else:
-            broken: str | None = None
-            for index, unit in enumerate(units):
-                number = planned.get(index)
-                if number is None and kind == "asserts":
-                    continue  # set-up already ran
-                if broken is not None and number is not None:
-                    emit({"test": number, "ok": False, "error": broken})
-                    continue
-                try:
-                    exec(_code(unit), scope)  # noqa: S102 - intended
-                    if number is not None:
-                        passed(number)
-                except BaseException as exc:  # noqa: BLE001
-                    if number is not None:
-                        emit({"test": number, "ok": False, "error": describe(exc)})
-                    else:
-                        broken = f"set-up failed: {describe(exc)}"
+                error = _describe(exc)
+            settle(0, error)
+            return True
+        broken: str | None = None
+        for index, unit in enumerate(units):
+            number = planned.get(index)
+            if number is None and kind == "asserts":
+                continue  # set-up already ran
+            gone = dead()
+            if (broken or gone) is not None and number is not None:
+                emit({"test": number, "ok": False, "error": broken or gone})
+                continue
+            error = None
+            try:
+                exec(_code(unit), scope)  # noqa: S102 - intended
+            except BaseException as exc:  # noqa: BLE001
+                error = _describe(exc)
+            if number is not None:
+                settle(number, error)
+            else:
+                reason = judge.settle() if judge is not None else None
+                if reason or error:
+                    broken = f"set-up failed: {reason or error}"
     elif kind == "functions":
         for number, test in enumerate(plan["tests"]):
-            try:
-                ns[test["name"]]()
-                passed(number)
-            except BaseException as exc:  # noqa: BLE001
-                emit({"test": number, "ok": False, "error": describe(exc)})
+            error = dead()
+            if error is None:
+                try:
+                    ns[test["name"]]()
+                except BaseException as exc:  # noqa: BLE001
+                    error = _describe(exc)
+            settle(number, error)
     else:
         import unittest  # only here: the other kinds never pay its import
 
         for number, test in enumerate(plan["tests"]):
-            cls_name, method = test["name"].split(".", 1)
-            result = unittest.TestResult()
-            ns[cls_name](method).run(result)
-            problems = result.failures + result.errors
-            if problems:
-                last = problems[0][1].strip().splitlines()[-1]
-                emit({"test": number, "ok": False, "error": last[:500]})
-            else:
-                passed(number)
-    emit({"done": True})
+            error = dead()
+            if error is None:
+                cls_name, method = test["name"].split(".", 1)
+                result = unittest.TestResult()
+                ns[cls_name](method).run(result)
+                problems = result.failures + result.errors
+                if problems:
+                    error = problems[0][1].strip().splitlines()[-1][:500]
+            settle(number, error)
+    return True
+
+
+def _run(
+    solution: str, test_code: str, entry_point: str | None, nonce: str, out: int, plan: dict[str, Any] | None
+) -> None:
+    """Run the solution and the tests in this one process (the judge's fallback, reported untrusted: the solution
+    can reach everything here), one result line per test to `out`."""
+    emit, passed = _emitters(nonce, out)
+    if plan is None:
+        plan = _plan(ast.parse(test_code), None, entry_point)
+    ns: dict[str, Any] = {"__name__": "__solution__", "__builtins__": __builtins__}
+    try:
+        exec(compile(solution, "<solution>", "exec"), ns)  # noqa: S102 - intended
+    except BaseException as exc:  # noqa: BLE001 - the solution's failure is the result
+        emit({"fatal": f"the solution raised {_describe(exc)}"})
+        return
+    candidate = None
+    if plan["kind"] == "check":
+        if entry_point is None or entry_point not in ns:
+            emit({"fatal": f"the solution defines no {entry_point!r} (the entry_point)"})
+            return
+        candidate = ns[entry_point]
+    if _execute(test_code, plan, ns, candidate, emit, passed, None):
+        emit({"done": True})

@@ -43,6 +43,13 @@ class TestReport(BaseModel):
     timed_out: bool = Field(False, description="The time limit stopped the run; unreported tests count as failed.")
     error: str | None = Field(None, description="Why the run could not complete, e.g. the solution raised on import.")
     duration_s: float = 0.0
+    trusted: bool = Field(
+        True,
+        description="The tests were judged in a process the solution never ran in, so the solution could not forge "
+        "the counts. False: they had to run in the solution's process (the tests pass it a callback or use its "
+        "classes), where a solution could forge them; see `untrusted_reason`.",
+    )
+    untrusted_reason: str | None = Field(None, description="Why the report is not trusted (None when it is).")
 
     @property
     def ratio(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import marshal
 import secrets
 from collections import OrderedDict
 from functools import lru_cache
@@ -15,37 +16,46 @@ from mcp_servers.exec import harness
 from mcp_servers.exec.models import TestFailure, TestReport
 from mcp_servers.exec.sandbox.base import Limits, Sandbox
 
-__all__ = ["harness_program", "run_tests"]
+__all__ = ["judge_input", "judge_program", "run_tests"]
+
+HARNESS_MODULE = "mcpgym_harness"  # the module name under which the judge finds the harness in a sandbox
 
 MAX_FAILURES = 20
 
 
 @lru_cache(maxsize=1)
-def _harness_source() -> str:
-    return Path(harness.__file__).read_text(encoding="utf-8")
+def _judge_sources() -> tuple[str, str]:
+    return (
+        Path(harness.__file__).read_text(encoding="utf-8"),
+        Path(harness.__file__).with_name("judge.py").read_text(encoding="utf-8"),
+    )
 
 
-def harness_program(
-    code: str,
-    test_code: str,
-    entry_point: str | None,
-    nonce: str,
-    plan: dict[str, Any] | None = None,
-) -> str:
-    """The Python program that runs `code` against `test_code` in a sandbox without the preloaded harness (the
-    process backend calls the preloaded one instead: `Sandbox.call_preloaded`).
+def judge_program(code: str, entry_point: str | None) -> str:
+    """The Python program that judges `code` in a sandbox without the preloaded judge (the process backend calls
+    the preloaded one instead: `Sandbox.call_preloaded`). The tests are not part of it: the program reads them
+    from stdin (`judge_input`) after it has started the solution's process, so they are never in that process.
 
     Args:
         code: The solution's source.
-        test_code: The tests' source.
         entry_point: The function `check(candidate)` receives, for HumanEval-style tests.
-        nonce: A random marker that prefixes every result line.
-        plan: `harness.sandbox_plan` of the test code's plan (None: the harness plans in the sandbox).
 
     Returns:
-        Python source: the harness followed by a call of its entry function.
+        Python source: the harness made a module, the judge, and a call of its entry function.
     """
-    return f"{_harness_source()}\n_harness_main({code!r}, {test_code!r}, {entry_point!r}, {nonce!r}, {plan!r})\n"
+    harness_source, judge_source = _judge_sources()
+    judge_source = judge_source.replace("from __future__ import annotations\n", "", 1)
+    return (
+        "from __future__ import annotations\nimport sys as _sys, types as _types\n"
+        f"_h = _types.ModuleType('{HARNESS_MODULE}')\n_sys.modules['{HARNESS_MODULE}'] = _h\n"
+        f"exec(compile({harness_source!r}, '<harness>', 'exec'), _h.__dict__)\n"
+        f"{judge_source}\n_judge_main({code!r}, {entry_point!r})\n"
+    )
+
+
+def judge_input(test_code: str, plan: dict[str, Any], nonce: str) -> bytes:
+    """What the judge reads from stdin: the tests, the sandbox's part of their plan and the result marker."""
+    return marshal.dumps((test_code, plan, nonce), 4)
 
 
 @lru_cache(maxsize=512)
@@ -122,14 +132,18 @@ async def run_tests(
         sandbox_plan = plan["sandbox"]
         if sandbox.code_magic == importlib.util.MAGIC_NUMBER:  # same bytecode: the tests may travel compiled
             sandbox_plan = {**sandbox_plan, "compiled": _compiled_if_repeated(test_code, entry_point)}
-        args = [code, test_code, entry_point, nonce, sandbox_plan]
-        result = await sandbox.call_preloaded(workspace, "_harness_main", args, limits=limits)
+        tests_in = judge_input(test_code, sandbox_plan, nonce)
+        result = await sandbox.call_preloaded(
+            workspace, "_judge_main", [code, entry_point], limits=limits, stdin=tests_in
+        )
     else:
-        program = harness_program(code, test_code, entry_point, nonce, plan["sandbox"])
-        result = await sandbox.run(workspace, code=program, limits=limits)
+        program = judge_program(code, entry_point)
+        result = await sandbox.run(workspace, code=program, stdin=judge_input(test_code, plan["sandbox"], nonce),
+                                   limits=limits)  # fmt: skip
     outcomes: dict[int, dict[str, object]] = {}
     fatal: str | None = None
     done = False
+    untrusted: str | None = None
     for line in result.stdout.splitlines():
         if not line.startswith(nonce + " "):
             continue
@@ -137,7 +151,11 @@ async def run_tests(
             record = json.loads(line[len(nonce) + 1 :])
         except ValueError:
             continue
-        if "fatal" in record:
+        if "untrusted" in record and untrusted is None:  # the judge gave up: what follows ran in-process
+            untrusted = str(record["untrusted"])[:300]
+            outcomes.clear()
+            fatal, done = None, False
+        elif "fatal" in record:
             fatal = str(record["fatal"])
         elif record.get("done"):
             done = True
@@ -171,4 +189,6 @@ async def run_tests(
         timed_out=result.timed_out,
         error=error,
         duration_s=result.duration_s,
+        trusted=untrusted is None,
+        untrusted_reason=untrusted,
     )

@@ -276,14 +276,17 @@ def sandbox_child(cfg: Json, fds: Json) -> None:
                 os._exit(0)
             chunks.append(chunk)
             size -= len(chunk)
-        os.close(fds["ctl_r"])
         req = marshal.loads(b"".join(chunks))
-        stdin_fd = os.memfd_create("stdin", 0)
-        data = req.get("stdin")
-        if data:
-            os.write(stdin_fd, data)
-            os.lseek(stdin_fd, 0, os.SEEK_SET)
-        fds["stdin"] = stdin_fd
+        if req.get("tail"):  # what follows on the pipe is the execution's stdin, read only when it wants it
+            fds["stdin"] = fds["ctl_r"]
+        else:
+            os.close(fds["ctl_r"])
+            stdin_fd = os.memfd_create("stdin", 0)
+            data = req.get("stdin")
+            if data:
+                os.write(stdin_fd, data)
+                os.lseek(stdin_fd, 0, os.SEEK_SET)
+            fds["stdin"] = stdin_fd
     except BaseException as exc:  # noqa: BLE001
         _setup_failed(setup_fd, exc)
     sandbox_main(cfg, req, fds)
@@ -355,25 +358,29 @@ WARM_UP_TESTS = (
 )
 
 
-def warm_up(harness_module: str) -> None:
-    """Run the preloaded run_tests harness a few times on a fixed, made-up problem, output to /dev/null.
+def warm_up(module_name: str) -> None:
+    """Run the preloaded run_tests harness (or the judge's codec) a few times on a fixed, made-up problem, output
+    to /dev/null.
 
-    The interpreter then has the harness's bytecode specialized and its caches (attribute lookups, interned names)
-    filled in the template, so an execution writes fewer of the template's pages: each first write to a shared page
-    costs a copy-on-write fault. Only this constant problem ever runs here: the template still never sees a request.
+    The interpreter then has their bytecode specialized and its caches (attribute lookups, interned names) filled
+    in the template, so an execution writes fewer of the template's pages: each first write to a shared page costs
+    a copy-on-write fault. Only this constant problem ever runs here: the template still never sees a request.
     """
-    module = sys.modules.get(harness_module)
+    module = sys.modules.get(module_name)
     if module is None:
+        return
+    if hasattr(module, "_warm_up"):
+        module._warm_up()
         return
     saved_fd, saved_stdout = os.dup(1), sys.stdout
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    os.close(devnull)
     try:
         plan = module.sandbox_plan(module.plan_tests(WARM_UP_TESTS, "total"))  # as the server sends it
         for _ in range(WARM_UP_RUNS):
-            module._harness_main(WARM_UP_SOLUTION, WARM_UP_TESTS, "total", "0" * 32, plan)
+            module._run(WARM_UP_SOLUTION, WARM_UP_TESTS, "total", "0" * 32, devnull, plan)
     finally:
+        os.close(devnull)
         os.dup2(saved_fd, 1)
         os.close(saved_fd)
         sys.stdout = saved_stdout

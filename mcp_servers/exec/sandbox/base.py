@@ -135,7 +135,7 @@ class Sandbox(abc.ABC):
     """A backend that runs code or a command in isolation against one workspace directory."""
 
     name: str = "sandbox"
-    preloaded_harness: str | None = None  # module name under which the backend preloads the run_tests harness
+    preloaded_harness: str | None = None  # module name under which the backend preloads the run_tests judge
     code_magic: bytes | None = None  # bytecode format (`importlib.util.MAGIC_NUMBER`) of the sandbox's interpreter
 
     @abc.abstractmethod
@@ -166,10 +166,17 @@ class Sandbox(abc.ABC):
         """
 
     async def call_preloaded(
-        self, workspace: Path, function: str, args: Sequence[Any], *, limits: Limits | None = None
+        self,
+        workspace: Path,
+        function: str,
+        args: Sequence[Any],
+        *,
+        limits: Limits | None = None,
+        stdin: bytes = b"",
     ) -> ExecResult:
-        """Run `function(*args)` of the preloaded harness module (`preloaded_harness`) as an execution: like
-        `run(code=...)` with the call as its program, but the arguments travel as data and nothing is compiled.
+        """Run `function(*args)` of the preloaded judge module (`preloaded_harness`) as an execution: like
+        `run(code=..., stdin=...)` with the call as its program, but the arguments travel as data and nothing is
+        compiled. `stdin` reaches the execution only through its standard input (never its memory before it reads).
 
         Only backends that set `preloaded_harness` implement it.
 

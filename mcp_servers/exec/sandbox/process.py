@@ -27,9 +27,10 @@ from mcp_servers.exec.sandbox import _nsutil as ns
 from mcp_servers.exec.sandbox import supervise
 from mcp_servers.exec.sandbox.base import ExecResult, Limits, LoopGate, Sandbox, checked_run
 
-__all__ = ["DEFAULT_PRELOAD", "HARNESS_MODULE", "ProcessSandbox", "ProcessSandboxConfig"]
+__all__ = ["DEFAULT_PRELOAD", "HARNESS_MODULE", "JUDGE_MODULE", "ProcessSandbox", "ProcessSandboxConfig"]
 
 HARNESS_MODULE = "mcpgym_harness"  # the run_tests harness, preloaded by the fork server under this name
+JUDGE_MODULE = "mcpgym_judge"  # the run_tests judge (it finds the harness under HARNESS_MODULE)
 
 _ZYGOTE = Path(__file__).with_name("_zygote.py")
 _STARTS = itertools.count(1)  # fork servers started by this process (names their cgroups)
@@ -98,7 +99,7 @@ class ProcessSandbox(Sandbox):
     """
 
     name = "process"
-    preloaded_harness: str | None = HARNESS_MODULE
+    preloaded_harness: str | None = JUDGE_MODULE
 
     def __init__(self, config: ProcessSandboxConfig | None = None) -> None:
         self.config = config or ProcessSandboxConfig()
@@ -142,8 +143,11 @@ class ProcessSandbox(Sandbox):
             "ro_binds": binds,
             "symlinks": symlinks,
             "preload": list(self.config.preload),
-            "preload_files": {HARNESS_MODULE: str(Path(__file__).resolve().parent.parent / "harness.py")},
-            "warm_up": [HARNESS_MODULE],
+            "preload_files": {  # (in this order: the judge finds the harness loaded)
+                HARNESS_MODULE: str(Path(__file__).resolve().parent.parent / "harness.py"),
+                JUDGE_MODULE: str(Path(__file__).resolve().parent.parent / "judge.py"),
+            },
+            "warm_up": [HARNESS_MODULE, JUDGE_MODULE],
             "mount_api": self.config.mount_api,
             "env": self.environment(),
         }
@@ -293,24 +297,35 @@ class ProcessSandbox(Sandbox):
         return await self._run(ws, limits, code=code, argv=list(argv) if argv is not None else None, stdin=data)
 
     async def call_preloaded(
-        self, workspace: Path, function: str, args: Sequence[Any], *, limits: Limits | None = None
+        self,
+        workspace: Path,
+        function: str,
+        args: Sequence[Any],
+        *,
+        limits: Limits | None = None,
+        stdin: bytes = b"",
     ) -> ExecResult:
-        """Run `function(*args)` of the preloaded harness in a fresh sandbox; see `Sandbox.call_preloaded`.
+        """Run `function(*args)` of the preloaded judge in a fresh sandbox; see `Sandbox.call_preloaded`.
 
         Compiling a program that carries the arguments as literals cost each run_tests call ~0.4 ms and ~80
         copy-on-write faults in the sandbox; here they are part of the request (plain data: str, int, list, dict).
+        `stdin` follows the request on the same pipe, which becomes the execution's standard input: unlike a
+        request's, it is not in the execution's memory until it reads it.
         """
         ws = checked_run(workspace, "", None)
-        return await self._run(ws, limits, call=[HARNESS_MODULE, function, list(args)])
+        return await self._run(ws, limits, call=[JUDGE_MODULE, function, list(args)], tail=stdin)
 
-    async def _run(self, ws: Path, limits: Limits | None, **what: Any) -> ExecResult:
+    async def _run(self, ws: Path, limits: Limits | None, tail: bytes = b"", **what: Any) -> ExecResult:
         lim = limits or self.config.limits
         if self._proc is None or self._proc.poll() is not None:
             await asyncio.to_thread(self.start)
         uid = self.uid_for(ws)
         gid = os.getegid() if self.rootless else uid
         wire = {"workspace": str(ws), **what, "uid": uid, "gid": gid, "limits": lim.to_wire(), "userns": self.rootless}
+        if tail:
+            wire["tail"] = True  # the rest of the control pipe is the execution's stdin
         request = marshal.dumps(wire, 4)
+        request = struct.pack(">I", len(request)) + request + tail
         async with self._gate():
             try:  # (the deadline is enforced in `supervise.collect`; this only guards against a hung fork server)
                 reply = await asyncio.wait_for(self._execute(ws, uid, lim, request), timeout=lim.timeout_s + 30)
@@ -422,7 +437,7 @@ class ProcessSandbox(Sandbox):
                 if cgroup is not None:
                     cgroup.add(pid)  # before the request: the sandbox waits for it before running anything
                 os.set_blocking(ctl_w, False)
-                await supervise.write_all(ctl_w, struct.pack(">I", len(request)) + request)
+                await supervise.write_all(ctl_w, request)
             except (BrokenPipeError, ProcessLookupError):
                 pass  # it failed before reading its request: its set-up error is in its pipe
             finally:
