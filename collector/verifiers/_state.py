@@ -89,6 +89,7 @@ async def check_unit_tests(spec: VerifierSpec, ctx: VerifyContext) -> Verdict:
         "timed_out": bool(result.get("timed_out")),
         "failures": list(result.get("failures") or [])[:5],
         "error": result.get("error"),
+        "trusted": result.get("trusted") is True,  # judged outside the solution's process (an old server: False)
     }
     if total <= 0:
         return verdict(False, 0.0, **details)
