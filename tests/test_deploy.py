@@ -168,14 +168,16 @@ def test_tools_collector_and_viewer_in_containers(stack: dict[str, str]) -> None
     assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-3000:]
 
     _wait_http(f"{stack['viewer']}/healthz")
-    runs = httpx.get(f"{stack['viewer']}/api/runs", timeout=10).json()["runs"]
+    assert httpx.get(f"{stack['viewer']}/api/runs", timeout=10).status_code == 401  # bound to 0.0.0.0: token only
+    auth = {"Authorization": f"Bearer {TOKEN}"}  # the viewer's token is the tools' one
+    runs = httpx.get(f"{stack['viewer']}/api/runs", headers=auth, timeout=10).json()["runs"]
     assert [(r["id"], r["policy"], r["done"]) for r in runs] == [("smoke", "scripted", 2)]
-    page = httpx.get(f"{stack['viewer']}/runs", timeout=10)
+    page = httpx.get(f"{stack['viewer']}/runs", headers=auth, timeout=10)
     assert page.status_code == 200 and "smoke" in page.text and "scripted" in page.text
-    episodes = httpx.get(f"{stack['viewer']}/api/episodes?run=smoke", timeout=10).json()
+    episodes = httpx.get(f"{stack['viewer']}/api/episodes?run=smoke", headers=auth, timeout=10).json()
     assert episodes["total"] == 2
     first = episodes["episodes"][0]["id"]
-    detail = httpx.get(f"{stack['viewer']}/api/episodes/{first}", timeout=10).json()
+    detail = httpx.get(f"{stack['viewer']}/api/episodes/{first}", headers=auth, timeout=10).json()
     calls = [c["name"] for t in detail["turns"] for c in t["calls"]]
     assert calls and set(calls) <= {"get_current_weather", "get_forecast", "geocode", "weather__get_current_weather",
                                     "weather__get_forecast", "weather__geocode"}, calls
