@@ -399,7 +399,8 @@ def _field(task: Any, name: str) -> Any:
 
 
 async def judge(task: Any, calls: Sequence[CallRecord], final_answer: str, *,
-                files: dict[str, str] | None = None, run_tests: RunTests | None = None) -> Judgement:
+                files: dict[str, str] | None = None, run_tests: RunTests | None = None,
+                run_python: Any = None) -> Judgement:
     """Judge an episode: run the task's verifier on its final answer, final files and calls, then score it.
 
     Args:
@@ -408,6 +409,7 @@ async def judge(task: Any, calls: Sequence[CallRecord], final_answer: str, *,
         final_answer: the final assistant text ("" when none).
         files: the workspace's final files (file_state tasks).
         run_tests: runs unit tests in the sandbox (unit-test tasks); its report is kept for the code reward.
+        run_python: runs a program in the sandbox (mutation_score tasks): async (code, timeout_s) -> result.
 
     Returns:
         The verdict, the reward components and the reward.
@@ -432,7 +434,7 @@ async def judge(task: Any, calls: Sequence[CallRecord], final_answer: str, *,
             return report
 
     ctx = VerifyContext(final_answer=final_answer, files=files, tool_calls=verify_context_calls(calls),
-                        run_tests=recording)
+                        run_tests=recording, run_python=run_python)
     verdict = await verify(spec, ctx)
     return score(task, verdict, calls, final_answer, test_report=reports[-1] if reports else None)
 

@@ -153,11 +153,13 @@ async def _run_turn(session: ToolSession, result: EpisodeResult, calls: list[Cal
 
 async def _judge(task: Task, session: ToolSession, result: EpisodeResult) -> None:
     files = None
-    needs_files = task.verifier.type == "file_state" or bool(task.verifier.solution_path)
+    needs_files = task.verifier.type in ("file_state", "mutation_score") or bool(task.verifier.solution_path)
     if needs_files and FILES_SERVER in session.servers:
         files = await session.snapshot_files()
     run_tests = session.run_tests if EXEC_SERVER in session.servers else None
-    judgement = await judge(task, result.calls, result.final_answer, files=files, run_tests=run_tests)
+    run_python = session.run_python if EXEC_SERVER in session.servers else None
+    judgement = await judge(task, result.calls, result.final_answer, files=files, run_tests=run_tests,
+                            run_python=run_python)
     result.verdict = judgement.verdict
     result.reward_components = judgement.components
     result.reward = judgement.reward

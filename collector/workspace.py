@@ -108,3 +108,20 @@ class WorkspaceOps:
             return payload
         return {"passed": False, "total": 0, "failures": [], "timed_out": result.error_kind == "timeout",
                 "error": result.text[:2000]}
+
+    async def run_python(self, code: str, timeout_s: float) -> dict[str, Any]:
+        """Run a Python program in the sandbox through the exec server's run_python (verifiers use it).
+
+        Returns:
+            `{"exit_code", "stdout", "stderr", "timed_out", ...}` as the exec server reports it, or
+            `{"exit_code": None, "stdout": "", "error": text}` when the call failed.
+
+        Raises:
+            ToolSessionError: no exec server in the session.
+        """
+        self._need(EXEC_SERVER, "running a program")
+        result = await self.call_tool(EXEC_SERVER, "run_python", {"code": code, "timeout_s": timeout_s})
+        payload = _payload(result)
+        if isinstance(payload, dict) and not result.is_error:
+            return payload
+        return {"exit_code": None, "stdout": "", "stderr": "", "error": result.text[:2000]}

@@ -188,10 +188,11 @@ class RolloutState:
     async def _judge(self, task: Task, final_answer: str, calls: list[CallRecord]) -> Judgement:
         assert self.session is not None
         session = self.session
-        files = await session.snapshot_files() if task.verifier.type == "file_state" and \
-            FILES_SERVER in session.servers else None
+        needs_files = task.verifier.type in ("file_state", "mutation_score") or bool(task.verifier.solution_path)
+        files = await session.snapshot_files() if needs_files and FILES_SERVER in session.servers else None
         run_tests = session.run_tests if EXEC_SERVER in session.servers else None
-        return await judge(task, calls, final_answer, files=files, run_tests=run_tests)
+        run_python = session.run_python if EXEC_SERVER in session.servers else None
+        return await judge(task, calls, final_answer, files=files, run_tests=run_tests, run_python=run_python)
 
     def close(self) -> None:
         """Close the session (its workspace goes with it)."""

@@ -20,6 +20,7 @@ FAMILIES: dict[str, str] = {
     "code": "collector.tasks.code",
     "tool-selection": "collector.tasks.tool_selection",
     "code-repair": "collector.tasks.code_repair",
+    "test-writing": "collector.tasks.test_writing",
 }
 _SCHEMA = "schema"
 

@@ -13,6 +13,7 @@ from collector.verifiers._answers import (
     check_regex,
 )
 from collector.verifiers._state import check_expected_calls, check_file_state, check_unit_tests
+from collector.verifiers._mutation import check_mutation_score, validate_mutation
 from collector.verifiers._tool_use import check_tool_use, validate_tool_use
 from collector.verifiers.spec import VERIFIER_TYPES, VerifierSpec, VerifyContext
 
@@ -45,6 +46,8 @@ def validate_spec(spec: VerifierSpec) -> None:
             raise VerifierError("unit_tests verifier: 'test_code' is required (Python test code, e.g. def check(...))")
     elif spec.type == "expected_calls":
         check_expected_calls(spec, _PROBE)
+    elif spec.type == "mutation_score":
+        validate_mutation(spec)
     elif spec.type == "tool_use":
         validate_tool_use(spec)
         if spec.answer is not None:
@@ -83,4 +86,6 @@ async def verify(spec: VerifierSpec, ctx: VerifyContext) -> Verdict:
         return check_expected_calls(spec, ctx)
     if spec.type == "tool_use":
         return await check_tool_use(spec, ctx)
+    if spec.type == "mutation_score":
+        return await check_mutation_score(spec, ctx)
     raise VerifierError(f"unknown verifier type {spec.type!r}; accepted: {', '.join(VERIFIER_TYPES)}")

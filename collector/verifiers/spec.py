@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict
 __all__ = ["VERIFIER_TYPES", "VerifierSpec", "VerifyContext"]
 
 VERIFIER_TYPES = (
-    "exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls", "tool_use"
+    "exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls", "tool_use",
+    "mutation_score",
 )
 
 
@@ -33,12 +34,16 @@ class VerifierSpec(BaseModel):
     - expected_calls: `calls` [{"name", "arguments"}], `ordered`
     - tool_use: `calls` (expected calls with `accept`, `defaults`, `free`, `optional`; [] means no call), `ordered`,
       and `answer` (a nested spec the final answer must pass); see `collector.verifiers._tool_use`
+    - mutation_score: `expected` {"module", "tests_path", "source", "names", "mutants", "min_kill"}: the
+      workspace's test file must pass on the module and fail on at least `min_kill` of the mutants; see
+      `collector.verifiers._mutation`
     """
 
     model_config = ConfigDict(extra="forbid")
 
     type: Literal[
-        "exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls", "tool_use"
+        "exact", "contains", "numeric", "math", "regex", "file_state", "unit_tests", "expected_calls", "tool_use",
+        "mutation_score",
     ]
     expected: Any = None
     case_sensitive: bool = False
@@ -67,9 +72,11 @@ class VerifyContext:
         tool_calls: the calls made, in order: {"name": un-namespaced tool name, "arguments": dict or None when
             the arguments were not valid JSON}.
         run_tests: async (code, test_code, entry_point) -> {"passed", "total", "failures", "timed_out", "error"}.
+        run_python: async (code, timeout_s) -> the exec server's run_python result (mutation_score).
     """
 
     final_answer: str = ""
     files: dict[str, str] | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     run_tests: Callable[[str, str, str | None], Awaitable[dict[str, Any]]] | None = None
+    run_python: Callable[[str, float], Awaitable[dict[str, Any]]] | None = None
