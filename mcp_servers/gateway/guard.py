@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -55,12 +55,18 @@ def _authority(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def _matches(value: str, pattern: str) -> bool:
-    """Whether `value` ("name" or "name:port") matches `pattern` ("name", "name:port" or "name:*" for any port)."""
-    if pattern.endswith(":*"):
-        base = pattern[:-2]
-        return value == base or (value.startswith(base + ":") and value[len(base) + 1 :].isdigit())
-    return value == pattern
+def _compile(patterns: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """Patterns ("name", "name:port", "name:*") as (exact values, names accepted with any port or none)."""
+    lowered = [p.lower() for p in patterns]
+    return frozenset(p for p in lowered if not p.endswith(":*")), frozenset(p[:-2] for p in lowered if p.endswith(":*"))
+
+
+def _match(value: str, exact: frozenset[str], any_port: frozenset[str]) -> bool:
+    """Whether `value` ("name" or "name:port") is in `exact`, or its name is in `any_port` (with a numeric port or none)."""
+    if value in exact or value in any_port:
+        return True
+    name, colon, port = value.rpartition(":")
+    return bool(colon) and port.isdigit() and name in any_port
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,12 @@ class HostPolicy:
 
     hosts: tuple[str, ...]
     origins: tuple[str, ...]
+    _host_sets: tuple[frozenset[str], frozenset[str]] = field(init=False, repr=False, compare=False)
+    _origin_sets: tuple[frozenset[str], frozenset[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_host_sets", _compile(self.hosts))
+        object.__setattr__(self, "_origin_sets", _compile(self.origins))
 
     @classmethod
     def for_bind(cls, bind_host: str, allowed_hosts: Iterable[str] = ()) -> HostPolicy:
@@ -103,15 +115,13 @@ class HostPolicy:
         """Whether a request's `Host` header is accepted (a missing one is not)."""
         if not host:
             return False
-        host = host.lower()
-        return any(_matches(host, pattern) for pattern in self.hosts)
+        return _match(host.lower(), *self._host_sets)
 
     def origin_ok(self, origin: str | None) -> bool:
         """Whether a request's `Origin` header is accepted (a missing one is: same-origin navigations send none)."""
         if origin is None:
             return True
-        origin = origin.lower()
-        return any(_matches(origin, pattern) for pattern in self.origins)
+        return _match(origin.lower(), *self._origin_sets)
 
 
 class HostOriginMiddleware:
