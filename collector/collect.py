@@ -312,6 +312,7 @@ async def collect_async(cfg: CollectConfig, *, on_progress: ProgressFn | None = 
     cfg.validate()
     settings = cfg.settings or CollectorSettings()
     specs = load_server_config(cfg.servers) if isinstance(cfg.servers, (str, Path)) else cfg.servers
+    fresh = not Path(cfg.db).exists()  # a database this call creates is removed again if no run got into it
     store = Store(cfg.db)
     pool: ToolPool | None = None
     policy: Policy | None = None
@@ -373,7 +374,11 @@ async def collect_async(cfg: CollectConfig, *, on_progress: ProgressFn | None = 
             await policy.aclose()
         if pool is not None:
             await pool.aclose()
+        empty = fresh and not store.run_ids()
         store.close()
+        if empty:  # e.g. an unknown suite: no empty database file is left behind
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{cfg.db}{suffix}").unlink(missing_ok=True)
 
 
 def terminate_as_interrupt() -> None:

@@ -61,6 +61,7 @@ def test_bad_input_is_a_clear_error(setup: dict[str, Path], tmp_path: Path) -> N
         args = _collect(setup, fake.base_url)
         unknown = runner.invoke(main, [*args[:2], "weather,nonsense", *args[3:]])
         assert unknown.exit_code == 1 and "unknown task suite 'nonsense'" in unknown.output
+        assert not setup["db"].exists()  # a collect that fails before its run starts leaves no empty database
         bad_cfg = tmp_path / "bad.yaml"
         bad_cfg.write_text("servers: []\n")
         config = runner.invoke(main, [*args, "--servers", str(bad_cfg)])
@@ -72,7 +73,7 @@ def test_bad_input_is_a_clear_error(setup: dict[str, Path], tmp_path: Path) -> N
         no_url = runner.invoke(main, ["collect", "--policy", "openai", "--db", str(setup["db"]), "--run", "x"])
         assert no_url.exit_code == 1 and "--base-url" in no_url.output
     assert corrupt.read_bytes() == b"not a database" * 200  # left untouched
-    assert Store(setup["db"], readonly=True).run_ids() == []
+    assert not setup["db"].exists()  # no failed start left a database behind
 
 
 @pytest.mark.slow

@@ -117,6 +117,16 @@ def test_grpo_drops_tasks_whose_reward_never_varies(filled: Store) -> None:
     assert built.report.dropped == {"task: reward never varies": 15}
 
 
+def test_grpo_with_one_sample_per_task_names_the_cause(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
+    for i, city in enumerate(CITIES[:3]):  # one episode per task: a reward cannot vary
+        add_episode("run", f"weather-{i}", "weather", weather_messages(city, 10 + i), reward=12.0 - i)
+    with pytest.raises(DatasetError) as err:
+        build_grpo(str(store.path), [], GRPOOptions(drop_constant_reward=True, eval_fraction=0.0))
+    message = str(err.value)
+    assert "3 of 3 tasks have one finished episode" in message and "--samples" in message
+    assert "leave out --drop-constant-reward" in message and "--min-reward" not in message
+
+
 def test_grpo_prompts_are_scrubbed_and_deduplicated(store: Store, add_episode) -> None:  # type: ignore[no-untyped-def]
     secret = "sk-proj-Ab3dEfGhIjKlMnOpQrStUvWxYz0123"
     leaky = weather_messages("Paris", 10)

@@ -195,10 +195,13 @@ def build_grpo(db: str, runs: Sequence[str] = (), options: GRPOOptions | None = 
             continue
         by_task[record.task_id].append(record)
     rows: list[_Row] = []
+    single = 0  # tasks dropped as constant because they have one finished episode
     for task_id, records in by_task.items():
-        rewards = {round(r.reward, 6) for r in records if r.episode.get("status") == "done"}
+        finished = [r for r in records if r.episode.get("status") == "done"]
+        rewards = {round(r.reward, 6) for r in finished}
         if options.drop_constant_reward and len(rewards) <= 1:
             report.dropped["task: reward never varies"] += 1
+            single += len(finished) <= 1  # one reward: nothing for it to vary against
             continue
         first = records[0]
         task = first.task
@@ -222,6 +225,13 @@ def build_grpo(db: str, runs: Sequence[str] = (), options: GRPOOptions | None = 
             report.dropped[reason] += 1
             continue
         rows.append(_Row(task_id, first.family, {"prompt": prompt, "tools": first.tools, "task": task}))
+    if not rows and single:
+        raise DatasetError(
+            f"no GRPO rows left: {single} of {len(by_task)} tasks have one finished episode each, and "
+            "--drop-constant-reward keeps only tasks whose reward varies between a task's episodes "
+            f"(dropped: {dict(report.dropped)}). Collect several samples per task (mcpgym collect --samples 4) "
+            "or leave out --drop-constant-reward."
+        )
     return _finish(rows, report, options.proportions, options.eval_fraction, options.seed)
 
 
