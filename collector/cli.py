@@ -12,7 +12,7 @@ import click
 
 from collector.errors import CollectorError
 
-__all__ = ["collect", "export", "merge", "tasks", "view"]
+__all__ = ["collect", "export", "merge", "reverify", "tasks", "view"]
 
 _CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -179,6 +179,56 @@ def merge(into: Path, sources: tuple[Path, ...]) -> None:
                f"extended: {', '.join(summary.runs_extended) or '-'}); {summary.duplicates} duplicates and "
                f"{summary.skipped_running} unfinished episodes skipped, {summary.tool_schemas_added} tool definitions "
                "added", err=True)
+
+
+@click.command(context_settings=_CTX)
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Trajectory database.")
+@click.option("--run", "run_name", required=True, help="The run whose episodes are judged again.")
+@click.option("--servers", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="MCP client config for episodes that need live tools (file_state, unit_tests). "
+                   "Default: start 'mcpgym serve all', as collect does.")
+@click.option("--concurrency", type=int, default=4, show_default=True, help="Episodes judged at once.")
+@click.option("--dry-run", is_flag=True, help="Judge and report, but write nothing.")
+@click.option("--show", type=int, default=20, show_default=True, help="List this many changed episodes.")
+def reverify(db: Path, run_name: str, servers: Path | None, concurrency: int, dry_run: bool, show: int) -> None:
+    """Judge a run's stored episodes again with today's verifiers and rewards; keep the old verdicts.
+
+    \b
+    Every changed episode takes the new verdict and reward; the old ones are kept in the database's verdict
+    history and shown by the viewer. Episodes whose verifier needs live tools are replayed through the servers;
+    those that cannot be judged again are counted by reason.
+
+    \b
+    Example:
+      mcpgym reverify --db traj.db --run gold
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from collector.reverify import reverify_run
+
+    try:
+        report = reverify_run(db, run_name, servers=servers, concurrency=concurrency, dry_run=dry_run)
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    console = Console()
+    table = Table(title=f"reverify {run_name}" + (" (dry run: nothing written)" if dry_run else ""))
+    table.add_column("")
+    table.add_column("episodes", justify="right")
+    for label, value in (("in the run", report.episodes), ("judged again", report.judged),
+                         ("verdict changed", report.verdicts_changed), ("  passed before, not now", report.newly_failed),
+                         ("  not passed before, passed now", report.newly_passed),
+                         ("reward changed", report.rewards_changed), ("judged by a newer verifier", report.specs_updated),
+                         ("not judged again", sum(report.skipped.values()))):
+        table.add_row(label, str(value))
+    console.print(table)
+    for reason, count in sorted(report.skipped.items(), key=lambda kv: -kv[1]):
+        console.print(f"not judged again ({count}): {reason}")
+    for change in report.changes[:show]:
+        was = "—" if change.old_passed is None else ("passed" if change.old_passed else "not passed")
+        now = "passed" if change.new_passed else "not passed"
+        old = "—" if change.old_reward is None else f"{change.old_reward:.2f}"
+        console.print(f"{change.episode_id}: {was} -> {now}, reward {old} -> {change.new_reward:.2f}")
 
 
 @click.command(context_settings=_CTX)

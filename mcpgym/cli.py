@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("collector.cli:collect", "Run agents through MCP servers on tasks and record episodes in SQLite."),
     "export": ("collector.cli:export", "Export recorded episodes as JSONL."),
     "merge": ("collector.cli:merge", "Merge trajectory databases collected independently into one."),
+    "reverify": ("collector.cli:reverify", "Judge stored episodes again with today's verifiers; keep the old verdicts."),
     "tasks": ("collector.cli:tasks", "List or dump the built-in and user task suites."),
     "view": ("collector.cli:view", "Browse recorded runs and episodes in a local web viewer."),
     "dataset": ("training.cli:dataset", "Build SFT or GRPO datasets from recorded episodes."),

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from collector.errors import PolicyError
-from collector.policies._expert_kit import Call, Episode, ToolOutput, answer, example_tests, tool_turn
 from collector.policies._coding_experts import code_repair, test_writing
+from collector.policies._expert_kit import Call, Episode, ToolOutput, answer, example_tests, tool_turn
 from collector.policies._selection_expert import tool_selection
 
 __all__ = ["EXPERTS"]
@@ -143,10 +143,8 @@ def files(ep: Episode) -> dict[str, Any]:
         paths = [m["path"] if isinstance(m, dict) else str(m) for m in matches]
         if not paths:
             return answer("No file matches.")
-        found = (
-            "mentions `" + str(meta.get("token")) + "`" if kind == "find_content" else f"matches `{meta['pattern']}`"
-        )
-        return answer(f"`{paths[0]}` {found}.\nAnswer: {paths[0]}")
+        how = f"mentions `{meta.get('token')}`" if kind == "find_content" else f"matches `{meta['pattern']}`"
+        return answer(f"`{paths[0]}` {how}.\nAnswer: {paths[0]}")
     raise PolicyError(f"no files expert for kind {kind!r}")
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from collector.errors import ConfigError
 from collector.tasks._split import check_split, seeded_rng
-from collector.tasks.model import Task
+from collector.tasks.model import Task, VerifierSpec
 
-__all__ = ["FAMILIES", "interleave", "load_suite", "load_tasks"]
+__all__ = ["FAMILIES", "current_verifier", "interleave", "load_suite", "load_tasks"]
 
 # family name -> module with `generate(seed, n) -> list[Task]`
 FAMILIES: dict[str, str] = {
@@ -125,3 +125,44 @@ def load_tasks(
             seen.add(task.id)
             mixed.append(task)
     return mixed if limit is None else mixed[:limit]
+
+
+def current_verifier(task: dict[str, Any]) -> dict[str, Any]:
+    """The verifier a stored built-in task is judged by today (as a spec dict).
+
+    Tasks generated before the answer forms were declared carry the old, lenient specs: a search task's `contains`
+    over the title's names, a files find task's `regex` over the path, a weather compare task's `regex` that wanted
+    the winner named first. Their answers are read today by `exact` over the same names or path (the old prompts
+    already asked for "the article title only", "the city name only" and "its path"). Any other task keeps its
+    spec.
+
+    Args:
+        task: the task as stored with an episode (a Task's JSON dump).
+
+    Returns:
+        The spec to judge it by (the stored one when nothing changed).
+    """
+    spec = dict(task.get("verifier") or {})
+    family, meta = task.get("family"), task.get("metadata") or {}
+    kind = meta.get("kind")
+    if family == "search" and kind == "masked_lead" and spec.get("type") == "contains":
+        from collector.tasks.search import title_answer
+
+        expected = spec.get("expected")
+        names = [expected] if isinstance(expected, str) else list(expected or [])
+        return title_answer(names).model_dump(mode="json")
+    if (
+        family == "files"
+        and kind in ("find_content", "find_name")
+        and spec.get("type") == "regex"
+        and meta.get("answer")
+    ):
+        from collector.tasks.files import path_answer
+
+        return path_answer(str(meta["answer"])).model_dump(mode="json")
+    if family == "weather" and kind == "compare" and spec.get("type") == "regex" and meta.get("answer"):
+        from collector.tasks.weather import answer_names
+
+        names = answer_names(str(meta["answer"]), [str(c) for c in meta.get("cities") or []])
+        return VerifierSpec(type="exact", expected=names).model_dump(mode="json")
+    return spec

@@ -43,8 +43,10 @@ def episode_view(store: Store, episode_id: str) -> dict[str, Any]:
     """Everything the episode page shows, as plain data (also the JSON of `/api/episodes/{id}`).
 
     Returns:
-        {"episode": row, "turns": [...], "messages": raw OpenAI messages, "tool_calls": raw tool-call rows}, where
-        each turn is {"role", "content", "malformed", "latency_s", "calls": [...], "result": {...} | None}.
+        {"episode": row, "turns": [...], "messages": raw OpenAI messages, "tool_calls": raw tool-call rows,
+        "previous_verdicts": the verdicts re-verification replaced, "verdict_changed": whether one of them differs
+        from the current verdict}, where each turn is {"role", "content", "malformed", "latency_s", "calls": [...],
+        "result": {...} | None}.
 
     Raises:
         StoreError: no such episode.
@@ -86,8 +88,11 @@ def episode_view(store: Store, episode_id: str) -> dict[str, Any]:
             }
         turns.append(turn)
     components = episode.get("reward_components") or {}
+    previous = store.verdict_history(episode_id)  # verdicts `mcpgym reverify` replaced, oldest first
     return {
         "episode": episode,
+        "previous_verdicts": previous,
+        "verdict_changed": any(p["passed"] != episode.get("passed") for p in previous),
         "turns": turns,
         "reward_components": components if isinstance(components, dict) else {"value": components},
         "verdict_details": pretty_json(json.dumps(episode.get("verdict_details")))[0]

@@ -226,7 +226,24 @@ def list_episodes(store: Store, flt: EpisodeFilter) -> EpisodePage:
     ):
         row["passed"] = None if row["passed"] is None else bool(row["passed"])
         rows.append(row)
+    _mark_changed_verdicts(store, rows)
     return EpisodePage(filter=flt, total=total, rows=rows)
+
+
+def _mark_changed_verdicts(store: Store, rows: list[dict[str, Any]]) -> None:
+    """Set `verdict_changed` on rows whose verdict re-verification changed (a database before schema 3 has none)."""
+    for row in rows:
+        row["verdict_changed"] = False
+    if not rows or "verdict_history" not in store.db.table_names():
+        return
+    by_id = {row["id"]: row for row in rows}
+    marks = ",".join("?" * len(by_id))
+    for episode_id, passed in store.db.execute(
+        f"SELECT episode_id, passed FROM verdict_history WHERE episode_id IN ({marks})", list(by_id)
+    ):
+        row = by_id[episode_id]
+        if (None if passed is None else bool(passed)) != row["passed"]:
+            row["verdict_changed"] = True
 
 
 def _run_clause(run_ids: Sequence[str], prefix: str = " AND ") -> tuple[str, list[Any]]:
