@@ -289,6 +289,8 @@ def view(db: Path, host: str, port: int, token: str | None, allowed_hosts: tuple
     """
     from collector.viewer.app import serve
 
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"viewer: http://{shown}:{port}/  (Ctrl-C stops it)", err=True)
     try:
         serve(db, host, port, token=token or None, allowed_hosts=allowed_hosts)
     except CollectorError as exc:
