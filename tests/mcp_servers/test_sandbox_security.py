@@ -311,6 +311,28 @@ async def test_host_processes_are_invisible(env: Env) -> None:
     assert_host_unharmed(env)
 
 
+async def test_no_host_path_in_command_lines_or_module_files(env: Env) -> None:
+    project = str(Path(__file__).resolve().parents[2])
+    code = (
+        "import os, sys\n"
+        "seen = [open(f'/proc/{p}/cmdline', 'rb').read().decode() for p in ('self', '1')]\n"
+        "seen += [' '.join(sys.orig_argv)]\n"
+        "seen += [str(getattr(m, '__file__', '')) for m in list(sys.modules.values())]\n"
+        "seen += [f.f_code.co_filename for f in [sys._getframe()] if f]\n"
+        "import traceback\nseen += [''.join(traceback.format_stack())]\n"
+        "print('\\n'.join(seen))"
+    )
+    for tool, args in (
+        ("run_python", {"code": code}),
+        ("run_shell", {"command": "cat /proc/self/cmdline /proc/1/cmdline"}),
+    ):
+        result = await call(env, tool, **args)
+        assert result["exit_code"] == 0, result
+        assert project not in result["stdout"] and "/mcp_servers/" not in result["stdout"], result
+        assert "stage_dir" not in result["stdout"] and "/mcpgym-exec-" not in result["stdout"], result
+    assert_host_unharmed(env)
+
+
 async def test_environment_secrets_are_not_visible(env: Env) -> None:
     code = (
         "import os, glob\nprint(sorted(os.environ))\n"

@@ -1,6 +1,8 @@
 """Fork server of the process sandbox: a preloaded interpreter that clones each execution into fresh namespaces.
 
-Run by `ProcessSandbox` as ``python -I -S _zygote.py CONFIG_JSON`` with a scrubbed environment; stdlib only:
+Run by `ProcessSandbox` as ``python -I -S -c BOOT`` (`process._BOOT` reads this file's path and the configuration from a
+memfd, so that no host path or configuration is in the command line that every sandbox inherits and can read in
+/proc/self/cmdline), with a scrubbed environment; stdlib only:
 
     template (this process: preloaded modules, the static read-only root, never sees a request)
       └── sandbox pid 1, one per call: clone(new pid, mount, ipc and uts namespaces) of the template, asked for by
@@ -34,11 +36,24 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _nsutil as ns
-import _rootfs as rootfs
 
-del sys.path[0]
+def load_module(name: str, path: str) -> Any:
+    """Import the stdlib-only module at `path` under `name`, its code named ``<name>``: no host path appears in a
+    sandbox (not in `__file__`, not in code objects or tracebacks)."""
+    import types
+
+    module = types.ModuleType(name)
+    with open(path, encoding="utf-8") as fh:
+        source = fh.read()
+    sys.modules[name] = module
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)  # noqa: S102 - our own helper module
+    return module
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+ns = load_module("_nsutil", os.path.join(_HERE, "_nsutil.py"))
+rootfs = load_module("_rootfs", os.path.join(_HERE, "_rootfs.py"))
+del _HERE
 
 NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS
 Json = dict[str, Any]
@@ -338,16 +353,9 @@ def preload(modules: list[str]) -> None:
 
 
 def preload_files(files: dict[str, str]) -> None:
-    """Import stdlib-only helper modules by file path under the given names (e.g. the run_tests harness)."""
-    import importlib.util
-
+    """Import stdlib-only helper modules by file path under the given names (the run_tests harness and judge)."""
     for name, path in files.items():
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            continue
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
+        load_module(name, path)
 
 
 WARM_UP_RUNS = 12  # more than the interpreter's threshold for specializing a function's bytecode (8 calls)
@@ -404,6 +412,7 @@ def serve(cfg: Json) -> None:
         preload_files(cfg.get("preload_files", {}))
         for name in cfg.get("warm_up", []):
             warm_up(name)
+    ns.FORK_HOOKS = bool(AT_FORK_HOOKS)  # the run_tests judge forks its solution's process like a clone (see above)
     ns.seccomp_program()  # built once here: every execution only installs it
     RESET_SIGNALS[:] = reset_signals()
     STREAMS[:] = prepare_streams()

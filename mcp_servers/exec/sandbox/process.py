@@ -33,6 +33,12 @@ HARNESS_MODULE = "mcpgym_harness"  # the run_tests harness, preloaded by the for
 JUDGE_MODULE = "mcpgym_judge"  # the run_tests judge (it finds the harness under HARNESS_MODULE)
 
 _ZYGOTE = Path(__file__).with_name("_zygote.py")
+_BOOT = (  # the fork server's program (as `_zygote.BOOT`): the memfd {fd} names its file and holds its configuration
+    "import json, os\nwith os.fdopen({fd}) as fh:\n    cfg = json.load(fh)\n"
+    "with open(cfg['zygote'], encoding='utf-8') as fh:\n    source = fh.read()\n"
+    "scope = {{'__name__': '_zygote', '__file__': cfg['zygote']}}\n"
+    "exec(compile(source, '<_zygote>', 'exec'), scope)\nscope['serve'](cfg)\n"
+)
 _STARTS = itertools.count(1)  # fork servers started by this process (names their cgroups)
 _BIG_TREE = 256  # workspaces with more entries than this are handed to their uid in a thread
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc")
@@ -176,14 +182,19 @@ class ProcessSandbox(Sandbox):
             ns.Cgroup.remove_orphans(roots, owner)  # those of servers killed together with their fork server
             prefix = f"{owner}{os.getpid()}-{next(_STARTS)}"
             cfg["cgroups"] = {"roots": roots, "prefix": prefix}  # the fork server removes them when it exits
+            cfg["zygote"] = str(_ZYGOTE)
             env = self.environment()  # the sandbox's own: executions then find it in place
+            memfd = os.memfd_create("mcpgym-exec-config", 0)  # (not argv: every sandbox could read it there)
             try:
+                os.write(memfd, json.dumps(cfg).encode())
+                os.lseek(memfd, 0, os.SEEK_SET)
                 self._proc = subprocess.Popen(
-                    [self.python, "-I", "-S", str(_ZYGOTE), json.dumps(cfg)], stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, env=env, cwd="/", close_fds=True, pass_fds=[theirs.fileno()],
+                    [self.python, "-I", "-S", "-c", _BOOT.format(fd=memfd)], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, env=env, cwd="/", close_fds=True, pass_fds=[theirs.fileno(), memfd],
                 )  # fmt: skip
             finally:
                 theirs.close()
+                os.close(memfd)
             self._channel = ours
             assert self._proc.stdout is not None
             line = self._proc.stdout.readline()
