@@ -136,6 +136,34 @@ async def test_each_workspace_gets_its_own_uid(sandbox: ProcessSandbox, tmp_path
     assert edit.ok and (a / "made-by-host.txt").read_text() == "host+sandbox"
 
 
+async def test_uids_of_released_workspaces_are_reused_and_live_ones_capped(tmp_path: Path) -> None:
+    box = ProcessSandbox(ProcessSandboxConfig(pool_size=2, uid_base=230_000, uid_count=2))
+    spaces = [tmp_path / name for name in "abc"]
+    for space in spaces:
+        space.mkdir()
+
+    async def uid(space: Path) -> int:
+        result = await box.run(space, code="import os; print(os.getuid())")
+        assert result.ok, result
+        return int(result.stdout)
+
+    try:
+        first, second = await uid(spaces[0]), await uid(spaces[1])
+        assert first != second and {first, second} <= {230_000, 230_001}
+        with pytest.raises(BackendError, match="all 2 sandbox uids are held by live workspaces"):
+            await uid(spaces[2])  # (before: it got the first workspace's uid, shared with a live workspace)
+        await box.release(spaces[0])
+        assert await uid(spaces[2]) == first  # the released workspace's uid, no one else's
+        assert await uid(spaces[1]) == second
+        with pytest.raises(BackendError, match="held by live workspaces"):
+            await uid(spaces[0])  # released, then back: a new workspace, and none is free
+        await box.release(spaces[1])
+        await box.release(spaces[2])
+        assert {await uid(spaces[0]), await uid(spaces[1])} == {first, second}
+    finally:
+        await box.close()
+
+
 async def test_network_namespaces_are_per_workspace_never_the_hosts(sandbox: ProcessSandbox, tmp_path: Path) -> None:
     """A workspace's executions, concurrent ones included, get one network namespace of their own, kept for the
     next calls; two workspaces never share one, and none is the host's."""

@@ -71,8 +71,9 @@ class ProcessSandboxConfig:
         limits: Default limits of an execution.
         python: Interpreter used inside the sandbox (default: the real interpreter behind the running one).
         ro_paths: Extra host paths mounted read-only at the same place inside the sandbox.
-        uid_base: First host uid given to sandboxes; each workspace gets its own uid from `uid_base` on.
-        uid_count: How many uids the pool holds.
+        uid_base: First host uid given to sandboxes; each live workspace gets its own uid from `uid_base` on.
+        uid_count: How many uids the pool holds: at most this many workspaces are live at once (a released
+            workspace's uid goes to the next new one; past the cap, a new workspace's call is refused).
         preload: Modules the fork server imports once so executions start warm.
         use_cgroups: Put each execution in its own memory and pids cgroup where cgroups are writable.
         loopback: Bring up a private loopback interface in each sandbox (it reaches nothing outside).
@@ -113,7 +114,11 @@ class ProcessSandbox(Sandbox):
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: str | None = None
-        self._uids: dict[str, int] = {}
+        self._uids: dict[str, int] = {}  # live workspace -> its uid
+        self._free_uids: list[int] = []  # uids of released workspaces, given out again first
+        self._next_uid = 0  # uids given out so far: uid_base + 0 .. uid_base + _next_uid - 1
+        self._running: dict[str, int] = {}  # workspace -> executions in flight
+        self._released: set[str] = set()  # released while executions ran: its uid is freed when they end
         self.cgroups: list[str] = []
         self._channel: socket.socket | None = None  # spawn requests to the fork server
         self._tree_sizes: dict[str, int] = {}  # workspace -> entries its last ownership walk visited
@@ -277,9 +282,36 @@ class ProcessSandbox(Sandbox):
         with self._lock:
             uid = self._uids.get(key)
             if uid is None:
-                uid = self.config.uid_base + len(self._uids) % self.config.uid_count
+                if self._free_uids:
+                    uid = self._free_uids.pop()
+                elif self._next_uid < self.config.uid_count:
+                    uid = self.config.uid_base + self._next_uid
+                    self._next_uid += 1
+                else:
+                    raise BackendError(
+                        f"all {self.config.uid_count} sandbox uids are held by live workspaces (one each, from "
+                        f"uid {self.config.uid_base}): end sessions to release their workspaces, or give the process "
+                        "backend a larger uid_count"
+                    )
                 self._uids[key] = uid
+                self._released.discard(key)
             return uid
+
+    async def release(self, workspace: Path) -> None:
+        """Free the workspace's uid for another workspace (once its executions in flight have ended)."""
+        key = str(Path(workspace).resolve())
+        with self._lock:
+            if self._running.get(key):
+                self._released.add(key)
+            else:
+                self._free_uid_locked(key)
+
+    def _free_uid_locked(self, key: str) -> None:
+        uid = self._uids.pop(key, None)
+        self._tree_sizes.pop(key, None)
+        self._released.discard(key)
+        if uid is not None:
+            self._free_uids.append(uid)
 
     def environment(self) -> dict[str, str]:
         """The whole environment an execution sees (nothing of the server's own)."""
@@ -330,6 +362,20 @@ class ProcessSandbox(Sandbox):
         lim = limits or self.config.limits
         if self._proc is None or self._proc.poll() is not None:
             await asyncio.to_thread(self.start)
+        key = str(ws)
+        with self._lock:
+            self._running[key] = self._running.get(key, 0) + 1
+        try:
+            return await self._run_counted(ws, lim, tail, what)
+        finally:
+            with self._lock:
+                self._running[key] -= 1
+                if not self._running[key]:
+                    del self._running[key]
+                    if key in self._released:
+                        self._free_uid_locked(key)
+
+    async def _run_counted(self, ws: Path, lim: Limits, tail: bytes, what: dict[str, Any]) -> ExecResult:
         uid = self.uid_for(ws)
         gid = os.getegid() if self.rootless else uid
         wire = {"workspace": str(ws), **what, "uid": uid, "gid": gid, "limits": lim.to_wire(), "userns": self.rootless}
