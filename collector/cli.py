@@ -59,7 +59,8 @@ def _summary_table(summary: Any) -> Any:
 
 @click.command(context_settings=_CTX)
 @click.option("--tasks", "suites", multiple=True, default=("weather",), show_default=True,
-              help="Task suites, comma-separated or repeated: weather, files, search, code, schema, or a .jsonl file.")
+              help="Task suites, comma-separated or repeated: weather, files, search, code, tool-selection, schema, "
+                   "schema-selection, or a .jsonl file.")
 @click.option("--policy", type=click.Choice(["openai", "local", "scripted"]), default="scripted", show_default=True,
               help="Who acts: an OpenAI-compatible endpoint, a local transformers model, or the scripted experts.")
 @click.option("--model", default=None, help="Model name (openai: as served; local: built-in name or checkpoint dir).")
@@ -233,7 +234,8 @@ def reverify(db: Path, run_name: str, servers: Path | None, concurrency: int, dr
 
 @click.command(context_settings=_CTX)
 @click.option("--suite", "suites", multiple=True, required=True,
-              help="Suites, comma-separated or repeated: weather, files, search, code, schema, or a .jsonl file.")
+              help="Suites, comma-separated or repeated: weather, files, search, code, tool-selection, schema, "
+                   "schema-selection, or a .jsonl file.")
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True,
               help="Which split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Generation and shuffle seed.")
@@ -247,11 +249,12 @@ def tasks(suites: tuple[str, ...], split: str, seed: int, limit: int | None, ser
     Example:
       mcpgym tasks --suite weather --split train --limit 3
     """
-    from collector.tasks.registry import load_tasks
+    from collector.tasks.registry import LIVE_SUITES, load_tasks
 
     names = _suites(suites)
     try:
-        tools_by_server = asyncio.run(_list_tools(servers)) if "schema" in names else None
+        live = any(s.strip().lower() in LIVE_SUITES for s in names)
+        tools_by_server = asyncio.run(_list_tools(servers)) if live else None
         found = load_tasks(names, split=None if split == "all" else split, seed=seed, limit=limit,
                            tools_by_server=tools_by_server)
     except CollectorError as exc:

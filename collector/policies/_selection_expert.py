@@ -20,7 +20,7 @@ _SUGGESTION = re.compile(r"did you mean: ([^;?]+)")
 _FILE_FIELD = re.compile(r"^\s*{key}\s*:\s*(.+?)\s*$", re.MULTILINE)
 
 
-def _number(value: float | int) -> str:
+def _number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
 
 
@@ -87,6 +87,12 @@ def tool_selection(ep: Episode) -> dict[str, Any]:
     if not plan:
         raise PolicyError(f"tool-selection task {ep.task.id!r} has no plan in its metadata; the expert cannot solve it")
     try:
+        if kind == "schema_select":
+            if ep.step == 0:
+                return tool_turn(ep, [_planned(ep, 0)])
+            out = ep.last[0]
+            verb = "failed" if out.is_error else "returned"
+            return answer(f"I called {out.name}; it {verb}: {' '.join(out.text.split())[:200]}")
         if kind in ("select", "parallel"):
             if ep.step == 0:
                 return tool_turn(ep, [_planned(ep, i) for i in range(len(plan))])
@@ -104,8 +110,9 @@ def tool_selection(ep: Episode) -> dict[str, Any]:
                 if suggestion is None:
                     return answer(f"I could not get the value: {last.text.strip()[:300]}")
                 step = plan[1]
-                args = {k: suggestion.group(1).strip() if isinstance(v, dict) else v
-                        for k, v in step["arguments"].items()}
+                args = {
+                    k: suggestion.group(1).strip() if isinstance(v, dict) else v for k, v in step["arguments"].items()
+                }
                 return tool_turn(ep, [Call(step["tool"], args)])
             return _final(ep, [last])
     except LookupError as exc:

@@ -10,7 +10,7 @@ from collector.errors import ConfigError
 from collector.tasks._split import check_split, seeded_rng
 from collector.tasks.model import Task, VerifierSpec
 
-__all__ = ["FAMILIES", "current_verifier", "interleave", "load_suite", "load_tasks"]
+__all__ = ["FAMILIES", "LIVE_SUITES", "current_verifier", "interleave", "load_suite", "load_tasks"]
 
 # family name -> module with `generate(seed, n) -> list[Task]`
 FAMILIES: dict[str, str] = {
@@ -23,6 +23,8 @@ FAMILIES: dict[str, str] = {
     "test-writing": "collector.tasks.test_writing",
 }
 _SCHEMA = "schema"
+_SELECTION = "schema-selection"
+LIVE_SUITES = (_SCHEMA, _SELECTION)  # generated from the attached servers' live tool lists
 
 
 def _is_path(suite: str) -> bool:
@@ -44,18 +46,22 @@ def load_suite(
         ConfigError: unknown suite name, unreadable or invalid JSONL file, or schema without tool lists.
     """
     name = suite.strip()
-    if name.lower() in (*FAMILIES, _SCHEMA):
+    if name.lower() in (*FAMILIES, *LIVE_SUITES):
         name = name.lower()
     if name in FAMILIES:
         module = importlib.import_module(FAMILIES[name])
         tasks: list[Task] = module.generate(seed)
         return tasks
-    if name == _SCHEMA:
+    if name in LIVE_SUITES:
         if not tools_by_server:
             raise ConfigError(
-                "the 'schema' suite is generated from the attached servers' tool lists: "
+                f"the {name!r} suite is generated from the attached servers' tool lists: "
                 "pass tools_by_server (the collector does this after listing the tools)"
             )
+        if name == _SELECTION:
+            from collector.tasks.schema_selection import generate_selection_tasks
+
+            return generate_selection_tasks(tools_by_server, seed=seed, n=100)
         from collector.tasks.schema_tasks import generate_schema_tasks
 
         return generate_schema_tasks(tools_by_server, seed=seed, n=100)
@@ -65,7 +71,7 @@ def load_suite(
         from collector.tasks.jsonl import load_jsonl_tasks
 
         return load_jsonl_tasks(name)
-    accepted = ", ".join([*FAMILIES, _SCHEMA])
+    accepted = ", ".join([*FAMILIES, *LIVE_SUITES])
     raise ConfigError(f"unknown task suite {name!r}; accepted: {accepted}, or the path of a .jsonl file of tasks")
 
 
@@ -108,9 +114,9 @@ def load_tasks(
     check_split(split)
     if limit is not None and limit < 0:
         raise ConfigError(f"limit must be >= 0, got {limit}")
-    names = [s.strip().lower() if s.strip().lower() in (*FAMILIES, _SCHEMA) else s.strip() for s in suites if s.strip()]
+    names = [s.strip().lower() if s.strip().lower() in (*FAMILIES, *LIVE_SUITES) else s.strip() for s in suites if s.strip()]
     if not names:
-        raise ConfigError(f"no task suite given; accepted: {', '.join([*FAMILIES, _SCHEMA])}, or a .jsonl path")
+        raise ConfigError(f"no task suite given; accepted: {', '.join([*FAMILIES, *LIVE_SUITES])}, or a .jsonl path")
     groups: list[list[Task]] = []
     for name in dict.fromkeys(names):
         tasks = load_suite(name, seed=seed, tools_by_server=tools_by_server)

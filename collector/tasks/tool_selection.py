@@ -45,7 +45,7 @@ SYSTEM_PROMPT = (
     "You are an assistant with tools from several services. Call a tool only when the request needs one, and only "
     "the tool that serves it; make independent calls in parallel in one turn. When a tool returns an error, read it "
     "and correct the call. If the message itself holds the answer, answer without calling any tool. If none of your "
-    f"tools can do what is asked, call none: reply with one sentence that starts with \"{SORRY}\". Give exactly one "
+    f'tools can do what is asked, call none: reply with one sentence that starts with "{SORRY}". Give exactly one '
     "answer, in the form the user asks for."
 )
 # the kinds in one cycle of generation: 2 of 8 tasks are no-tool tasks
@@ -63,8 +63,13 @@ _LOOKUPS: dict[str, tuple[str, str, str, str]] = {
     "sunset": ("get_sun_times", "sunset", "the local time of sunset in {city} today", "time"),
 }
 _UNIT_WORDS = {"°C": r"°\s*C|C|degrees(?:\s+C(?:elsius)?)?", "km/h": r"km/h|kph|kilometers per hour", "%": r"%|percent"}
-_FORM = {"°C": "the number and unit only, like `12.3 °C`", "km/h": "the number and unit only, like `12.3 km/h`",
-         "%": "the number only (a percentage), like `55`", "": "the number only", "time": "the time only, as HH:MM"}
+_FORM = {
+    "°C": "the number and unit only, like `12.3 °C`",
+    "km/h": "the number and unit only, like `12.3 km/h`",
+    "%": "the number only (a percentage), like `55`",
+    "": "the number only",
+    "time": "the time only, as HH:MM",
+}
 
 
 def _number_core(value: float, unit: str) -> str:
@@ -136,9 +141,19 @@ def _strip_plan(call: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in call.items() if k != "plan"}
 
 
-def _make(g: _Gen, kind: str, user: str, calls: list[dict[str, Any]], answer_spec: VerifierSpec, *,
-          servers: list[str] | None = None, ordered: bool = False, setup: dict[str, str] | None = None,
-          steps: int | None = None, **meta: Any) -> Task:
+def _make(
+    g: _Gen,
+    kind: str,
+    user: str,
+    calls: list[dict[str, Any]],
+    answer_spec: VerifierSpec,
+    *,
+    servers: list[str] | None = None,
+    ordered: bool = False,
+    setup: dict[str, str] | None = None,
+    steps: int | None = None,
+    **meta: Any,
+) -> Task:
     task_id = content_id(FAMILY, kind, user, g.day.isoformat())
     spec = VerifierSpec(type="tool_use", calls=[_strip_plan(c) for c in calls], ordered=ordered, answer=answer_spec)
     return Task(
@@ -161,8 +176,17 @@ def _lookup_task(g: _Gen) -> Task:
     value = g.value(lookup, city)
     user = f"What is {words.format(city=display)}? Answer with {_FORM[unit]}."
     call = g.call(lookup, display, city)
-    return _make(g, "select", user, [call], _answer_spec(value, unit), target=call["name"], fields=[field],
-                 units=[unit], answer=value)
+    return _make(
+        g,
+        "select",
+        user,
+        [call],
+        _answer_spec(value, unit),
+        target=call["name"],
+        fields=[field],
+        units=[unit],
+        answer=value,
+    )
 
 
 def _forecast_task(g: _Gen) -> Task:
@@ -173,11 +197,25 @@ def _forecast_task(g: _Gen) -> Task:
     when = {1: "tomorrow", 2: "the day after tomorrow", 3: "in three days"}[offset]
     word = "highest" if which == "temperature_max" else "lowest"
     user = f"What will the {word} temperature in {display} be {when}? Answer with {_FORM['°C']}."
-    call = {"name": "get_forecast", "arguments": {}, "accept": {"location": _city_names(display, city)},
-            "defaults": {"units": "metric"}, "free": ["days"],
-            "plan": {"tool": "get_forecast", "arguments": {"location": display, "days": offset + 1}}}
-    return _make(g, "select", user, [call], _answer_spec(value, "°C"), target="get_forecast",
-                 fields=[f"days.{offset}.{which}"], units=["°C"], answer=value)
+    call = {
+        "name": "get_forecast",
+        "arguments": {},
+        "accept": {"location": _city_names(display, city)},
+        "defaults": {"units": "metric"},
+        "free": ["days"],
+        "plan": {"tool": "get_forecast", "arguments": {"location": display, "days": offset + 1}},
+    }
+    return _make(
+        g,
+        "select",
+        user,
+        [call],
+        _answer_spec(value, "°C"),
+        target="get_forecast",
+        fields=[f"days.{offset}.{which}"],
+        units=["°C"],
+        answer=value,
+    )
 
 
 def _history_task(g: _Gen) -> Task:
@@ -187,11 +225,24 @@ def _history_task(g: _Gen) -> Task:
     value = getattr(g.almanac.past_weather(city.label, past.isoformat(), g.day), which)
     word = "highest" if which == "temperature_max" else "lowest"
     user = f"What was the {word} temperature in {display} on {past.isoformat()}? Answer with {_FORM['°C']}."
-    call = {"name": "get_weather_history", "arguments": {"date": past.isoformat()},
-            "accept": {"location": _city_names(display, city)}, "defaults": {"units": "metric"},
-            "plan": {"tool": "get_weather_history", "arguments": {"location": display, "date": past.isoformat()}}}
-    return _make(g, "select", user, [call], _answer_spec(value, "°C"), target="get_weather_history",
-                 fields=[which], units=["°C"], answer=value)
+    call = {
+        "name": "get_weather_history",
+        "arguments": {"date": past.isoformat()},
+        "accept": {"location": _city_names(display, city)},
+        "defaults": {"units": "metric"},
+        "plan": {"tool": "get_weather_history", "arguments": {"location": display, "date": past.isoformat()}},
+    }
+    return _make(
+        g,
+        "select",
+        user,
+        [call],
+        _answer_spec(value, "°C"),
+        target="get_weather_history",
+        fields=[which],
+        units=["°C"],
+        answer=value,
+    )
 
 
 def _select(g: _Gen) -> Task:
@@ -208,14 +259,17 @@ def _from_context(g: _Gen) -> tuple[str, str, str]:
     sub = g.rng.choice(("count", "first", "note", "sum"))
     if sub == "count":
         names = [n for n, _ in g.places(g.rng.randint(3, 7))]
-        return sub, f"Here is my travel list: {'; '.join(names)}. How many cities are on it? Answer with the " \
-                    "number only.", str(len(names))
+        user = f"Here is my travel list: {'; '.join(names)}. How many cities are on it? Answer with the number only."
+        return sub, user, str(len(names))
     if sub == "first":
         names = [n for n, _ in g.places(g.rng.randint(3, 5))]
-        return sub, f"Which of these cities comes first in alphabetical order: {'; '.join(names)}? Answer with the " \
-                    "city name only.", min(names, key=str.casefold)
+        user = (
+            f"Which of these cities comes first in alphabetical order: {'; '.join(names)}? "
+            "Answer with the city name only."
+        )
+        return sub, user, min(names, key=str.casefold)
     if sub == "note":
-        (display, _), = g.places(1)
+        ((display, _),) = g.places(1)
         hhmm = f"{g.rng.randint(7, 18):02d}:{g.rng.choice(('00', '15', '30', '45'))}"
         who = g.rng.choice(_NAMES)
         note = f"Call with {who} about the {display} office at {hhmm}, then lunch."
@@ -227,23 +281,36 @@ def _from_context(g: _Gen) -> tuple[str, str, str]:
 def _unsupported(g: _Gen) -> tuple[str, str, str]:
     """(sub-kind, request, why no offered tool serves it)."""
     ((display, _),) = g.places(1)
-    sub = g.rng.choice(("far_forecast", "aqi_forecast", "aqi_history", "old_history", "uv", "pollen", "alarm",
-                        "booking"))
+    sub = g.rng.choice(
+        ("far_forecast", "aqi_forecast", "aqi_history", "old_history", "uv", "pollen", "alarm", "booking")
+    )
     if sub == "far_forecast":
         days = g.rng.randint(20, 40)
-        return sub, f"What will the temperature be in {display} in {days} days?", \
-            "the forecast covers the next 16 days only"
+        return (
+            sub,
+            f"What will the temperature be in {display} in {days} days?",
+            "the forecast covers the next 16 days only",
+        )
     if sub == "aqi_forecast":
-        return sub, f"What will the air quality index be in {display} tomorrow?", \
-            "the air quality tool reports the present only"
+        return (
+            sub,
+            f"What will the air quality index be in {display} tomorrow?",
+            "the air quality tool reports the present only",
+        )
     if sub == "aqi_history":
         past = g.day - timedelta(days=g.rng.randint(2, 30))
-        return sub, f"What was the air quality index in {display} on {past.isoformat()}?", \
-            "the air quality tool has no history"
+        return (
+            sub,
+            f"What was the air quality index in {display} on {past.isoformat()}?",
+            "the air quality tool has no history",
+        )
     if sub == "old_history":
         past = g.day - timedelta(days=g.rng.randint(400, 900))
-        return sub, f"What was the highest temperature in {display} on {past.isoformat()}?", \
-            "the weather history goes back one year only"
+        return (
+            sub,
+            f"What was the highest temperature in {display} on {past.isoformat()}?",
+            "the weather history goes back one year only",
+        )
     if sub == "uv":
         return sub, f"What is the UV index in {display} right now?", "none of my tools reports the UV index"
     if sub == "pollen":
@@ -276,30 +343,67 @@ def _sequential(g: _Gen) -> Task:
         other = g.places(1)[0][0]
         text = f"Trip plan\nFrom: {other}\nDestination: {display}\nNotes: pack light\n"
         _, field, words, unit = _LOOKUPS[lookup]
-        user = (f"My trip plan is in the file {path}. What is {words.format(city='my destination')}? "
-                f"Answer with {_FORM[unit]}.")
-        read = {"name": "read_text_file", "arguments": {"path": path}, "free": ["head", "tail", "offset", "limit"],
-                "plan": {"tool": "read_text_file", "arguments": {"path": path}}}
+        user = (
+            f"My trip plan is in the file {path}. What is {words.format(city='my destination')}? "
+            f"Answer with {_FORM[unit]}."
+        )
+        read = {
+            "name": "read_text_file",
+            "arguments": {"path": path},
+            "free": ["head", "tail", "offset", "limit"],
+            "plan": {"tool": "read_text_file", "arguments": {"path": path}},
+        }
         call = g.call(lookup, display, city)
         call["plan"]["arguments"]["location"] = {"from_file": "Destination"}
         value = g.value(lookup, city)
-        return _make(g, "sequential", user, [read, call], _answer_spec(value, unit), servers=FILE_SERVERS,
-                     ordered=True, setup={path: text}, sub="file", fields=[field], units=[unit], answer=value)
+        return _make(
+            g,
+            "sequential",
+            user,
+            [read, call],
+            _answer_spec(value, unit),
+            servers=FILE_SERVERS,
+            ordered=True,
+            setup={path: text},
+            sub="file",
+            fields=[field],
+            units=[unit],
+            answer=value,
+        )
     ((display, city),) = g.places(1)
     target = g.rng.choice((("K", "kelvin"), ("F", "degrees Fahrenheit")))
     celsius = g.value("temperature", city)
     result = g.almanac.convert_units(celsius, "C", target[0]).result
-    user = (f"Look up the temperature in {display} right now, then convert it to {target[1]} with the unit "
-            f"converter tool. Answer with the converted number only.")
+    user = (
+        f"Look up the temperature in {display} right now, then convert it to {target[1]} with the unit "
+        f"converter tool. Answer with the converted number only."
+    )
     first = g.call("temperature", display, city)
-    convert = {"name": "convert_units", "arguments": {"value": celsius},
-               "accept": {"from_unit": ["C", "°C", "celsius", "degC"], "to_unit": {"K": ["K", "kelvin"],
-                          "F": ["F", "°F", "fahrenheit", "degF"]}[target[0]]},
-               "plan": {"tool": "convert_units", "arguments": {"value": {"from_result": "temperature"},
-                                                               "from_unit": "C", "to_unit": target[0]}}}
+    convert = {
+        "name": "convert_units",
+        "arguments": {"value": celsius},
+        "accept": {
+            "from_unit": ["C", "°C", "celsius", "degC"],
+            "to_unit": {"K": ["K", "kelvin"], "F": ["F", "°F", "fahrenheit", "degF"]}[target[0]],
+        },
+        "plan": {
+            "tool": "convert_units",
+            "arguments": {"value": {"from_result": "temperature"}, "from_unit": "C", "to_unit": target[0]},
+        },
+    }
     spec = _answer_spec(result, "")
-    return _make(g, "sequential", user, [first, convert], spec, ordered=True, sub="convert", fields=["result"],
-                 units=[""], answer=result)
+    return _make(
+        g,
+        "sequential",
+        user,
+        [first, convert],
+        spec,
+        ordered=True,
+        sub="convert",
+        fields=["result"],
+        units=[""],
+        answer=result,
+    )
 
 
 def _parallel(g: _Gen) -> Task:
@@ -309,13 +413,23 @@ def _parallel(g: _Gen) -> Task:
     (da, ca), (db, cb) = g.places(2)
     va, vb = g.value(a, ca), g.value(b, cb)
     ua, ub = _LOOKUPS[a][3], _LOOKUPS[b][3]
-    user = (f"Two questions: what is {_LOOKUPS[a][2].format(city=da)}, and what is {_LOOKUPS[b][2].format(city=db)}? "
-            "Answer with the two values only, in that order, separated by a semicolon (like `12.3 °C; 42`).")
+    user = (
+        f"Two questions: what is {_LOOKUPS[a][2].format(city=da)}, and what is {_LOOKUPS[b][2].format(city=db)}? "
+        "Answer with the two values only, in that order, separated by a semicolon (like `12.3 °C; 42`)."
+    )
 
     pattern = rf"\A\s*{_core(va, ua)}\s*;\s*{_core(vb, ub)}\s*\.?\s*\Z"
     calls = [g.call(a, da, ca), g.call(b, db, cb)]
-    return _make(g, "parallel", user, calls, VerifierSpec(type="regex", pattern=pattern),
-                 fields=[_LOOKUPS[a][1], _LOOKUPS[b][1]], units=[ua, ub], answer=[va, vb])
+    return _make(
+        g,
+        "parallel",
+        user,
+        calls,
+        VerifierSpec(type="regex", pattern=pattern),
+        fields=[_LOOKUPS[a][1], _LOOKUPS[b][1]],
+        units=[ua, ub],
+        answer=[va, vb],
+    )
 
 
 def _typo(name: str, rng: random.Random) -> str:
@@ -355,8 +469,19 @@ def _recover(g: _Gen) -> Task | None:
     first["optional"] = True
     second = g.call(lookup, display, city)
     second["plan"]["arguments"]["location"] = {"from_error": "did you mean"}
-    return _make(g, "recover", user, [first, second], _answer_spec(value, unit), ordered=True, typo=typo,
-                 city=city.label, fields=[field], units=[unit], answer=value)
+    return _make(
+        g,
+        "recover",
+        user,
+        [first, second],
+        _answer_spec(value, unit),
+        ordered=True,
+        typo=typo,
+        city=city.label,
+        fields=[field],
+        units=[unit],
+        answer=value,
+    )
 
 
 KINDS: dict[str, Callable[[_Gen], Task | None]] = {

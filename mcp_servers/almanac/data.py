@@ -58,11 +58,42 @@ _UNITS: dict[str, tuple[str, float]] = {
     "K": ("temperature", 0.0),
 }
 _ALIASES = {
-    "°c": "C", "c": "C", "celsius": "C", "degc": "C", "°f": "F", "f": "F", "fahrenheit": "F", "degf": "F",
-    "k": "K", "kelvin": "K", "meter": "m", "meters": "m", "metre": "m", "metres": "m", "kilometer": "km",
-    "kilometers": "km", "kilometre": "km", "kilometres": "km", "mile": "mi", "miles": "mi", "foot": "ft",
-    "feet": "ft", "kilogram": "kg", "kilograms": "kg", "gram": "g", "grams": "g", "pound": "lb", "pounds": "lb",
-    "lbs": "lb", "ounce": "oz", "ounces": "oz", "kph": "km/h", "kmh": "km/h", "knot": "kn", "knots": "kn", "kt": "kn",
+    "°c": "C",
+    "c": "C",
+    "celsius": "C",
+    "degc": "C",
+    "°f": "F",
+    "f": "F",
+    "fahrenheit": "F",
+    "degf": "F",
+    "k": "K",
+    "kelvin": "K",
+    "meter": "m",
+    "meters": "m",
+    "metre": "m",
+    "metres": "m",
+    "kilometer": "km",
+    "kilometers": "km",
+    "kilometre": "km",
+    "kilometres": "km",
+    "mile": "mi",
+    "miles": "mi",
+    "foot": "ft",
+    "feet": "ft",
+    "kilogram": "kg",
+    "kilograms": "kg",
+    "gram": "g",
+    "grams": "g",
+    "pound": "lb",
+    "pounds": "lb",
+    "lbs": "lb",
+    "ounce": "oz",
+    "ounces": "oz",
+    "kph": "km/h",
+    "kmh": "km/h",
+    "knot": "kn",
+    "knots": "kn",
+    "kt": "kn",
 }
 UNIT_GROUPS: dict[str, list[str]] = {}
 for _unit_name, (_group, _) in _UNITS.items():
@@ -214,8 +245,14 @@ def air_quality(location: str, today: date) -> AirQuality:
 
 def _pm25_aqi(pm25: float) -> int:
     """The US EPA index of a PM2.5 concentration (linear between breakpoints)."""
-    points = ((0.0, 9.0, 0, 50), (9.1, 35.4, 51, 100), (35.5, 55.4, 101, 150), (55.5, 125.4, 151, 200),
-              (125.5, 225.4, 201, 300), (225.5, 325.4, 301, 500))
+    points = (
+        (0.0, 9.0, 0, 50),
+        (9.1, 35.4, 51, 100),
+        (35.5, 55.4, 101, 150),
+        (55.5, 125.4, 151, 200),
+        (125.5, 225.4, 201, 300),
+        (225.5, 325.4, 301, 500),
+    )
     c = math.floor(pm25 * 10) / 10
     for lo, hi, ilo, ihi in points:
         if c <= hi:
@@ -239,18 +276,36 @@ def sun_times(location: str, day: str | None, today: date) -> SunTimes:
     when = today if day in (None, "") else parse_iso_date(str(day), "date")
     n = when.timetuple().tm_yday
     gamma = 2 * math.pi / 365 * (n - 1)
-    eqtime = 229.18 * (0.000075 + 0.001868 * math.cos(gamma) - 0.032077 * math.sin(gamma)
-                       - 0.014615 * math.cos(2 * gamma) - 0.040849 * math.sin(2 * gamma))
-    decl = (0.006918 - 0.399912 * math.cos(gamma) + 0.070257 * math.sin(gamma) - 0.006758 * math.cos(2 * gamma)
-            + 0.000907 * math.sin(2 * gamma) - 0.002697 * math.cos(3 * gamma) + 0.00148 * math.sin(3 * gamma))
+    eqtime = 229.18 * (
+        0.000075
+        + 0.001868 * math.cos(gamma)
+        - 0.032077 * math.sin(gamma)
+        - 0.014615 * math.cos(2 * gamma)
+        - 0.040849 * math.sin(2 * gamma)
+    )
+    decl = (
+        0.006918
+        - 0.399912 * math.cos(gamma)
+        + 0.070257 * math.sin(gamma)
+        - 0.006758 * math.cos(2 * gamma)
+        + 0.000907 * math.sin(2 * gamma)
+        - 0.002697 * math.cos(3 * gamma)
+        + 0.00148 * math.sin(3 * gamma)
+    )
     lat = math.radians(city.latitude)
     cos_ha = math.cos(math.radians(90.833)) / (math.cos(lat) * math.cos(decl)) - math.tan(lat) * math.tan(decl)
     tz_name = city.timezone or "UTC"
     if abs(cos_ha) > 1:
         polar_day = cos_ha < -1
-        return SunTimes(location=offline.to_location(city), date=when.isoformat(), timezone=tz_name, sunrise=None,
-                        sunset=None, day_length="24:00" if polar_day else "00:00",
-                        note="polar day: the sun does not set" if polar_day else "polar night: the sun does not rise")
+        return SunTimes(
+            location=offline.to_location(city),
+            date=when.isoformat(),
+            timezone=tz_name,
+            sunrise=None,
+            sunset=None,
+            day_length="24:00" if polar_day else "00:00",
+            note="polar day: the sun does not set" if polar_day else "polar night: the sun does not rise",
+        )
     ha = math.degrees(math.acos(cos_ha))
     midnight = datetime(when.year, when.month, when.day, tzinfo=UTC)
     zone = ZoneInfo(tz_name)
@@ -261,8 +316,14 @@ def sun_times(location: str, day: str | None, today: date) -> SunTimes:
 
     rise = 720 - 4 * (city.longitude + ha) - eqtime
     set_ = 720 - 4 * (city.longitude - ha) - eqtime
-    return SunTimes(location=offline.to_location(city), date=when.isoformat(), timezone=tz_name, sunrise=local(rise),
-                    sunset=local(set_), day_length=_hhmm(round(set_) - round(rise)))
+    return SunTimes(
+        location=offline.to_location(city),
+        date=when.isoformat(),
+        timezone=tz_name,
+        sunrise=local(rise),
+        sunset=local(set_),
+        day_length=_hhmm(round(set_) - round(rise)),
+    )
 
 
 def _canonical_unit(unit: str, what: str) -> str:

@@ -73,8 +73,16 @@ async def test_tool_use_verifier_rules() -> None:
     assert not await _judge(spec, [("get_air_quality", {"location": "Oslo"})] * 2, "42")  # one call too many
     assert not await _judge(spec, [("get_air_quality", {"location": "Oslo"})], "42 or 40")  # hedged answer
     assert not await _judge(spec, [], "42")  # the answer without the call
-    defaults = _spec([{"name": "get_current_weather", "arguments": {"location": "Oslo"},
-                       "defaults": {"units": "metric"}, "free": ["days"]}])
+    defaults = _spec(
+        [
+            {
+                "name": "get_current_weather",
+                "arguments": {"location": "Oslo"},
+                "defaults": {"units": "metric"},
+                "free": ["days"],
+            }
+        ]
+    )
     assert await _judge(defaults, [("get_current_weather", {"location": "Oslo", "units": "metric", "days": 3})])
     assert not await _judge(defaults, [("get_current_weather", {"location": "Oslo", "units": "imperial"})])
     no_call = _spec([], answer=r"\ASorry, I can't")
@@ -96,7 +104,6 @@ async def test_tool_use_verifier_rules() -> None:
 
 
 # through the real servers -----------------------------------------------------------------------------------------
-
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -162,8 +169,9 @@ class _Attack:
         honest = await self.expert.complete(messages, tools, task=task)
         return Completion(message=self.cheat(honest.message, messages, tools, task))
 
-    def cheat(self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool],
-              task: Task) -> dict[str, Any]:
+    def cheat(
+        self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool], task: Task
+    ) -> dict[str, Any]:
         raise NotImplementedError
 
     def call_all(self, tools: list[OpenAITool], step: int) -> dict[str, Any]:
@@ -173,8 +181,13 @@ class _Attack:
                 args = sample_arguments(tool["function"]["parameters"], self.rng, optional_rate=0.0)
             except SchemaSampleError:
                 args = {}
-            calls.append({"id": f"all_{step}_{i}", "type": "function",
-                          "function": {"name": tool["function"]["name"], "arguments": json.dumps(args)}})
+            calls.append(
+                {
+                    "id": f"all_{step}_{i}",
+                    "type": "function",
+                    "function": {"name": tool["function"]["name"], "arguments": json.dumps(args)},
+                }
+            )
         return {"role": "assistant", "content": None, "tool_calls": calls}
 
 
@@ -185,8 +198,9 @@ def _turn(messages: list[Message]) -> int:
 class CallsEverything(_Attack):
     """First turn: every offered tool at once; then the expert's own correct path."""
 
-    def cheat(self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool],
-              task: Task) -> dict[str, Any]:
+    def cheat(
+        self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool], task: Task
+    ) -> dict[str, Any]:
         if _turn(messages) == 0:
             spray = self.call_all(tools, 0)
             spray["tool_calls"] = (honest.get("tool_calls") or []) + spray["tool_calls"]
@@ -197,8 +211,9 @@ class CallsEverything(_Attack):
 class CallsWhenNothingFits(_Attack):
     """On no-tool tasks, looks something up first (then gives the right answer)."""
 
-    def cheat(self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool],
-              task: Task) -> dict[str, Any]:
+    def cheat(
+        self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool], task: Task
+    ) -> dict[str, Any]:
         if _turn(messages) == 0:
             name = next(t["function"]["name"] for t in tools if t["function"]["name"].endswith("get_current_weather"))
             call = {"id": "peek", "type": "function", "function": {"name": name, "arguments": '{"location": "Oslo"}'}}
@@ -209,8 +224,9 @@ class CallsWhenNothingFits(_Attack):
 class Hedges(_Attack):
     """The expert's calls, then an answer that names the right value and another candidate."""
 
-    def cheat(self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool],
-              task: Task) -> dict[str, Any]:
+    def cheat(
+        self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool], task: Task
+    ) -> dict[str, Any]:
         if honest.get("tool_calls"):
             return honest
         text = str(honest.get("content") or "")
@@ -222,8 +238,9 @@ class Hedges(_Attack):
 class SkipsAndGuesses(_Attack):
     """No call at all: answers at once with the right value (known from the task), as a lucky guess would."""
 
-    def cheat(self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool],
-              task: Task) -> dict[str, Any]:
+    def cheat(
+        self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool], task: Task
+    ) -> dict[str, Any]:
         value = task.metadata.get("answer")
         values = value if isinstance(value, list) else [value]
         units = task.metadata.get("units") or [""] * len(values)
@@ -241,8 +258,9 @@ class SkipsAndGuesses(_Attack):
         (SkipsAndGuesses, KINDS - {"no_tool"}),
     ],
 )
-async def test_cheating_policies_fail(pool: ToolPool, tasks: list[Task], attack: type[_Attack],
-                                      kinds: set[str]) -> None:
+async def test_cheating_policies_fail(
+    pool: ToolPool, tasks: list[Task], attack: type[_Attack], kinds: set[str]
+) -> None:
     sample = [t for t in _sample(tasks, per_kind=2) if t.metadata["kind"] in kinds]
     assert {t.metadata["kind"] for t in sample} == kinds
     for task in sample:
@@ -250,3 +268,27 @@ async def test_cheating_policies_fail(pool: ToolPool, tasks: list[Task], attack:
         assert result.status == "done", (task.id, result.error_message)
         assert result.verdict is not None and not result.verdict["passed"], (attack.__name__, task.id, result.verdict)
         assert result.reward_components is not None and result.reward_components["success"] == 0
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_schema_selection_over_the_attached_servers(pool: ToolPool) -> None:
+    from collector.errors import ConfigError
+    from collector.tasks.schema_selection import generate_selection_tasks
+
+    tools_by_server = await pool.list_tools()
+    with pytest.raises(ConfigError, match="at least two attached servers"):
+        generate_selection_tasks({"weather": tools_by_server["weather"]}, seed=0)
+    made = generate_selection_tasks(tools_by_server, seed=0, n=60)
+    assert len(made) >= 50 and {t.family for t in made} == {"tool-selection"}
+    loaded = load_tasks(["schema-selection"], seed=0, tools_by_server=tools_by_server)
+    assert {t.id for t in loaded} == {t.id for t in generate_selection_tasks(tools_by_server, seed=0, n=100)}
+    targets = {(t.metadata["server"], t.metadata["target"]) for t in made}
+    assert len({s for s, _ in targets}) == len(tools_by_server)  # every attached server takes part
+    for task in made:
+        assert len(task.servers) >= 2 and f"`{task.metadata['target']}`" not in task.messages[-1]["content"]
+    picked = [t for t in made if t.metadata["server"] in ("weather", "almanac", "search")][:4]
+    for task in picked:
+        result = await _play(pool, task, ScriptedPolicy())
+        assert result.verdict is not None and result.verdict["passed"], (task.id, result.verdict)
+        result = await _play(pool, task, CallsEverything())
+        assert result.verdict is not None and not result.verdict["passed"], (task.id, result.verdict)
