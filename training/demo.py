@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from collector.collect import CollectConfig, RunSummary, run_collection, terminate_as_interrupt
 from collector.servers import ManagedGateway
+from training.demo_progress import EvalWatcher, Steps, train_progress_callback
 from training.errors import TrainingError
 
-__all__ = ["DB_NAME", "DemoConfig", "DemoResult", "demo_command", "run_demo", "summary_table"]
+__all__ = ["DB_NAME", "MARKER", "DemoConfig", "DemoResult", "command_prefix", "demo_command", "run_demo",
+           "summary_table"]
 
 DB_NAME = "trajectories.db"
-_OUTPUTS = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", "dataset", "checkpoint", "summary.json", "demo.log")
+MARKER = ".mcpgym-demo"  # written first into the output directory: what follows is a demo's, and may be replaced
+_OUTPUTS = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", "dataset", "checkpoint", "summary.json", "demo.log", MARKER)
 RUNS = {"expert": "demo-expert", "base": "demo-smollm2"}  # the eval runs are named by training.evaluate
+EVAL_PREFIXES = {"before": "demo-before", "after": "demo-after"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class DemoConfig:
         out: directory for every output (database, dataset, checkpoint, summary.json, demo.log).
         families: built-in task families to use (they need no network and no GPU).
         expert_tasks: training tasks solved by the scripted experts (the SFT data).
-        local_tasks: training tasks attempted by the base SmolLM2 (recorded, shown in the viewer).
+        local_tasks: training tasks attempted by the base SmolLM2 (recorded, shown in the viewer; 0 skips the step).
         eval_tasks: held-out test tasks for the before/after evaluation.
         model: the local model to start from (a built-in name or a checkpoint directory).
         max_turns: assistant turns per episode.
@@ -76,16 +81,17 @@ class DemoConfig:
         """
         max_length = 2048 if set(families) <= {"weather"} else 3584
         if quick:
-            return cls(out=Path(out), families=families, expert_tasks=16, local_tasks=2, eval_tasks=2, max_turns=2,
-                       max_new_tokens=96, sft_steps=2, batch_size=1, max_length=max_length, concurrency=4)
+            return cls(out=Path(out), families=families, expert_tasks=16, local_tasks=0, eval_tasks=8, max_turns=2,
+                       max_new_tokens=96, sft_steps=4, batch_size=1, max_length=max_length, concurrency=4)
         return cls(out=Path(out), families=families, max_length=max_length)
 
     def validate(self) -> None:
         """Raise TrainingError naming the first bad field."""
         for name in ("expert_tasks", "local_tasks", "eval_tasks", "max_turns", "max_new_tokens", "sft_steps",
                      "batch_size", "max_length", "concurrency"):
-            if getattr(self, name) < 1:
-                raise TrainingError(f"demo option {name} must be at least 1, got {getattr(self, name)}")
+            low = 0 if name == "local_tasks" else 1
+            if getattr(self, name) < low:
+                raise TrainingError(f"demo option {name} must be at least {low}, got {getattr(self, name)}")
         if not self.families:
             raise TrainingError("the demo needs at least one task family (e.g. weather)")
 
@@ -123,6 +129,8 @@ def _summary_dict(summary: RunSummary, model: str) -> dict[str, Any]:
         "mean_reward": summary.mean_reward,
         "tool_calls": summary.tool_calls,
         "malformed_calls": summary.malformed_calls,
+        "tool_call_validity": ((summary.tool_calls - summary.malformed_calls) / summary.tool_calls
+                               if summary.tool_calls else None),
         "by_family": summary.by_family,
         "wall_time_s": summary.wall_time_s,
     }
@@ -145,78 +153,59 @@ def _metrics_dict(db: Path, metrics: Any, model: str) -> dict[str, Any]:
             "by_family": metrics.families}
 
 
-class _EvalWatcher:
-    """Advances a progress bar while `training.evaluate` runs: counts finished eval episodes in the database
-    (read-only, twice a second), since the evaluation itself reports no progress."""
-
-    def __init__(self, db: Path, since: float, update: Callable[..., None]) -> None:
-        self.db, self.since, self.update = db, since, update
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _count(self) -> int:
-        import sqlite3
-
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        try:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM episodes e JOIN runs r ON r.id = e.run_id "
-                "WHERE r.kind = 'eval' AND r.created_at >= ? AND e.status != 'running'", [self.since]).fetchone()
-            return int(row[0])
-        finally:
-            conn.close()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            try:
-                self.update(completed=self._count())
-            except Exception:  # noqa: BLE001, S112 - the database may be mid-write; the next poll catches up
-                continue
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+def _is_demo_output(out: Path) -> bool:
+    """Whether `out` holds an earlier demo's outputs: its marker, or (demos before the marker) its summary.json."""
+    if (out / MARKER).is_file():
+        return True
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"collections", "timings_s"} <= set(summary)
 
 
-def _prepare_out(out: Path, force: bool) -> None:
-    existing = [name for name in _OUTPUTS if (out / name).exists()]
-    if existing and not force:
-        raise TrainingError(f"{out} already holds demo outputs ({', '.join(existing)}); pass --force to replace them "
+def _prepare_out(out: Path, force: bool) -> list[str]:
+    """Make `out` ready: replace an earlier demo's outputs there, refuse to touch anything else.
+
+    Only the demo's own file names are ever removed; other files in `out` stay. A file with one of those names that
+    an earlier demo did not write (no marker) is kept unless `force`.
+
+    Returns:
+        The names of the earlier outputs that were removed.
+    """
+    existing = [name for name in _OUTPUTS if (out / name).exists() or (out / name).is_symlink()]
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} is a file; give a directory (it is created when missing)")
+    if existing and not force and not _is_demo_output(out):
+        shown = ", ".join(n for n in existing if n != MARKER)
+        raise TrainingError(f"{out} holds {shown}, which no earlier demo wrote there; pass --force to replace them "
                             "or choose another --out directory")
     for name in existing:
         path = out / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(json.dumps({"written_by": "mcpgym demo", "started": time.time()}) + "\n",
+                              encoding="utf-8")
+    return [n for n in existing if n != MARKER]
 
 
-class _Steps:
-    """The rich progress display: one bar for the whole demo, one per running step."""
-
-    def __init__(self, console: Console, total: int) -> None:
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=False)
-        self.overall = self.progress.add_task("[bold]mcpgym demo", total=total)
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def step(self, name: str, description: str, total: float | None = None) -> Iterator[Callable[..., None]]:
-        task = self.progress.add_task(description, total=total)
-        started = time.perf_counter()
-
-        def update(**kwargs: Any) -> None:
-            self.progress.update(task, **kwargs)
-
-        try:
-            yield update
-        finally:
-            self.timings[name] = round(time.perf_counter() - started, 2)
-            done_total = self.progress.tasks[task].total
-            self.progress.update(task, completed=done_total if done_total is not None else 1, total=done_total or 1)
-            self.progress.advance(self.overall)
+def command_prefix() -> str:
+    """How to run this installation's `mcpgym` from the current directory, as a user can paste it: `mcpgym` when
+    that name on PATH is this installation's, else the console script's path (relative when it is below the current
+    directory, e.g. `.venv/bin/mcpgym`), else `python -m mcpgym.cli` with this interpreter."""
+    script = Path(sys.executable).parent / "mcpgym"
+    if not script.is_file():
+        return f"{shlex.quote(sys.executable)} -m mcpgym.cli"
+    found = shutil.which("mcpgym")
+    try:
+        if found and os.path.samefile(found, script):
+            return "mcpgym"
+    except OSError:
+        pass
+    try:
+        return shlex.quote(str(script.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(script))
 
 
 @contextmanager
@@ -248,8 +237,8 @@ def _library_output_to(log_path: Path) -> Iterator[None]:
             datasets.logging.set_verbosity(previous[1])
 
 
-def _collect(steps: _Steps, name: str, label: str, config: CollectConfig, n: int) -> RunSummary:
-    with steps.step(name, label, total=n) as update:
+def _collect(steps: Steps, name: str, label: str, config: CollectConfig, n: int) -> RunSummary:
+    with steps.step(name, label, total=n, unit="episodes") as update:
 
         def on_progress(summary: RunSummary, _result: object) -> None:
             update(completed=summary.finished, description=f"{label} · {summary.passed}/{summary.done} passed")
@@ -266,14 +255,16 @@ def run_demo(config: DemoConfig, *, force: bool = False, console: Console | None
 
     Args:
         config: sizes and outputs (see `DemoConfig.preset`).
-        force: replace the outputs of an earlier demo in `config.out`.
+        force: replace files named like the demo's outputs in `config.out` even when no earlier demo wrote them (an
+            earlier demo's outputs are always replaced; other files are never touched).
         console: where progress goes (default: stderr).
 
     Returns:
         The outputs and figures of every step.
 
     Raises:
-        TrainingError: bad options, existing outputs without `force`, or an empty dataset.
+        TrainingError: bad options, files named like the outputs that no demo wrote (without `force`), or an empty
+            dataset.
         CollectorError: the servers could not start, or the model could not load.
     """
     from training.datasets import FilterConfig, SFTOptions, build_sft, save_dataset
@@ -283,14 +274,16 @@ def run_demo(config: DemoConfig, *, force: bool = False, console: Console | None
     config.validate()
     console = console or Console(file=sys.stderr)  # bound now: library output is redirected during the steps
     out = config.out
-    _prepare_out(out, force)
+    replaced = _prepare_out(out, force)
     result = DemoResult(out=out, db=out / DB_NAME, dataset=out / "dataset", checkpoint=out / "checkpoint")
     families = list(config.families)
     common: dict[str, Any] = {"db": result.db, "tasks": families, "max_turns": config.max_turns, "seed": config.seed,
               "concurrency": config.concurrency}
-    steps = _Steps(console, total=6)
+    steps = Steps(console, total=7 if config.local_tasks else 6)
     gateway = ManagedGateway()
-    with steps.progress, _library_output_to(out / "demo.log"):
+    with steps, _library_output_to(out / "demo.log"):
+        if replaced:
+            steps.line(f"replacing the earlier demo's outputs in {out}/")
         try:
             with steps.step("servers", "start the MCP servers (files, search, weather, exec)") as update:
                 gateway.start()
@@ -305,10 +298,11 @@ def run_demo(config: DemoConfig, *, force: bool = False, console: Console | None
             # Each local run loads the model from the converted cache (a couple of seconds for SmolLM2-135M).
             local: dict[str, Any] = {"policy": "local", "policy_options": {"max_new_tokens": config.max_new_tokens,
                                                            "batch_size": config.concurrency}, "servers": servers}
-            base = _collect(steps, "collect_local", f"collect · {config.model}",
-                            CollectConfig(run=RUNS["base"], model=config.model, split="train",
-                                          limit=config.local_tasks, **local, **common), config.local_tasks)
-            result.collections["base"] = _summary_dict(base, config.model)
+            if config.local_tasks:  # the quick preset leaves it out: "eval before" shows the base model too
+                base = _collect(steps, "collect_local", f"collect · {config.model}",
+                                CollectConfig(run=RUNS["base"], model=config.model, split="train",
+                                              limit=config.local_tasks, **local, **common), config.local_tasks)
+                result.collections["base"] = _summary_dict(base, config.model)
 
             with steps.step("dataset", "build the SFT dataset") as update:
                 built = build_sft(str(result.db), [RUNS["expert"]],
@@ -318,24 +312,27 @@ def run_demo(config: DemoConfig, *, force: bool = False, console: Console | None
                 result.dataset_rows = {k: len(v) for k, v in built.splits.items()}
                 update(description=f"SFT dataset: {built.report.kept} rows")
 
-            with steps.step("train", f"fine-tune on the CPU ({config.sft_steps} steps)", total=None):
+            label = f"fine-tune on the CPU ({config.sft_steps} steps)"
+            with steps.step("train", label, total=config.sft_steps) as update:
                 train_sft(SFTRunConfig(data=result.dataset, out=result.checkpoint, model=config.model,
                                        profile="cpu", max_steps=config.sft_steps, batch_size=config.batch_size,
                                        learning_rate=config.learning_rate, max_length=config.max_length,
-                                       seed=config.seed, logging_steps=max(1, config.sft_steps // 6)))
+                                       seed=config.seed, logging_steps=max(1, config.sft_steps // 6)),
+                          callbacks=[train_progress_callback(update, label)])
             result.train = _train_figures(result.checkpoint)
 
-            evaluation = EvalConfig(models=(config.model, str(result.checkpoint)), db=result.db,
-                                    tasks=tuple(families), split="test", limit=config.eval_tasks,
-                                    max_turns=config.max_turns, max_new_tokens=config.max_new_tokens,
-                                    concurrency=config.concurrency, seed=config.seed, run_prefix="demo-eval")
-            label = "evaluate before and after (held-out tasks)"
-            with steps.step("eval", label, total=2 * config.eval_tasks) as update:
-                watcher = _EvalWatcher(result.db, time.time(), update)
-                with watcher:
-                    metrics = evaluate(evaluation, servers=servers)
-            for key, m in zip(("before", "after"), metrics, strict=True):
-                result.collections[key] = _metrics_dict(result.db, m, config.model if key == "before" else "checkpoint")
+            for key, model in (("before", config.model), ("after", str(result.checkpoint))):
+                evaluation = EvalConfig(models=(model,), db=result.db, tasks=tuple(families), split="test",
+                                        limit=config.eval_tasks, max_turns=config.max_turns,
+                                        max_new_tokens=config.max_new_tokens, concurrency=config.concurrency,
+                                        seed=config.seed, run_prefix=EVAL_PREFIXES[key])
+                who = config.model if key == "before" else "the fine-tuned checkpoint"
+                label = f"evaluate {key}: {who} on held-out tasks"
+                with steps.step(f"eval_{key}", label, total=config.eval_tasks, unit="episodes") as update, \
+                        EvalWatcher(result.db, time.time(), update):
+                    metrics = evaluate(evaluation, servers=servers)[0]
+                result.collections[key] = _metrics_dict(result.db, metrics,
+                                                        config.model if key == "before" else "checkpoint")
         finally:
             gateway.cleanup()
     result.timings_s = steps.timings
@@ -357,29 +354,38 @@ def _train_figures(checkpoint: Path) -> dict[str, Any]:
     return figures
 
 
+def _valid(c: dict[str, Any]) -> str:
+    """Well-formed calls / calls emitted ("-" without calls)."""
+    calls = int(c.get("tool_calls") or 0)
+    return f"{calls - min(int(c.get('malformed_calls') or 0), calls)}/{calls}" if calls else "-"
+
+
 def summary_table(result: DemoResult) -> Table:
-    """The closing table: each collection and evaluation, the dataset and the fine-tuning."""
+    """The closing table: each collection and evaluation (passed, success rate, mean reward, tool calls and how many
+    were well-formed calls of an offered tool, time), the dataset, the fine-tuning, and the change after it."""
     table = Table(title="mcpgym demo", title_justify="left")
-    for column in ("step", "model", "passed", "rate", "reward", "calls", "time"):
+    for column in ("step", "model", "passed", "rate", "reward", "calls", "valid calls", "time"):
         table.add_column(column, justify="left" if column in ("step", "model") else "right", no_wrap=True)
     labels = {"expert": ("collect", "collect_expert"), "base": ("collect", "collect_local"),
-              "before": ("eval before", "eval"), "after": ("eval after", "eval")}
+              "before": ("eval before", "eval_before"), "after": ("eval after", "eval_after")}
     for key, (label, timing) in labels.items():
         c = result.collections.get(key)
         if c:
             table.add_row(label, str(c["model"]), f"{c['passed']}/{c['episodes']}", f"{c['pass_rate']:.0%}",
-                          f"{c['mean_reward']:.2f}", str(c["tool_calls"]),
-                          "" if key == "after" else f"{result.timings_s.get(timing, 0):.0f}s")
+                          f"{c['mean_reward']:.2f}", str(c["tool_calls"]), _valid(c),
+                          f"{result.timings_s.get(timing, 0):.0f}s")
     rows = ", ".join(f"{k} {v}" for k, v in result.dataset_rows.items())
-    table.add_row("dataset", rows, "", "", "", "", f"{result.timings_s.get('dataset', 0):.0f}s")
+    table.add_row("dataset", rows, "", "", "", "", "", f"{result.timings_s.get('dataset', 0):.0f}s")
     loss = ""
     if "first_loss" in result.train:
         loss = f"loss {result.train['first_loss']:.2f}->{result.train['last_loss']:.2f}"
-    table.add_row("fine-tune", loss, "", "", "", "", f"{result.timings_s.get('train', 0):.0f}s")
+    table.add_row("fine-tune", loss, "", "", "", "", "", f"{result.timings_s.get('train', 0):.0f}s")
     before, after = result.collections.get("before"), result.collections.get("after")
     if before and after:
-        table.add_row("[bold]change", "", "", f"[bold]{after['pass_rate'] - before['pass_rate']:+.0%}",
-                      f"{after['mean_reward'] - before['mean_reward']:+.2f}", "", "")
+        table.add_row("[bold]change", "", f"{after['passed'] - before['passed']:+d}",
+                      f"[bold]{after['pass_rate'] - before['pass_rate']:+.0%}",
+                      f"{after['mean_reward'] - before['mean_reward']:+.2f}",
+                      f"{after['tool_calls'] - before['tool_calls']:+d}", "", "")
     return table
 
 
@@ -388,7 +394,9 @@ def summary_table(result: DemoResult) -> Table:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcpgym-demo"),
               show_default=True,
               help="Directory for every output: trajectories.db, dataset/, checkpoint/, summary.json, demo.log.")
-@click.option("--force", is_flag=True, help="Replace the outputs of an earlier demo in --out.")
+@click.option("--force", is_flag=True,
+              help="Replace files named like the demo's outputs in --out even when no earlier demo wrote them "
+                   "(an earlier demo's outputs are replaced without it).")
 @click.option("--families", default="weather", show_default=True,
               help="Built-in task families, comma-separated (weather, files, search, code); families other than "
                    "weather have longer prompts and make the demo slower.")
@@ -422,4 +430,5 @@ def demo_command(quick: bool, out: Path, force: bool, families: str, model: str,
     console.print(summary_table(result))
     # soft_wrap: paths and the command stay on one line, whatever the terminal width, so they can be copied
     console.print(f"outputs in {result.out}/ (summary.json, {DB_NAME}, dataset/, checkpoint/)", soft_wrap=True)
-    console.print(f"browse the episodes:  [bold]mcpgym view --db {result.db}[/bold]", soft_wrap=True)
+    view = f"{command_prefix()} view --db {shlex.quote(str(result.db))}"
+    console.print(f"browse the episodes:  [bold]{escape(view)}[/bold]", soft_wrap=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from training.errors import TrainerConfigError
 from training.trainers.common import config_dict, get_profile, load_model, load_splits, lora_config, save_checkpoint
@@ -51,11 +53,12 @@ class SFTRunConfig:
     eval: bool = False
 
 
-def train_sft(config: SFTRunConfig) -> Path:
+def train_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = ()) -> Path:
     """Fine-tune a model on an SFT dataset and save the checkpoint (model + tokenizer with the chat template).
 
     Args:
         config: the run options.
+        callbacks: transformers `TrainerCallback`s to add (e.g. a progress display).
 
     Returns:
         The checkpoint directory (`config.out`).
@@ -98,6 +101,7 @@ def train_sft(config: SFTRunConfig) -> Path:
         eval_dataset=held if use_eval else None,
         processing_class=tokenizer,
         peft_config=lora_config(config.lora),
+        callbacks=list(callbacks) or None,
     )
     result = trainer.train()
     logger.info("SFT finished: %s", result.metrics)
