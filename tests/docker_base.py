@@ -1,5 +1,12 @@
 """Docker helpers for tests: start a local engine, and build a Python base image from host files (no registry).
 
+`start_engine()` uses the engine that answers, or starts `dockerd` (as root) and returns an `Engine` whose `stop()`
+stops that daemon and the containerd it started; the session fixture `docker_engine` (tests/conftest.py) does this
+once per test session and, at its end, removes the images the tests built (`remove_test_images`) and stops the
+daemon if it started it. Set `MCPGYM_KEEP_TEST_IMAGES=1` to keep the images for the next run; remove them later with
+`docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^(mcpgym-test-base|mcpgym-exec-test|mcpgym-smoke):'
+| xargs -r docker image rm`.
+
 `local_python_base()` writes a root file system holding this interpreter, the installed distributions mcpgym needs
 (without its model-side extra) and the shared libraries they link, then `docker import`s it. The Dockerfile builds on
 it with `--build-arg BASE_IMAGE=<tag> --build-arg PIP_ARGS="--no-index --no-build-isolation"`, so nothing is fetched.
@@ -13,6 +20,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -23,12 +31,63 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-__all__ = ["BASE_TAG", "docker_available", "ensure_engine", "local_python_base"]
+__all__ = ["BASE_TAG", "TEST_IMAGE_REPOS", "Engine", "EngineUnavailable", "docker_available", "local_python_base",
+           "remove_test_images", "start_engine"]
 
 BASE_TAG = "mcpgym-test-base:py311"
+# Image repositories only the tests use: every tag in them is removed at the end of a test session.
+TEST_IMAGE_REPOS = ("mcpgym-test-base", "mcpgym-exec-test", "mcpgym-smoke")
 _SHELL_TOOLS = ("sh", "dash", "bash", "mkdir", "cat", "ls", "rm", "grep", "env", "sleep", "echo", "id", "unshare",
                 "mount", "true", "test", "chmod", "cp", "mv", "ln", "date")
 _DIST_EXTRAS = ("pip", "setuptools", "wheel", "packaging")
+
+
+class EngineUnavailable(Exception):
+    """No Docker engine can be used; the message says why (the docker tests skip with it)."""
+
+
+class Engine:
+    """The Docker engine the tests use: one found running (left alone), or a `dockerd` started by `start_engine`.
+
+    Attributes:
+        process: the dockerd this session started, or None when an engine was already running.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes] | None = None) -> None:
+        self.process = process
+
+    @property
+    def started_here(self) -> bool:
+        """Whether this session started the daemon (and so must stop it)."""
+        return self.process is not None
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop the daemon this session started, with the containerd it started (its child, in its process group);
+        nothing when the engine was already running."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        pgid = self.process.pid  # started with start_new_session: the daemon leads its own process group
+        self.process.terminate()  # dockerd stops its containers and its managed containerd on SIGTERM
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _group_alive(pgid):  # a containerd or shim that outlived the daemon
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def docker_available() -> bool:
@@ -38,26 +97,52 @@ def docker_available() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False).returncode == 0
 
 
-def ensure_engine(log: Path) -> str | None:
-    """Start `dockerd` in the background when it is installed and not running.
+def start_engine(log: Path) -> Engine:
+    """The engine that answers, or a `dockerd` started in the background (as root) when it is installed.
 
     Returns:
-        None when an engine answers, else the reason it cannot be used.
+        The engine; `Engine.stop()` stops a daemon started here.
+
+    Raises:
+        EngineUnavailable: no engine answers and none can be started (the message says why).
     """
     if docker_available():
-        return None
+        return Engine()
     dockerd = shutil.which("dockerd")
     if not dockerd or not shutil.which("docker"):
-        return "no Docker engine: dockerd/docker are not installed (scripts/setup-system.sh installs docker.io)"
+        raise EngineUnavailable("no Docker engine: dockerd/docker are not installed (scripts/setup-system.sh "
+                                "installs docker.io)")
     if os.geteuid() != 0:
-        return "no Docker engine running and not root, so dockerd cannot be started"
+        raise EngineUnavailable("no Docker engine running and not root, so dockerd cannot be started")
     with open(log, "ab") as out:
-        subprocess.Popen([dockerd], stdout=out, stderr=out, start_new_session=True)
+        process = subprocess.Popen([dockerd], stdout=out, stderr=out, start_new_session=True)
+    engine = Engine(process)
     for _ in range(60):
         if docker_available():
-            return None
+            return engine
+        if process.poll() is not None:
+            break
         time.sleep(0.5)
-    return f"dockerd did not come up within 30 s (see {log})"
+    engine.stop()
+    raise EngineUnavailable(f"dockerd did not come up within 30 s (see {log})")
+
+
+def remove_test_images() -> list[str]:
+    """Remove every image of the tests' own repositories (`TEST_IMAGE_REPOS`), with the layers only they used.
+
+    An image a container still uses (another test session's, on a shared engine) is left to that session.
+
+    Returns:
+        The tags removed.
+    """
+    listed = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
+                            text=True, timeout=60, check=False).stdout.split()
+    removed = []
+    for tag in (t for t in listed if t.split(":", 1)[0] in TEST_IMAGE_REPOS):
+        done = subprocess.run(["docker", "image", "rm", tag], capture_output=True, timeout=300, check=False)
+        if done.returncode == 0:
+            removed.append(tag)
+    return removed
 
 
 def _dist_closure(root: str, skip: Iterable[str] = ("mcpgym",)) -> list[md.Distribution]:

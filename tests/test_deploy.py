@@ -17,7 +17,7 @@ import httpx
 import httpx2
 import pytest
 import yaml
-from docker_base import ensure_engine, local_python_base
+from docker_base import Engine, local_python_base
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -95,15 +95,12 @@ def _wait_http(url: str, seconds: float = 120) -> httpx.Response:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def stack(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The tools and viewer services up from a locally built image (removed at the session's end by conftest)."""
     compose = _compose_cmd()
-    reason = ensure_engine(tmp_path_factory.mktemp("dockerd") / "dockerd.log")
-    if reason is None and compose is None:
-        reason = "no docker-compose to bring the services up"
-    if reason:
-        print(f"SKIP docker smoke test: {reason}")
-        pytest.skip(reason)
-    assert compose is not None
+    if compose is None:
+        print("SKIP docker smoke test: no docker-compose to bring the services up")
+        pytest.skip("no docker-compose to bring the services up")
     base = local_python_base(tmp_path_factory.mktemp("rootfs"))
     build = subprocess.run(
         ["docker", "build", "-q", "-t", IMAGE, "--build-arg", f"BASE_IMAGE={base}",

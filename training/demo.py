@@ -427,7 +427,11 @@ def demo_command(quick: bool, out: Path, force: bool, families: str, model: str,
         Console(stderr=True).print("interrupted: the servers the demo started are stopped; outputs so far are kept")
         sys.exit(130)
     console = Console()
-    console.print(summary_table(result))
+    table = summary_table(result)
+    if not console.is_terminal:  # a file or a pipe: as wide as the table needs (rich would cut it at 80 columns)
+        needed = console.measure(table, options=console.options.update(max_width=1000)).maximum
+        console = Console(width=max(console.width, needed))
+    console.print(table)
     # soft_wrap: paths and the command stay on one line, whatever the terminal width, so they can be copied
     console.print(f"outputs in {result.out}/ (summary.json, {DB_NAME}, dataset/, checkpoint/)", soft_wrap=True)
     view = f"{command_prefix()} view --db {shlex.quote(str(result.db))}"

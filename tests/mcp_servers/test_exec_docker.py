@@ -14,7 +14,7 @@ import pytest
 
 docker = pytest.importorskip("docker")
 
-from docker_base import ensure_engine, local_python_base
+from docker_base import Engine, local_python_base
 from mcp.client import Client
 
 from mcp_servers.exec.sandbox import Limits
@@ -30,12 +30,9 @@ SECRET = "docker-secret-71be"
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+def image(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The test image; removed with the engine's other test images when the session ends (tests/conftest.py)."""
     work = tmp_path_factory.mktemp("docker")
-    reason = ensure_engine(work / "dockerd.log")
-    if reason:
-        print(f"skipping the docker backend tests: {reason}")
-        pytest.skip(reason)
     base = local_python_base(work)
     # The base keeps the host's interpreter under /root (mode 700): open that path to the unprivileged user.
     dockerfile = f"FROM {base}\nRUN chmod 755 /root\n".encode()
