@@ -62,7 +62,11 @@ _LOOKUPS: dict[str, tuple[str, str, str, str]] = {
     "sunrise": ("get_sun_times", "sunrise", "the local time of sunrise in {city} today", "time"),
     "sunset": ("get_sun_times", "sunset", "the local time of sunset in {city} today", "time"),
 }
-_UNIT_WORDS = {"°C": r"°\s*C|C|degrees(?:\s+C(?:elsius)?)?", "km/h": r"km/h|kph|kilometers per hour", "%": r"%|percent"}
+_UNIT_WORDS = {
+    "°C": ("°C", "C", "degrees", "degrees C", "degrees Celsius"),
+    "km/h": ("km/h", "kph", "kilometers per hour"),
+    "%": ("%", "percent"),
+}
 _FORM = {
     "°C": "the number and unit only, like `12.3 °C`",
     "km/h": "the number and unit only, like `12.3 km/h`",
@@ -72,26 +76,30 @@ _FORM = {
 }
 
 
-def _number_core(value: float, unit: str) -> str:
-    """A regex of `value` as the tool states it (trailing zeros allowed), with its unit optional."""
-    text = f"{abs(value):.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(abs(value))
-    whole, _, frac = text.partition(".")
-    sign = "[-−]" if value < 0 else ""
-    number = f"{sign}{whole}" + (r"(?:\.0+)?" if frac in ("", "0") else rf"\.{frac}0*")
-    units = _UNIT_WORDS.get(unit)
-    return number + (rf"(?:\s*(?:{units}))?" if units else "")
-
-
-def _core(value: Any, unit: str) -> str:
+def _forms(value: Any, unit: str) -> list[str]:
+    """Every accepted way to state `value` in the declared form: the number as the tool states it (or with one
+    trailing zero), with or without its unit; a time as HH:MM (or H:MM)."""
     if unit == "time":
         hour, minute = str(value).split(":")
-        return rf"0?{int(hour)}:{minute}"
-    return _number_core(value, unit)
+        return list(dict.fromkeys([str(value), f"{int(hour)}:{minute}"]))
+    text = f"{abs(value):.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(abs(value))
+    numbers = [text, f"{text}.0" if "." not in text else f"{text}0"]
+    if value < 0:
+        numbers = [sign + n for n in numbers for sign in ("-", "\u2212")]
+    words = _UNIT_WORDS.get(unit, ())
+    suffixes = [""] + [sep + w for w in words for sep in (("", " ") if len(w) <= 4 else (" ",))]
+    return list(dict.fromkeys(n + s for n in numbers for s in suffixes))
 
 
-def _answer_spec(value: Any, unit: str) -> VerifierSpec:
-    """The answer is the value and nothing else (a final period aside): naming two candidates does not match."""
-    return VerifierSpec(type="regex", pattern=rf"\A\s*{_core(value, unit)}\s*\.?\s*\Z")
+def _answer_spec(*parts: tuple[Any, str]) -> VerifierSpec:
+    """`exact` over the declared form: the value (or the values, separated by a semicolon) and nothing else, so an
+    answer that names two candidates does not match; as with every `exact` check, the answer value may follow an
+    `Answer:` label."""
+    combos = [""]
+    for i, (value, unit) in enumerate(parts):
+        joins = [""] if i == 0 else ["; ", ";"]
+        combos = [c + j + f for c in combos for j in joins for f in _forms(value, unit)]
+    return VerifierSpec(type="exact", expected=combos)
 
 
 def _city_names(display: str, city: Any) -> list[str]:
@@ -181,7 +189,7 @@ def _lookup_task(g: _Gen) -> Task:
         "select",
         user,
         [call],
-        _answer_spec(value, unit),
+        _answer_spec((value, unit)),
         target=call["name"],
         fields=[field],
         units=[unit],
@@ -210,7 +218,7 @@ def _forecast_task(g: _Gen) -> Task:
         "select",
         user,
         [call],
-        _answer_spec(value, "°C"),
+        _answer_spec((value, "°C")),
         target="get_forecast",
         fields=[f"days.{offset}.{which}"],
         units=["°C"],
@@ -237,7 +245,7 @@ def _history_task(g: _Gen) -> Task:
         "select",
         user,
         [call],
-        _answer_spec(value, "°C"),
+        _answer_spec((value, "°C")),
         target="get_weather_history",
         fields=[which],
         units=["°C"],
@@ -361,7 +369,7 @@ def _sequential(g: _Gen) -> Task:
             "sequential",
             user,
             [read, call],
-            _answer_spec(value, unit),
+            _answer_spec((value, unit)),
             servers=FILE_SERVERS,
             ordered=True,
             setup={path: text},
@@ -391,7 +399,7 @@ def _sequential(g: _Gen) -> Task:
             "arguments": {"value": {"from_result": "temperature"}, "from_unit": "C", "to_unit": target[0]},
         },
     }
-    spec = _answer_spec(result, "")
+    spec = _answer_spec((result, ""))
     return _make(
         g,
         "sequential",
@@ -418,14 +426,13 @@ def _parallel(g: _Gen) -> Task:
         "Answer with the two values only, in that order, separated by a semicolon (like `12.3 °C; 42`)."
     )
 
-    pattern = rf"\A\s*{_core(va, ua)}\s*;\s*{_core(vb, ub)}\s*\.?\s*\Z"
     calls = [g.call(a, da, ca), g.call(b, db, cb)]
     return _make(
         g,
         "parallel",
         user,
         calls,
-        VerifierSpec(type="regex", pattern=pattern),
+        _answer_spec((va, ua), (vb, ub)),
         fields=[_LOOKUPS[a][1], _LOOKUPS[b][1]],
         units=[ua, ub],
         answer=[va, vb],
@@ -474,7 +481,7 @@ def _recover(g: _Gen) -> Task | None:
         "recover",
         user,
         [first, second],
-        _answer_spec(value, unit),
+        _answer_spec((value, unit)),
         ordered=True,
         typo=typo,
         city=city.label,
