@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from fractions import Fraction
 from typing import Any
 
@@ -59,6 +60,9 @@ def check_exact(spec: VerifierSpec, answer: str) -> Verdict:
     return verdict(False, answer=got[:200], accepted=accepted)
 
 
+_MARK = "\ue000"  # stands for an accepted phrase while an answer is split into items
+
+
 def check_contains(spec: VerifierSpec, answer: str) -> Verdict:
     """Pass when one of the accepted strings occurs in the answer value (the last `Answer:` line, or the whole
     reply) as a whole word or phrase (so "Lima" is not found in "Limassol"), and the answer value is not a list of
@@ -68,16 +72,23 @@ def check_contains(spec: VerifierSpec, answer: str) -> Verdict:
     value = answer_value(answer)
     text = normalize(value, case_sensitive=spec.case_sensitive)
     needles = [normalize(option, case_sensitive=spec.case_sensitive) for option in accepted]
+    flags = 0 if spec.case_sensitive else re.IGNORECASE
     for option, needle in zip(accepted, needles, strict=True):
         if re.search(r"(?<!\w)" + re.escape(needle) + r"(?!\w)", text):
-            items = [] if text in needles else list_items(value) or []
-            others = [i for i in items if normalize(i, case_sensitive=spec.case_sensitive) not in needles]
+            # each accepted phrase counts as one item, even one with a comma in it ("5, 11")
+            marked = unicodedata.normalize("NFKC", value)
+            for other in sorted(needles, key=len, reverse=True):
+                words = r"\s+".join(re.escape(w) for w in other.split())
+                marked = re.sub(r"(?<!\w)" + words + r"(?!\w)", _MARK, marked, flags=flags)
+            items = list_items(marked) or []
+            others = [i for i in items if i != _MARK]
             if others:
                 return verdict(
                     False,
                     accepted=accepted,
                     answer_excerpt=text[:200],
-                    reason=f"the answer names more than one candidate: {', '.join(items[:5])}",
+                    reason="the answer names more than one candidate: "
+                    + ", ".join(i.replace(_MARK, option) for i in items[:5]),
                 )
             return verdict(True, matched=option)
     return verdict(False, accepted=accepted, answer_excerpt=text[:200])

@@ -165,6 +165,10 @@ async def test_contains_still_reads_a_sentence_and_aliases_in_a_list() -> None:
     spec = VerifierSpec(type="contains", expected=["Paris", "Paris, France"])
     assert (await judge(spec, "It is Paris, the capital of France."))["passed"]
     assert (await judge(spec, "Answer: Paris, France"))["passed"]  # every item is an accepted name
+    sums = VerifierSpec(type="contains", expected=["5, 11"])  # an accepted phrase with a comma is one item
+    assert (await judge(sums, "results: 5, 11"))["passed"]
+    v = await judge(sums, "results: 5, 11, 12")
+    assert not v["passed"] and v["details"]["reason"] == "the answer names more than one candidate: results: 5, 11, 12"
 
 
 @pytest.mark.parametrize(
