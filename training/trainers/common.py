@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -10,7 +11,8 @@ from typing import Any, Literal
 from collector.errors import CollectorError
 from training.errors import TrainerConfigError
 
-__all__ = ["PROFILES", "Profile", "get_profile", "load_model", "load_splits", "lora_config", "save_checkpoint"]
+__all__ = ["PROFILES", "Profile", "get_profile", "is_main_process", "load_model", "load_splits", "lora_config",
+           "process_count", "save_checkpoint", "uses_vllm"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,24 @@ PROFILES: dict[str, Profile] = {
     "gpu": Profile("gpu", use_cpu=False, bf16=True, use_vllm=True, gradient_checkpointing=True,
                    dataloader_num_workers=2),
 }
+
+
+def uses_vllm(profile: Profile) -> bool:
+    """Whether GRPO generates with vLLM: the profile asks for it and vLLM is installed.
+
+    A GPU machine without vLLM (it is not installed everywhere: `pip install 'mcpgym[gpu]'`) generates with
+    transformers instead, slower; a warning says so.
+    """
+    if not profile.use_vllm:
+        return False
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        logging.getLogger(__name__).warning(
+            "the %s profile generates with vLLM, which is not installed: generating with transformers "
+            "(pip install 'mcpgym[gpu]' for vLLM)", profile.name)
+        return False
+    return True
 
 
 def get_profile(name: str) -> Profile:
@@ -140,19 +160,38 @@ def lora_config(enabled: bool, rank: int = 16, alpha: int = 32) -> Any:
     return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
 
 
+def is_main_process(trainer: Any) -> bool:
+    """True in the process that writes files: the only one, or rank 0 under `accelerate launch`/`torchrun`."""
+    accelerator = getattr(trainer, "accelerator", None)
+    return bool(accelerator.is_main_process) if accelerator is not None else True
+
+
+def process_count(trainer: Any) -> int:
+    """How many processes train together (1 without a launcher)."""
+    accelerator = getattr(trainer, "accelerator", None)
+    return int(accelerator.num_processes) if accelerator is not None else 1
+
+
 def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, run_config: dict[str, Any]) -> Path:
     """Save the trained model (LoRA merged into the base) and the tokenizer with the chat template.
 
-    The directory loads back into the collector's `local` policy by path (`--model <out>`).
+    The directory loads back into the collector's `local` policy by path (`--model <out>`). Under several processes
+    only the main process writes (every process holds the same weights after the last step); the others wait until
+    the checkpoint is complete, so every process returns with it on disk.
     """
-    model = trainer.model
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out))
-    tokenizer.padding_side = "left"
-    tokenizer.save_pretrained(str(out))
-    (out / "mcpgym-train.json").write_text(json.dumps(run_config, indent=2, default=str), encoding="utf-8")
+    if is_main_process(trainer):
+        model = trainer.model
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(out))
+        tokenizer.padding_side = "left"
+        tokenizer.save_pretrained(str(out))
+        record = {**run_config, "processes": process_count(trainer)}
+        (out / "mcpgym-train.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    accelerator = getattr(trainer, "accelerator", None)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
     return out
 
 

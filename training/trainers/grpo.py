@@ -12,7 +12,15 @@ from collector.servers import ServerSpec
 from training.environment import MCPEnvironmentFactory, environment_key, use_mcp_schemas
 from training.errors import TrainerConfigError
 from training.rewards import RewardWeights, reward_functions
-from training.trainers.common import config_dict, get_profile, load_model, load_splits, lora_config, save_checkpoint
+from training.trainers.common import (
+    config_dict,
+    get_profile,
+    load_model,
+    load_splits,
+    lora_config,
+    save_checkpoint,
+    uses_vllm,
+)
 
 __all__ = ["GRPORunConfig", "train_grpo"]
 
@@ -111,7 +119,7 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
         save_strategy="no",
         report_to="none",
         seed=config.seed,
-        use_vllm=profile.use_vllm,
+        use_vllm=uses_vllm(profile),
         vllm_mode="colocate",
         **profile.trainer_kwargs(),
     )
