@@ -1,4 +1,4 @@
-"""The packages stay `mypy --strict` and ruff clean (CONVENTIONS.md), checked on every test run."""
+"""The packages stay `mypy --strict` and ruff clean (docs/architecture.md), checked on every test run."""
 
 from __future__ import annotations
 

@@ -126,10 +126,11 @@ def summarize(completion: Sequence[dict[str, Any]] | str, tools: Sequence[dict[s
               environment: _Env | None = None, task: dict[str, Any] | None = None) -> Rollout:
     """Read a completion: its calls (checked against the offered tools, once each) and its final answer.
 
-    A well-formed call's outcome comes from the rollout's environment, which ran it (its calls are matched in
-    order to the completion's well-formed calls of offered tools, by name); without an environment, from the tool
+    A well-formed call's outcome comes from the rollout's environment, which ran it (the environment's calls are
+    matched in order, by name, to the completion's calls of offered tools); without an environment, from the tool
     message that answered it (an error result starts with "Error", in collection as in GRPO). A well-formed call
-    nothing answered never ran ("not_run": not correct, not malformed).
+    that never ran (e.g. in a turn the trainer could not parse, which ends its rollout) is "not_run": neither
+    correct nor malformed.
 
     Args:
         completion: TRL conversational completion (assistant/tool messages) or plain text.
@@ -145,8 +146,11 @@ def summarize(completion: Sequence[dict[str, Any]] | str, tools: Sequence[dict[s
     ran = list(environment.state.calls) if environment is not None else None
     for call in transcript.calls:
         if ran is not None:
-            if not call.from_text and index.get(call.name) is not None and ran and ran[0].name == call.name:
-                done = ran.pop(0)  # the trainer handed this call to the environment, which read and ran it
+            # The trainer hands the environment every structured call of an offered tool (malformed ones included);
+            # calls read from left-over text never reached it, unless they were answered (a replayed episode).
+            sent = index.get(call.name) is not None and not (call.from_text and call.malformed)
+            if sent and ran and ran[0].name == call.name:
+                done = ran.pop(0)
                 if not call.malformed:
                     call.error_kind, call.message, call.duration_s = done.error_kind, done.message, done.duration_s
             elif not call.malformed:
