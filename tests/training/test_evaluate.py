@@ -73,3 +73,28 @@ def test_real_local_eval_of_the_base_model(tmp_path: Path) -> None:
     runs = Store(tmp_path / "eval.db", readonly=True)
     assert runs.get_run(m.run)["kind"] == "eval"
     runs.close()
+
+
+def test_validity_is_exact_for_an_episode_mixing_valid_and_malformed_calls(tmp_path: Path) -> None:
+    """Recorded by the real loop into a real store: one valid call and three malformed ones in one turn."""
+    from text_policy import TextPolicy
+
+    from collector.collect import CollectConfig, run_collection
+    from collector.tasks.model import Task, VerifierSpec
+
+    toy = Path(__file__).parent.parent / "collector" / "toy_mcp_server.py"
+    spec = {"files": ServerSpec(name="files", command=sys.executable, args=(str(toy), "stdio", "--workspace",
+                                                                             "{workspace}"))}
+    mixed = ('<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>\n'
+             '<tool_call>{"name": "add", "arguments": {"a": 1, "b": </tool_call>\n'
+             '<tool_call>{"name": "add", "arguments": {"a": "one", "b": 2}}</tool_call>\n'
+             '<tool_call>{"arguments": {"a": 1}}</tool_call>')
+    task = Task(id="mixed", family="toy", messages=[{"role": "user", "content": "add 1 and 2"}], servers=["files"],
+                verifier=VerifierSpec(type="contains", expected="3"))
+    config = CollectConfig(db=tmp_path / "e.db", run="ev", task_list=[task], policy_instance=TextPolicy(
+        [mixed, "The sum is 3."]), servers=spec, kind="eval")
+    summary = run_collection(config)
+    assert summary.done == 1, summary.errors
+    m = metrics_from_run(tmp_path / "e.db", "ev")
+    # the text parser and the argument check used to count the unreadable block twice (5 for 4 calls: validity 0)
+    assert (m.tool_calls, m.malformed_calls, m.validity) == (4, 3, 0.25)
