@@ -1,8 +1,9 @@
 """Session-wide fixtures: the Docker engine the docker tests share, and what they leave behind.
 
-`docker_engine` uses a running engine or starts `dockerd` once per session (as root). When the session ends it
-removes the images the tests built (every tag of `docker_base.TEST_IMAGE_REPOS`; `MCPGYM_KEEP_TEST_IMAGES=1` keeps
-them for a faster next run) and stops the daemon, with its containerd, if this session started it.
+`docker_engine` uses a running engine or starts `dockerd` once per session (as root). When the session ends (the last
+one, where several test sessions share the engine) it removes the images the tests built (every tag of
+`docker_base.TEST_IMAGE_REPOS`; `MCPGYM_KEEP_TEST_IMAGES=1` keeps them for a faster next run) and stops the daemon,
+with its containerd, if a test session started it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from docker_base import Engine, EngineUnavailable, remove_test_images, start_engine
+from docker_base import Engine, EngineUnavailable, start_engine
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +26,4 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     try:
         yield engine
     finally:
-        if os.environ.get("MCPGYM_KEEP_TEST_IMAGES") != "1":
-            remove_test_images()
-        engine.stop()
+        engine.release(remove_images=os.environ.get("MCPGYM_KEEP_TEST_IMAGES") != "1")

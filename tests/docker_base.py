@@ -1,9 +1,9 @@
 """Docker helpers for tests: start a local engine, and build a Python base image from host files (no registry).
 
-`start_engine()` uses the engine that answers, or starts `dockerd` (as root) and returns an `Engine` whose `stop()`
-stops that daemon and the containerd it started; the session fixture `docker_engine` (tests/conftest.py) does this
-once per test session and, at its end, removes the images the tests built (`remove_test_images`) and stops the
-daemon if it started it. Set `MCPGYM_KEEP_TEST_IMAGES=1` to keep the images for the next run; remove them later with
+`start_engine()` uses the engine that answers, or starts `dockerd` (as root); the session fixture `docker_engine`
+(tests/conftest.py) calls it once per test session and, at its end, `Engine.release()`: the last test session using
+the engine removes the images the tests built (`remove_test_images`) and stops the daemon, with the containerd it
+started, if a test session started it (an engine that was already running is left running). Set `MCPGYM_KEEP_TEST_IMAGES=1` to keep the images for the next run; remove them later with
 `docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^(mcpgym-test-base|mcpgym-exec-test|mcpgym-smoke):'
 | xargs -r docker image rm`.
 
@@ -14,6 +14,7 @@ it with `--build-arg BASE_IMAGE=<tag> --build-arg PIP_ARGS="--no-index --no-buil
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.metadata as md
 import io
@@ -25,14 +26,16 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
-__all__ = ["BASE_TAG", "TEST_IMAGE_REPOS", "Engine", "EngineUnavailable", "docker_available", "local_python_base",
-           "remove_test_images", "start_engine"]
+__all__ = ["BASE_TAG", "STATE_DIR", "TEST_IMAGE_REPOS", "Engine", "EngineUnavailable", "docker_available",
+           "local_python_base", "remove_test_images", "start_engine"]
 
 BASE_TAG = "mcpgym-test-base:py311"
 # Image repositories only the tests use: every tag in them is removed at the end of a test session.
@@ -46,38 +49,73 @@ class EngineUnavailable(Exception):
     """No Docker engine can be used; the message says why (the docker tests skip with it)."""
 
 
-class Engine:
-    """The Docker engine the tests use: one found running (left alone), or a `dockerd` started by `start_engine`.
+# Test sessions that use the engine at once (several pytest runs on one machine) share it: each registers its pid
+# here, and the last one to leave removes the test images and stops a daemon a test session started (its pid is in
+# `dockerd.pid`). A daemon found running without that file is someone else's and is never stopped.
+STATE_DIR = Path(tempfile.gettempdir()) / "mcpgym-test-docker"
 
-    Attributes:
-        process: the dockerd this session started, or None when an engine was already running.
-    """
 
-    def __init__(self, process: subprocess.Popen[bytes] | None = None) -> None:
-        self.process = process
-
-    @property
-    def started_here(self) -> bool:
-        """Whether this session started the daemon (and so must stop it)."""
-        return self.process is not None
-
-    def stop(self, timeout: float = 60) -> None:
-        """Stop the daemon this session started, with the containerd it started (its child, in its process group);
-        nothing when the engine was already running."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        pgid = self.process.pid  # started with start_new_session: the daemon leads its own process group
-        self.process.terminate()  # dockerd stops its containers and its managed containerd on SIGTERM
+@contextmanager
+def _locked() -> Iterator[None]:
+    (STATE_DIR / "users").mkdir(parents=True, exist_ok=True)
+    with open(STATE_DIR / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _group_alive(pgid):  # a containerd or shim that outlived the daemon
-            os.killpg(pgid, signal.SIGKILL)
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _daemon_pid() -> int | None:
+    """The dockerd a test session started, if it still runs."""
+    try:
+        pid = int((STATE_DIR / "dockerd.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        is_dockerd = Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd"
+    except OSError:
+        is_dockerd = False
+    return pid if is_dockerd and _alive(pid) else None
+
+
+def _other_users() -> list[int]:
+    users = []
+    for entry in (STATE_DIR / "users").iterdir():
+        pid = int(entry.name) if entry.name.isdigit() else -1
+        if pid == os.getpid():
+            continue
+        if pid > 0 and _alive(pid):
+            users.append(pid)
+        else:
+            entry.unlink(missing_ok=True)  # a session that ended without leaving
+    return users
+
+
+def _stop_daemon(pid: int, process: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
+    """SIGTERM a test-started dockerd (it stops its containers and its managed containerd), then wait for its
+    process group (dockerd leads it: started with start_new_session) to be gone; SIGKILL what is left."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.pid == pid:
+            process.poll()  # reap our own child so that it does not linger as a zombie
+        if not _alive(pid) and not _group_alive(pid):
+            return
+        time.sleep(0.2)
+    with suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    if process is not None:
+        process.wait(timeout=10)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -90,6 +128,36 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+class Engine:
+    """The Docker engine a test session uses: one found running, or a `dockerd` started by `start_engine`.
+
+    Attributes:
+        process: the dockerd this session started, or None when an engine was already running.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes] | None = None) -> None:
+        self.process = process
+
+    @property
+    def started_here(self) -> bool:
+        """Whether this session started the daemon."""
+        return self.process is not None
+
+    def release(self, *, remove_images: bool = True) -> None:
+        """Leave the engine. The last test session to leave removes the test images (`remove_images`) and stops a
+        daemon a test session started, with its containerd; an engine that was running before is left running."""
+        with _locked():
+            (STATE_DIR / "users" / str(os.getpid())).unlink(missing_ok=True)
+            if _other_users():
+                return
+            if remove_images and docker_available():
+                remove_test_images()
+            pid = _daemon_pid()
+            if pid is not None:
+                _stop_daemon(pid, self.process)
+            (STATE_DIR / "dockerd.pid").unlink(missing_ok=True)
+
+
 def docker_available() -> bool:
     """Whether `docker info` answers (an engine is running and reachable)."""
     if not shutil.which("docker"):
@@ -98,32 +166,37 @@ def docker_available() -> bool:
 
 
 def start_engine(log: Path) -> Engine:
-    """The engine that answers, or a `dockerd` started in the background (as root) when it is installed.
+    """The engine that answers, or a `dockerd` started in the background (as root) when it is installed; either way
+    this session is registered as a user until `Engine.release()`.
 
     Returns:
-        The engine; `Engine.stop()` stops a daemon started here.
+        The engine.
 
     Raises:
         EngineUnavailable: no engine answers and none can be started (the message says why).
     """
-    if docker_available():
-        return Engine()
-    dockerd = shutil.which("dockerd")
-    if not dockerd or not shutil.which("docker"):
-        raise EngineUnavailable("no Docker engine: dockerd/docker are not installed (scripts/setup-system.sh "
-                                "installs docker.io)")
-    if os.geteuid() != 0:
-        raise EngineUnavailable("no Docker engine running and not root, so dockerd cannot be started")
-    with open(log, "ab") as out:
-        process = subprocess.Popen([dockerd], stdout=out, stderr=out, start_new_session=True)
-    engine = Engine(process)
-    for _ in range(60):
+    with _locked():
         if docker_available():
-            return engine
-        if process.poll() is not None:
-            break
-        time.sleep(0.5)
-    engine.stop()
+            (STATE_DIR / "users" / str(os.getpid())).touch()
+            return Engine()
+        dockerd = shutil.which("dockerd")
+        if not dockerd or not shutil.which("docker"):
+            raise EngineUnavailable("no Docker engine: dockerd/docker are not installed (scripts/setup-system.sh "
+                                    "installs docker.io)")
+        if os.geteuid() != 0:
+            raise EngineUnavailable("no Docker engine running and not root, so dockerd cannot be started")
+        with open(log, "ab") as out:
+            process = subprocess.Popen([dockerd], stdout=out, stderr=out, start_new_session=True)
+        (STATE_DIR / "dockerd.pid").write_text(str(process.pid))
+        for _ in range(60):
+            if docker_available():
+                (STATE_DIR / "users" / str(os.getpid())).touch()
+                return Engine(process)
+            if process.poll() is not None:
+                break
+            time.sleep(0.5)
+        _stop_daemon(process.pid, process)
+        (STATE_DIR / "dockerd.pid").unlink(missing_ok=True)
     raise EngineUnavailable(f"dockerd did not come up within 30 s (see {log})")
 
 
