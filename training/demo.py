@@ -203,9 +203,10 @@ def command_prefix() -> str:
     except OSError:
         pass
     try:
-        return shlex.quote(str(script.relative_to(Path.cwd())))
+        relative = script.relative_to(Path.cwd())
     except ValueError:
         return shlex.quote(str(script))
+    return shlex.quote(str(relative) if relative.parent != Path(".") else f"./{relative}")  # a bare name means PATH
 
 
 @contextmanager
