@@ -47,7 +47,7 @@ def _final(ep: Episode, outputs: list[ToolOutput]) -> dict[str, Any]:
         parts = [_stated(o, f, u) for o, f, u in zip(outputs, meta["fields"], meta["units"], strict=True)]
     except (LookupError, KeyError, IndexError, TypeError, ValueError) as exc:
         return answer(f"I could not get the value: {exc}")
-    return answer("; ".join(parts))
+    return answer(f"Answer: {'; '.join(parts)}")
 
 
 def _argument(value: Any, previous: list[ToolOutput]) -> Any:
@@ -82,7 +82,7 @@ def tool_selection(ep: Episode) -> dict[str, Any]:
     kind, plan = meta.get("kind"), list(meta.get("plan") or [])
     if kind == "no_tool":
         if meta.get("sub") == "from_context":
-            return answer(str(meta["answer"]))
+            return answer(f"Answer: {meta['answer']}")
         return answer(f"{_SORRY} do that: {meta.get('reason', 'none of my tools serves this request')}.")
     if not plan:
         raise PolicyError(f"tool-selection task {ep.task.id!r} has no plan in its metadata; the expert cannot solve it")

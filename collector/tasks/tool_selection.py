@@ -32,7 +32,7 @@ from typing import Any
 
 from collector.tasks._split import content_id, seeded_rng, split_of
 from collector.tasks.model import Task, VerifierSpec
-from collector.tasks.weather import _places, weather_date
+from collector.tasks.weather import _places, answer_form, weather_date
 
 __all__ = ["FAMILY", "KINDS", "NO_TOOL_SHARE", "SORRY", "SYSTEM_PROMPT", "generate"]
 
@@ -67,13 +67,7 @@ _UNIT_WORDS = {
     "km/h": ("km/h", "kph", "kilometers per hour"),
     "%": ("%", "percent"),
 }
-_FORM = {
-    "°C": "the number and unit only, like `12.3 °C`",
-    "km/h": "the number and unit only, like `12.3 km/h`",
-    "%": "the number only (a percentage), like `55`",
-    "": "the number only",
-    "time": "the time only, as HH:MM",
-}
+_FORM = {"°C": "<number> °C", "km/h": "<number> km/h", "%": "<number> %", "": "<number>", "time": "<HH:MM>"}
 
 
 def _forms(value: Any, unit: str) -> list[str]:
@@ -182,7 +176,7 @@ def _lookup_task(g: _Gen) -> Task:
     ((display, city),) = g.places(1)
     _, field, words, unit = _LOOKUPS[lookup]
     value = g.value(lookup, city)
-    user = f"What is {words.format(city=display)}? Answer with {_FORM[unit]}."
+    user = f"What is {words.format(city=display)}? {answer_form(_FORM[unit])}"
     call = g.call(lookup, display, city)
     return _make(
         g,
@@ -204,7 +198,7 @@ def _forecast_task(g: _Gen) -> Task:
     value = getattr(g.offline.forecast(city, g.day, offset + 1, "metric").days[offset], which)
     when = {1: "tomorrow", 2: "the day after tomorrow", 3: "in three days"}[offset]
     word = "highest" if which == "temperature_max" else "lowest"
-    user = f"What will the {word} temperature in {display} be {when}? Answer with {_FORM['°C']}."
+    user = f"What will the {word} temperature in {display} be {when}? {answer_form(_FORM['°C'])}"
     call = {
         "name": "get_forecast",
         "arguments": {},
@@ -232,7 +226,7 @@ def _history_task(g: _Gen) -> Task:
     which = g.rng.choice(("temperature_max", "temperature_min"))
     value = getattr(g.almanac.past_weather(city.label, past.isoformat(), g.day), which)
     word = "highest" if which == "temperature_max" else "lowest"
-    user = f"What was the {word} temperature in {display} on {past.isoformat()}? Answer with {_FORM['°C']}."
+    user = f"What was the {word} temperature in {display} on {past.isoformat()}? {answer_form(_FORM['°C'])}"
     call = {
         "name": "get_weather_history",
         "arguments": {"date": past.isoformat()},
@@ -267,23 +261,21 @@ def _from_context(g: _Gen) -> tuple[str, str, str]:
     sub = g.rng.choice(("count", "first", "note", "sum"))
     if sub == "count":
         names = [n for n, _ in g.places(g.rng.randint(3, 7))]
-        user = f"Here is my travel list: {'; '.join(names)}. How many cities are on it? Answer with the number only."
+        user = f"Here is my travel list: {'; '.join(names)}. How many cities are on it? "
+        user += answer_form("<number>")
         return sub, user, str(len(names))
     if sub == "first":
         names = [n for n, _ in g.places(g.rng.randint(3, 5))]
-        user = (
-            f"Which of these cities comes first in alphabetical order: {'; '.join(names)}? "
-            "Answer with the city name only."
-        )
+        user = f"Which of these cities comes first in alphabetical order: {'; '.join(names)}? " + answer_form("<city>")
         return sub, user, min(names, key=str.casefold)
     if sub == "note":
         ((display, _),) = g.places(1)
         hhmm = f"{g.rng.randint(7, 18):02d}:{g.rng.choice(('00', '15', '30', '45'))}"
         who = g.rng.choice(_NAMES)
         note = f"Call with {who} about the {display} office at {hhmm}, then lunch."
-        return sub, f'My note says: "{note}" At what time is the call? Answer with the time only, as HH:MM.', hhmm
+        return sub, f'My note says: "{note}" At what time is the call? {answer_form("<HH:MM>")}', hhmm
     a, b = g.rng.randint(12, 480), g.rng.randint(12, 480)
-    return sub, f"What is {a} plus {b}? Answer with the number only.", str(a + b)
+    return sub, f"What is {a} plus {b}? {answer_form('<number>')}", str(a + b)
 
 
 def _unsupported(g: _Gen) -> tuple[str, str, str]:
@@ -353,7 +345,7 @@ def _sequential(g: _Gen) -> Task:
         _, field, words, unit = _LOOKUPS[lookup]
         user = (
             f"My trip plan is in the file {path}. What is {words.format(city='my destination')}? "
-            f"Answer with {_FORM[unit]}."
+            f"{answer_form(_FORM[unit])}"
         )
         read = {
             "name": "read_text_file",
@@ -384,7 +376,7 @@ def _sequential(g: _Gen) -> Task:
     result = g.almanac.convert_units(celsius, "C", target[0]).result
     user = (
         f"Look up the temperature in {display} right now, then convert it to {target[1]} with the unit "
-        f"converter tool. Answer with the converted number only."
+        f"converter tool. {answer_form('<number>')}"
     )
     first = g.call("temperature", display, city)
     convert = {
@@ -423,7 +415,7 @@ def _parallel(g: _Gen) -> Task:
     ua, ub = _LOOKUPS[a][3], _LOOKUPS[b][3]
     user = (
         f"Two questions: what is {_LOOKUPS[a][2].format(city=da)}, and what is {_LOOKUPS[b][2].format(city=db)}? "
-        "Answer with the two values only, in that order, separated by a semicolon (like `12.3 °C; 42`)."
+        + answer_form(f"{_FORM[ua]}; {_FORM[ub]}")
     )
 
     calls = [g.call(a, da, ca), g.call(b, db, cb)]
@@ -470,7 +462,7 @@ def _recover(g: _Gen) -> Task | None:
             return None  # the error would not point at the city
     _, field, words, unit = _LOOKUPS[lookup]
     value = g.value(lookup, city)
-    user = f"What is {words.format(city=typo)}? Answer with {_FORM[unit]}."
+    user = f"What is {words.format(city=typo)}? {answer_form(_FORM[unit])}"
     first = g.call(lookup, typo, city, location=typo)
     first["accept"] = {"location": [typo]}
     first["optional"] = True
