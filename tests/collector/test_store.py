@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from collector.errors import StoreError
-from collector.store import Store
+from collector.store import SCHEMA_VERSION, Store
 
 TASK = {"id": "weather-0001", "family": "weather", "split": "train"}
 
@@ -99,12 +99,12 @@ def test_a_version_1_database_is_migrated_without_loss(tmp_path: Path) -> None:
     runs = [r["id"] for r in store.db.table("runs").rows]
     store.close()
     assert {"ix_episodes_run_summary", "ix_episodes_error_type", "ix_episodes_run"} <= indexes
-    assert version == "3" and runs == ["r"]
+    assert version == str(SCHEMA_VERSION) and runs == ["r"]
 
 
 def test_a_version_2_database_gets_the_verdict_history(tmp_path: Path) -> None:
-    """Schema 3 adds `verdict_history`; a schema 2 database keeps its episodes and gets the table when opened for
-    writing; a reader of an old database sees an empty history."""
+    """Schema 3 adds `verdict_history`; a schema 2 database keeps its episodes and gets the table (and any later
+    version's changes) when opened for writing; a reader of an old database sees an empty history."""
     db = tmp_path / "v2.db"
     store = Store(db)
     store.create_run("r", policy="scripted", model="m", config={})
@@ -123,7 +123,7 @@ def test_a_version_2_database_gets_the_verdict_history(tmp_path: Path) -> None:
     assert reader.verdict_history(eid) == []
     reader.close()
     store = Store(db)
-    assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     new_task = {"id": "t", "family": "f", "verifier": {"type": "exact", "expected": "b"}}
     store.replace_verdict(eid, fields={"passed": 0, "score": 0.0, "reward": 1.0, "reward_components": {"success": 0.0},
                                        "verdict_details": {"answer": "a"}}, reason="reverify", task=new_task)
