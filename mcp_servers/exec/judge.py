@@ -415,7 +415,7 @@ class _Judge:
                 raise WireError("a reply that is not a tagged tuple")
             return reply
         except (OSError, EOFError):
-            status = self.end()
+            status = self.end(wait=True)
             self.dead = f"the solution process ended ({status}) in an earlier test"
             self.stop(f"the solution process ended ({status}) while {what} ran")
         except WireError as exc:
@@ -479,12 +479,15 @@ class _Judge:
             made = plain(message)
         return made
 
-    def end(self) -> str:
-        """Stop the solution's process (if it still runs); how it ended."""
+    def end(self, wait: bool = False) -> str:
+        """Stop the solution's process; how it ended. `wait`: it is ending (its pipe closed or its pidfd fired),
+        give it a moment to exit by itself, for its own exit status."""
         import time
 
+        if self.pid <= 0:
+            return "already ended"
         status = None
-        for _ in range(20):
+        for _ in range(20 if wait else 0):
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:
@@ -500,11 +503,9 @@ class _Judge:
             except OSError:
                 pass
         for fd in (self.rfd, self.wfd, self.pidfd):
-            try:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
-        self.rfd = self.wfd = self.pidfd = -1
+        self.rfd = self.wfd = self.pidfd = self.pid = -1
         if status is None:
             return "already reaped"
         if os.WIFSIGNALED(status):

@@ -11,10 +11,12 @@ attacks that end or break that process score at most it. The correct solution pa
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,7 +206,7 @@ ATTACKS: dict[str, tuple[str, bool]] = {  # name -> (solution, whether it leaves
             "import ctypes, os\n"
             "def add(a, b):\n"
             "    libc = ctypes.CDLL(None, use_errno=True)\n"
-            "    for pid in {os.getppid(), 1}:\n"
+            "    for pid in {os.getppid()}:  # the judge (pid 1 too in the process backend)\n"
             "        assert libc.ptrace(16, pid, 0, 0) != 0  # PTRACE_ATTACH is refused\n"
             "        for name in ('mem', 'fd/1', 'environ'):\n"
             "            try:\n"
@@ -402,3 +404,48 @@ async def test_cases_the_judge_cannot_take_fall_back_untrusted(sandbox: ProcessS
     )  # fmt: skip
     assert (returned.passed, returned.trusted) == (0, True), returned  # returned objects are not judged by proxy
     assert "generator" in returned.failures[0].error and "only plain data" in returned.failures[0].error
+
+
+# ---------------------------------------------------------------- the docker backend: the same judge
+
+DOCKER_IMAGE = "mcpgym-exec-test:py311"  # (the image test_exec_docker.py builds; removed with the engine's test images)
+KILLS_THE_JUDGE_IN_DOCKER = {"signal_the_judge", "kill_every_process"}  # the judge is not the pid namespace's init
+
+
+@pytest.fixture(scope="module")
+def docker_sandbox(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    docker = pytest.importorskip("docker")
+    from docker_base import local_python_base
+
+    from mcp_servers.exec.sandbox.docker_backend import DockerSandbox, DockerSandboxConfig
+
+    base = local_python_base(tmp_path_factory.mktemp("docker"))
+    dockerfile = f"FROM {base}\nRUN chmod 755 /root\n".encode()  # the base's interpreter lives under /root
+    docker.from_env().images.build(fileobj=io.BytesIO(dockerfile), tag=DOCKER_IMAGE, rm=True)
+    box = DockerSandbox(DockerSandboxConfig(image=DOCKER_IMAGE, limits=Limits(timeout_s=5, memory_mb=256)))
+    yield box
+    asyncio.run(box.close())
+
+
+@pytest.mark.docker
+async def test_the_docker_backend_uses_the_same_judge(docker_sandbox: Any, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    for style in sorted(STYLES):
+        correct = await score(docker_sandbox, ws, CORRECT, style)
+        wrong = await score(docker_sandbox, ws, WRONG, style)
+        assert (correct.passed, wrong.passed, correct.trusted, wrong.trusted) == (4, 1, True, True), (correct, wrong)
+    for attack, (code, survives) in sorted(ATTACKS.items()):
+        report = await score(docker_sandbox, ws, code, "check")
+        assert report.total == 4 and report.trusted is True, (attack, report)
+        if attack.startswith("always_equal"):
+            assert report.passed == 0 and "only plain data" in report.failures[0].error, (attack, report)
+        elif survives and attack not in KILLS_THE_JUDGE_IN_DOCKER:
+            assert report.passed == HONEST_WRONG_SCORE, (attack, report)
+        else:
+            assert report.passed <= HONEST_WRONG_SCORE, (attack, report)
+    fallback = await run_tests(
+        docker_sandbox, ws, "def apply(f, x):\n    return f(x)\n", "assert apply(lambda v: v + 1, 1) == 2\n", None,
+        Limits(timeout_s=5),
+    )  # fmt: skip
+    assert (fallback.passed, fallback.trusted) == (1, False), fallback

@@ -163,7 +163,13 @@ class DockerSandbox(Sandbox):
                 cmd, payload = list(argv or []), data
             api = self.client.api
             try:
-                exec_id = api.exec_create(container.id, cmd, stdin=True, workdir=SANDBOX_WORKDIR)["Id"]
+                try:
+                    exec_id = api.exec_create(container.id, cmd, stdin=True, workdir=SANDBOX_WORKDIR)["Id"]
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:
+                        raise
+                    container = self._replace(ws, container)  # a call killed its keeper: the container stopped
+                    exec_id = api.exec_create(container.id, cmd, stdin=True, workdir=SANDBOX_WORKDIR)["Id"]
                 sock = api.exec_start(exec_id, socket=True)
             except docker.errors.DockerException as exc:
                 raise BackendError(f"docker backend: exec failed ({exc})") from None
@@ -201,6 +207,19 @@ class DockerSandbox(Sandbox):
                 output_limit_exceeded=overflow,
                 duration_s=time.monotonic() - t0,
             )
+
+    def _replace(self, ws: Path, stopped: Any) -> Any:
+        """A new container for `ws` in place of `stopped` (a call can kill every process of its container, the
+        keeper included: the container then stops, and only files in the workspace are kept anyway)."""
+        key = str(ws)
+        with self._guard:
+            if self._containers.get(key) is stopped:
+                del self._containers[key]
+        _remove(stopped)
+        lock = self._locks[key]
+        container = self.container_for(ws)
+        self._locks[key] = lock  # (held by this call)
+        return container
 
     def _reap(self, container: Any) -> None:
         """Kill what the call left running in the container, and wait (briefly) until that is done."""
