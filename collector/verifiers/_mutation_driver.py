@@ -35,7 +35,7 @@ RUN_TIMEOUT_S = 5.0
 TOTAL_S = 45.0
 
 CODEC = r'''
-import base64, json
+import json
 _MAX_DEPTH = 60
 def enc(x, d=0):
     if d > _MAX_DEPTH: raise TypeError("nested too deeply")
@@ -47,7 +47,9 @@ def enc(x, d=0):
     if t is set: return {"__s": [enc(v, d + 1) for v in x]}
     if t is frozenset: return {"__f": [enc(v, d + 1) for v in x]}
     if t is dict: return {"__d": [[enc(k, d + 1), enc(v, d + 1)] for k, v in x.items()]}
-    if t is bytes: return {"__b": base64.b64encode(x).decode()}
+    if t is bytes:
+        import base64
+        return {"__b": base64.b64encode(x).decode()}
     raise TypeError(f"a {t.__name__} cannot cross to the function: use None, bool, int, float, str, bytes, "
                     "and lists, tuples, dicts and sets of them")
 def dec(x, d=0):
@@ -58,7 +60,9 @@ def dec(x, d=0):
     if t is dict and len(x) == 1:
         (k, v), = x.items()
         if k == "__n" and v in ("nan", "inf", "-inf"): return float(v)
-        if k == "__b" and type(v) is str: return base64.b64decode(v)
+        if k == "__b" and type(v) is str:
+            import base64
+            return base64.b64decode(v)
         if k in ("__t", "__s", "__f") and type(v) is list:
             items = [dec(i, d + 1) for i in v]
             return tuple(items) if k == "__t" else set(items) if k == "__s" else frozenset(items)
@@ -107,9 +111,10 @@ for line in os.fdopen(req_fd, "rb"):
 '''
 
 TEST_PROCESS = CODEC + r'''
-import builtins, os, sys, traceback, types, unittest
+import builtins, os, sys, traceback, types
 req_fd, resp_fd = int(sys.argv[1]), int(sys.argv[2])
 module, tests_path, names = sys.argv[3], sys.argv[4], sys.argv[5].split(",")
+sys.path[:] = json.loads(sys.argv[6])  # the sandbox's module path, without running site (-S): a faster start
 _req, _resp = os.fdopen(req_fd, "wb"), os.fdopen(resp_fd, "rb")
 def _call(name, args, kwargs):
     _req.write(json.dumps({"f": name, "a": enc(list(args)), "k": enc(dict(kwargs))}).encode() + b"\n")
@@ -143,7 +148,8 @@ except BaseException:
     traceback.print_exc()
     sys.exit(1)
 tests = [v for k, v in ns.items() if k.startswith("test") and isinstance(v, types.FunctionType)]
-cases = [v for v in ns.values() if isinstance(v, type) and issubclass(v, unittest.TestCase)]
+unittest = sys.modules.get("unittest")  # a TestCase class needs it imported: no import (and its cost) otherwise
+cases = [v for v in ns.values() if unittest and isinstance(v, type) and issubclass(v, unittest.TestCase)]
 for test in tests:
     try:
         test()
@@ -243,8 +249,8 @@ def _one(cfg: dict, source: str) -> tuple[bool, str]:
         pass_fds=(code_r, req_r, resp_w), stdin=quiet, stdout=quiet, stderr=quiet, env=env, start_new_session=True)
     os.close(code_r)
     test = subprocess.Popen(
-        [sys.executable, "-I", "-c", TEST_PROCESS, str(req_w), str(resp_r), cfg["module"], cfg["tests_path"],
-         ",".join(cfg["names"])],
+        [sys.executable, "-I", "-S", "-c", TEST_PROCESS, str(req_w), str(resp_r), cfg["module"], cfg["tests_path"],
+         ",".join(cfg["names"]), json.dumps(sys.path)],
         pass_fds=(req_w, resp_r), stdin=subprocess.PIPE, stdout=quiet, stderr=subprocess.PIPE, env=env,
         start_new_session=True)
     for fd in (req_r, resp_w, req_w, resp_r):
@@ -288,14 +294,18 @@ def main(cfg: dict) -> None:
     roots = [os.getcwd(), "/tmp"]
     saved = {root: _state(root) for root in roots}
     outcomes: dict[int, tuple[bool, str]] = {}
+    timing: dict[int, tuple[float, float]] = {}
     deadline = time.monotonic() + TOTAL_S
     try:
         for index in order:
             if time.monotonic() > deadline:
                 break
+            start = time.monotonic()
             outcomes[index] = _one(cfg, variants[index][1])
+            ran = time.monotonic() - start
             for root in roots:
                 _restore(root, saved[root])
+            timing[index] = (round(ran, 3), round(time.monotonic() - start - ran, 3))
     finally:
         if saved_module is not None:
             with open(module_file, "wb") as fh:
@@ -303,7 +313,8 @@ def main(cfg: dict) -> None:
     runs = []
     for index, (label, _) in enumerate(variants):
         ok, detail = outcomes.get(index, (False, "not run: out of time"))
-        runs.append({"variant": label, "passed": ok, "detail": detail if label == "correct" else ""})
+        runs.append({"variant": label, "passed": ok, "detail": detail if label == "correct" else "",
+                     "seconds": timing.get(index)})
     report = {"runs": runs, "protected": protected}
     sys.stdout.write(cfg["marker"] + " " + json.dumps(report) + "\n")
     sys.stdout.flush()
