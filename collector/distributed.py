@@ -389,6 +389,7 @@ def collect_ray(cfg: CollectConfig, *, on_progress: ProgressFn | None = None, wo
     ray = _import_ray()
     settings = cfg.settings or CollectorSettings()
     specs = load_server_config(cfg.servers) if isinstance(cfg.servers, (str, Path)) else cfg.servers
+    fresh = not Path(cfg.db).exists()  # a database this call creates is removed again if no run got into it
     store = Store(cfg.db)
     connected = False
     driver: _Driver | None = None
@@ -437,4 +438,8 @@ def collect_ray(cfg: CollectConfig, *, on_progress: ProgressFn | None = None, wo
             driver.shutdown()
         if connected:
             ray.shutdown()
+        empty = fresh and not store.run_ids()
         store.close()
+        if empty:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{cfg.db}{suffix}").unlink(missing_ok=True)

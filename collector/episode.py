@@ -123,11 +123,13 @@ class MessageRecord:
         message: the OpenAI chat message, exactly as the policy produced or read it (no extra keys).
         malformed: the assistant output held a call the model wrote wrongly.
         latency_s: time the policy took for this turn (assistant messages).
+        tokens: the turn's sampled tokens where the policy reported them (`TurnTokens.record()`).
     """
 
     message: dict[str, Any]
     malformed: bool = False
     latency_s: float | None = None
+    tokens: dict[str, Any] | None = None
 
     def store_row(self) -> dict[str, Any]:
         """The message in the form `Store.finish_episode` takes (annotations in their own columns)."""
@@ -136,6 +138,8 @@ class MessageRecord:
             row["malformed"] = True
         if self.latency_s is not None:
             row["latency_s"] = round(self.latency_s, 6)
+        if self.tokens is not None:
+            row["tokens"] = self.tokens
         return row
 
 

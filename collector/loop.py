@@ -202,7 +202,8 @@ async def run_episode(task: Task, policy: Policy, session: ToolSession, *, confi
             result.prompt_tokens += completion.prompt_tokens
             result.completion_tokens += completion.completion_tokens
             assistant: dict[str, Any] = {"role": "assistant", **completion.message}
-            record = MessageRecord(assistant, latency_s=completion.latency_s)
+            record = MessageRecord(assistant, latency_s=completion.latency_s,
+                                   tokens=completion.tokens.record() if completion.tokens is not None else None)
             result.records.append(record)
             if not assistant.get("tool_calls"):
                 result.final_answer = str(assistant.get("content") or "")

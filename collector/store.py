@@ -16,6 +16,9 @@ Tables (schema version in `meta`):
                  malformed, error_kind, duration_s
     verdict_history  episode_id, replaced_at, passed, score, reward, reward_components (JSON), verdict_details (JSON),
                  verifier (JSON spec), reason: the verdicts `mcpgym reverify` replaced, oldest first (schema 3)
+    message_tokens  episode_id, idx (the assistant message), token_ids, logprobs (JSON lists: the tokens as the
+                 policy sampled them), prompt_from, prompt_token_ids (the turn's prompt after the first prompt_from
+                 tokens, which repeat the previous turn's prompt and answer) (schema 4)
 
 Crash safety: an episode's row is inserted as `running` when it starts; its messages, tool calls and final row are
 written in one transaction when it ends, so `kill -9` loses no finished episode. `reset_in_flight` removes what was
@@ -38,7 +41,7 @@ from collector.errors import StoreError
 
 __all__ = ["SCHEMA_VERSION", "Store", "schema_hash"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Indexes added by each schema version after the first (migrations run them on older databases).
 _INDEXES_V2 = (
     # the viewer's run summaries, charts and list filters read only these columns: a covering index spares the scan
@@ -53,6 +56,15 @@ _TABLES_V3 = (
     "CREATE INDEX IF NOT EXISTS ix_verdict_history_episode ON verdict_history(episode_id)",
 )
 
+# Version 4: the tokens an assistant turn was sampled as, where the policy reported them (JSON lists; the prompt's ids
+# are kept as the tokens the turn's prompt added after the previous turn's prompt and answer, from `prompt_from` on:
+# the whole prompt when the new prompt does not start with them)
+_TABLES_V4 = (
+    """CREATE TABLE IF NOT EXISTS message_tokens (
+        episode_id TEXT NOT NULL REFERENCES episodes(id), idx INTEGER NOT NULL, token_ids TEXT NOT NULL,
+        logprobs TEXT, prompt_from INTEGER, prompt_token_ids TEXT, PRIMARY KEY (episode_id, idx))""",
+)
+
 _JSON_EPISODE_COLUMNS = ("task", "tools", "reward_components", "verdict_details")
 
 
@@ -63,6 +75,27 @@ def schema_hash(schema: dict[str, Any]) -> str:
 
 def _now() -> float:
     return time.time()
+
+
+def _token_rows(episode_id: str, messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`message_tokens` rows of the messages that carry `tokens` (each prompt kept as what it adds)."""
+    rows: list[dict[str, Any]] = []
+    previous: list[int] | None = None  # the last turn's prompt and answer
+    for idx, msg in enumerate(messages):
+        tokens = msg.get("tokens")
+        if not tokens or not tokens.get("token_ids"):
+            continue
+        ids = [int(t) for t in tokens["token_ids"]]
+        prompt = tokens.get("prompt_token_ids")
+        start = 0
+        if prompt is not None and previous is not None and prompt[: len(previous)] == previous:
+            start = len(previous)
+        rows.append({"episode_id": episode_id, "idx": idx, "token_ids": json.dumps(ids),
+                     "logprobs": json.dumps(tokens["logprobs"]) if tokens.get("logprobs") is not None else None,
+                     "prompt_from": start if prompt is not None else None,
+                     "prompt_token_ids": json.dumps(prompt[start:]) if prompt is not None else None})
+        previous = list(prompt) + ids if prompt is not None else None
+    return rows
 
 
 class Store:
@@ -124,6 +157,11 @@ class Store:
                 for sql in _TABLES_V3:
                     self.db.execute(sql)
                 self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '3')")
+        if version < 4:
+            with self.db.conn:
+                for sql in _TABLES_V4:
+                    self.db.execute(sql)
+                self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '4')")
 
     def _create_v1(self) -> None:
         with self.db.conn:
@@ -307,9 +345,13 @@ class Store:
                 }
             )
         call_rows = [{"episode_id": episode_id, **c} for c in tool_calls]
+        token_rows = _token_rows(episode_id, messages)
         with self.db.conn:
             self.db.execute("DELETE FROM messages WHERE episode_id = ?", [episode_id])
             self.db.execute("DELETE FROM tool_calls WHERE episode_id = ?", [episode_id])
+            self.db.execute("DELETE FROM message_tokens WHERE episode_id = ?", [episode_id])
+            if token_rows:
+                self.db.table("message_tokens").insert_all(token_rows)
             if msg_rows:
                 self.db.table("messages").insert_all(msg_rows)
             if call_rows:
@@ -333,6 +375,7 @@ class Store:
             for eid in ids:
                 self.db.execute("DELETE FROM messages WHERE episode_id = ?", [eid])
                 self.db.execute("DELETE FROM tool_calls WHERE episode_id = ?", [eid])
+                self.db.execute("DELETE FROM message_tokens WHERE episode_id = ?", [eid])
                 self.db.execute("DELETE FROM episodes WHERE id = ?", [eid])
         return len(ids)
 
@@ -433,6 +476,26 @@ class Store:
 
     def tool_calls(self, episode_id: str) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM tool_calls WHERE episode_id = ? ORDER BY rowid", [episode_id]))
+
+    def message_tokens(self, episode_id: str) -> dict[int, dict[str, Any]]:
+        """The sampled tokens of the episode's assistant messages, by message index (empty when none were reported).
+
+        Each value: `token_ids`, `logprobs` (or None) and `prompt_token_ids`, the whole prompt of that turn (or None),
+        rebuilt from what the store keeps.
+        """
+        if "message_tokens" not in self.db.table_names():
+            return {}
+        out: dict[int, dict[str, Any]] = {}
+        previous: list[int] | None = None
+        for r in self.db.query("SELECT * FROM message_tokens WHERE episode_id = ? ORDER BY idx", [episode_id]):
+            ids = json.loads(r["token_ids"])
+            prompt = json.loads(r["prompt_token_ids"]) if r["prompt_token_ids"] is not None else None
+            if prompt is not None and r["prompt_from"]:
+                prompt = (previous or [])[: r["prompt_from"]] + prompt
+            out[int(r["idx"])] = {"token_ids": ids, "logprobs": json.loads(r["logprobs"]) if r["logprobs"] else None,
+                                  "prompt_token_ids": prompt}
+            previous = prompt + ids if prompt is not None else None
+        return out
 
     def close(self) -> None:
         self.db.conn.close()

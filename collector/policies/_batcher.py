@@ -31,11 +31,15 @@ class Row:
         item: the caller's request object (opaque here).
         prompt_tokens: prompt length in tokens.
         tokens: the tokens generated so far (the last one is the next decode step's input).
+        logprobs: the model's log-probability of each generated token when it was picked (before temperature).
+        prompt_ids: the prompt's tokens.
     """
 
     item: Any
     prompt_tokens: int
     tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    prompt_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -240,8 +244,9 @@ class Batch:
                 )
             self._length += 1
             self._positions += 1
-            for row, token in zip(self.rows, self.pick(out.logits[:, -1]).tolist(), strict=True):
-                row.tokens.append(int(token))
+            for row, (token, logprob) in zip(self.rows, self._picked(out.logits[:, -1]), strict=True):
+                row.tokens.append(token)
+                row.logprobs.append(logprob)
             counters = self.counters
             counters.decode_steps += 1
             counters.max_rows = max(counters.max_rows, count)
@@ -259,6 +264,12 @@ class Batch:
             )
             self._trim()
             return done
+
+    def _picked(self, logits: torch.Tensor) -> list[tuple[int, float]]:
+        """Each row's next token and the model's log-probability of it (the raw distribution, as vLLM reports)."""
+        tokens = self.pick(logits)
+        logprobs = torch.log_softmax(logits.float(), -1).gather(-1, tokens.view(-1, 1).long()).squeeze(-1)
+        return [(int(t), float(lp)) for t, lp in zip(tokens.tolist(), logprobs.tolist(), strict=True)]
 
     def text(self, row: Row) -> str:
         """The generated text of a finished row, without its end-of-turn token."""
@@ -311,8 +322,9 @@ class Batch:
             use_cache=True,
             logits_to_keep=1,
         )
-        first = self.pick(out.logits[:, -1]).tolist()
-        rows = [Row(item, len(prompt), [int(token)]) for (item, prompt), token in zip(items, first, strict=True)]
+        first = self._picked(out.logits[:, -1])
+        rows = [Row(item, len(prompt), [token], [logprob], list(prompt))
+                for (item, prompt), (token, logprob) in zip(items, first, strict=True)]
         positions = torch.tensor([len(prompt) for prompt in prompts], dtype=torch.long, device=device)
         return rows, layers, mask, positions, length
 

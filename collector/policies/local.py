@@ -14,7 +14,7 @@ from collector.chat_template import parse_completion, render_prompt
 from collector.errors import ConfigError, PolicyError
 from collector.models import DEFAULT_MODEL, check_model, load_model_and_tokenizer
 from collector.policies._prefix_cache import PrefixCache
-from collector.policies.base import Completion
+from collector.policies.base import Completion, TurnTokens
 from collector.tasks.model import Task
 from collector.types import Message, OpenAITool
 
@@ -318,6 +318,8 @@ class LocalPolicy:
                 prompt_tokens=row.prompt_tokens,
                 completion_tokens=len(row.tokens),
                 latency_s=now - request.submitted,
+                tokens=TurnTokens(token_ids=list(row.tokens), logprobs=list(row.logprobs),
+                                  prompt_token_ids=list(row.prompt_ids)),
             )
             stats = self.stats
             stats.requests += 1

@@ -11,13 +11,16 @@ from typing import Any
 import httpx
 
 from collector.errors import ConfigError, PolicyError
-from collector.policies.base import Completion
+from collector.policies.base import Completion, TurnTokens
 from collector.tasks.model import Task
 from collector.types import Message, OpenAITool
 
 __all__ = ["OpenAIPolicy", "check_endpoint"]
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# vLLM's chat-completions options for the sampled tokens: logprobs per token, tokens as `token_id:N`, and the prompt's
+# and the answer's token ids (`prompt_token_ids`, `choices[].token_ids`)
+_TOKEN_FIELDS: dict[str, Any] = {"logprobs": True, "return_tokens_as_token_ids": True, "return_token_ids": True}
 
 
 def _api_key(api_key_env: str | None) -> str | None:
@@ -42,6 +45,10 @@ class OpenAIPolicy:
         max_retries: retries after the first attempt.
         backoff_s: first backoff delay (doubles each retry, capped at `backoff_max_s`; `Retry-After` is honoured).
         extra_body: extra request fields (e.g. `{"top_p": 0.9}`).
+        tokens: ask for the sampled token ids, their logprobs and the prompt's token ids (vLLM's `logprobs`,
+            `return_tokens_as_token_ids` and `return_token_ids`). None: ask, and stop asking for good if the
+            endpoint refuses the request with an HTTP 400 that names one of them (the request is sent again
+            without them); True: ask always; False: never.
         transport: an httpx transport (tests may pass one; by default a real connection pool).
 
     Raises:
@@ -53,7 +60,7 @@ class OpenAIPolicy:
     def __init__(self, model: str, *, base_url: str, api_key_env: str | None = None, temperature: float = 0.7,
                  max_tokens: int | None = None, timeout_s: float = 120.0, max_retries: int = 4,
                  backoff_s: float = 0.5, backoff_max_s: float = 20.0, extra_body: dict[str, Any] | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, tokens: bool | None = None) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"--base-url must be an http:// or https:// URL such as http://127.0.0.1:8000/v1, "
                               f"got {base_url!r}")
@@ -65,6 +72,8 @@ class OpenAIPolicy:
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.extra_body = dict(extra_body or {})
+        self.tokens = tokens
+        self._ask_tokens = tokens is not False
         headers = {"Content-Type": "application/json"}
         key = _api_key(api_key_env)
         if key:
@@ -80,6 +89,8 @@ class OpenAIPolicy:
             body["tools"] = tools
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
+        if self._ask_tokens:
+            body.update(_TOKEN_FIELDS)
         body.update(self.extra_body)
         return body
 
@@ -112,6 +123,10 @@ class OpenAIPolicy:
                         raise PolicyError(f"{url} returned JSON that is not an object: {response.text[:300]!r}")
                     return data
                 last = f"HTTP {response.status_code}: {response.text[:300]}"
+                if (response.status_code == 400 and self.tokens is None and self._ask_tokens
+                        and any(k in response.text for k in _TOKEN_FIELDS)):
+                    self._ask_tokens = False  # an endpoint without vLLM's token fields: ask it plainly from now on
+                    return await self._post({k: v for k, v in body.items() if k not in _TOKEN_FIELDS})
                 if response.status_code not in _RETRY_STATUS:
                     raise PolicyError(f"{url} refused the request ({last})")
             if attempt < self.max_retries:
@@ -150,11 +165,46 @@ class OpenAIPolicy:
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
             latency_s=time.perf_counter() - start,
+            tokens=_turn_tokens(data, choice),
         )
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
         await self._client.aclose()
+
+
+def _token_id(token: Any) -> int | None:
+    """`token_id:123` (vLLM's `return_tokens_as_token_ids`) -> 123."""
+    if isinstance(token, str) and token.startswith("token_id:"):
+        try:
+            return int(token[len("token_id:"):])
+        except ValueError:
+            return None
+    return None
+
+
+def _turn_tokens(data: dict[str, Any], choice: dict[str, Any]) -> TurnTokens | None:
+    """The sampled tokens of an answer, where the endpoint returned them (None otherwise, or when inconsistent).
+
+    Token ids come from `choices[0].token_ids` (vLLM's `return_token_ids`) or else from the `token_id:N` strings of
+    `choices[0].logprobs.content`; logprobs from that content; the prompt's ids from `prompt_token_ids`.
+    """
+    content = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+    entries = [e for e in content if isinstance(e, dict)] if isinstance(content, list) else []
+    ids = choice.get("token_ids")
+    if not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
+        from_logprobs = [_token_id(e.get("token")) for e in entries]
+        ids = [i for i in from_logprobs if i is not None] if entries else None
+        if ids is not None and len(ids) != len(entries):
+            ids = None
+    if not ids:
+        return None
+    logprobs = [float(e.get("logprob", 0.0)) for e in entries] if entries else None
+    if logprobs is not None and len(logprobs) != len(ids):
+        logprobs = None  # the two lists do not describe the same tokens: keep the ids alone
+    prompt = data.get("prompt_token_ids")
+    prompt_ids = prompt if isinstance(prompt, list) and all(isinstance(i, int) for i in prompt) else None
+    return TurnTokens(token_ids=list(ids), logprobs=logprobs, prompt_token_ids=prompt_ids)
 
 
 async def check_endpoint(base_url: str, *, api_key_env: str | None = None, timeout_s: float = 10.0) -> list[str]:
