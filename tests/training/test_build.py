@@ -23,7 +23,8 @@ def filled(store: Store, add_episode) -> Store:  # type: ignore[no-untyped-def]
         add_episode("expert", f"weather-{i}", "weather", weather_messages(city, 10 + i))
     add_episode("expert", "weather-0", "weather", weather_messages("Paris", 10))  # exact duplicate of the first
     add_episode("expert", "weather-9", "weather", weather_messages("Rome", 20), passed=False, reward=0.0)
-    add_episode("expert", "weather-10", "weather", weather_messages("Nice", 20, arguments="{city: Nice"))
+    add_episode("expert", "weather-10", "weather", weather_messages("Nice", 20, arguments="{city: Nice"),
+                malformed=1, error_kinds=["invalid_json"])  # as collection records a call that is not JSON
     add_episode("expert", "weather-11", "weather", weather_messages(
         "Bern", 9, answer="It is 9 degrees in Bern. (debug: Authorization: Bearer abcDEF1234567890ghiJKL)"))
     for i in range(4):
