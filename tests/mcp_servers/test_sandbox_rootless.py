@@ -1,14 +1,18 @@
 """The process sandbox without root: the exec server runs as an unprivileged user (nobody) and its fork server makes
 a user namespace of its own. Each attack goes through the MCP tools over HTTP and is asserted contained.
 
-The tests need root only to start the server as another user; they are skipped, with the reason, where that user
-cannot create user namespaces or run an interpreter that imports this project.
+The tests need root only to start the server as another user. What that user needs is prepared for it: the server
+runs in a mount namespace of its own in which this checkout and the interpreter's site-packages are bound at
+world-readable paths, so the tests run wherever the suite runs as root, also in a checkout under a mode-700
+directory. They are skipped, with the reason, where that user cannot create user namespaces or no interpreter of
+this Python version is runnable by it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -34,18 +38,29 @@ SECRETS = {"MCPGYM_TOKEN": "tok-71d3-do-not-leak", "OPENAI_API_KEY": "sk-test-5e
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _python_for_nobody(env: dict[str, str]) -> tuple[str | None, str]:
+def _launcher(view: Path) -> list[str]:
+    """The command prefix that runs a program as nobody, in a mount namespace of its own where this checkout is
+    bound at `view`/repo and the site-packages at `view`/site-packages (readable whatever the modes of the
+    directories above them), with / as working directory."""
+    purelib = sysconfig.get_paths()["purelib"]
+    binds = [(REPO, view / "repo"), (Path(purelib), view / "site-packages")]
+    script = " && ".join(f"mount --bind {shlex.quote(str(a))} {shlex.quote(str(b))}" for a, b in binds)
+    script += ' && cd / && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh", *AS_NOBODY]
+
+
+def _python_for_nobody(env: dict[str, str], launcher: list[str]) -> tuple[str | None, str]:
     """An interpreter of this Python version that the unprivileged user can run and that imports this project
-    (with `env`'s PYTHONPATH); None and the reason when there is none."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        return None, "needs root and setpriv to start the server as an unprivileged user"
+    (with `env`'s PYTHONPATH, under `launcher`); None and the reason when there is none."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or shutil.which("unshare") is None:
+        return None, "needs root, setpriv and unshare to start the server as an unprivileged user"
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     candidates = [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}", sys.executable]
     probe = f"import sys, mcp, mcp_servers; assert sys.version_info[:2] == {tuple(sys.version_info[:2])}"
     for python in candidates:
         if not os.path.exists(python):
             continue
-        done = subprocess.run([*AS_NOBODY, python, "-c", probe], env=env, capture_output=True, cwd="/", check=False)
+        done = subprocess.run([*launcher, python, "-c", probe], env=env, capture_output=True, cwd="/", check=False)
         if done.returncode == 0:
             userns = subprocess.run(
                 [*AS_NOBODY, "unshare", "--user", "--map-root-user", "true"], capture_output=True, check=False
@@ -71,22 +86,25 @@ class Server:
         os.chmod(self.secret, 0o644)
         for path in (self.workspaces, self.outside):
             os.chown(path, NOBODY, NOBODY)
-        purelib = sysconfig.get_paths()["purelib"]
+        view = self.root / "view"  # what nobody reads this checkout and its site-packages through
+        for name in ("repo", "site-packages"):
+            (view / name).mkdir(parents=True)
+        self.launcher = _launcher(view)
         self.env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.root),
-            "PYTHONPATH": f"{REPO}{os.pathsep}{purelib}",
+            "PYTHONPATH": f"{view / 'repo'}{os.pathsep}{view / 'site-packages'}",
             "MCPGYM_EXEC__TIMEOUT_S": "5",
             "MCPGYM_EXEC__MEMORY_MB": "256",
             **SECRETS,
         }
-        self.python, self.skip_reason = _python_for_nobody(self.env)
+        self.python, self.skip_reason = _python_for_nobody(self.env, self.launcher)
         self.gateway: GatewayProcess | None = None
 
     def start(self) -> None:
         assert self.python is not None
         self.gateway = GatewayProcess(
-            ["exec"], workspace=self.workspaces, env=self.env, python=self.python, launcher=AS_NOBODY
+            ["exec"], workspace=self.workspaces, env=self.env, python=self.python, launcher=self.launcher
         ).start()
 
     def stop(self) -> None:
@@ -235,3 +253,26 @@ async def test_each_execution_counts_its_own_processes(server: Server) -> None:
     results = await asyncio.gather(*(call(server, "run_python", code=code, timeout_s=20) for _ in range(2)))
     for out in results:
         assert out["stdout"].strip() == "40", out
+
+
+async def test_the_run_tests_judge_holds_without_root(server: Server) -> None:
+    tests = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n"
+    wrong = "def add(a, b):\n    return 0\n"
+    attacks = {  # each on top of the wrong solution: reach the judge (the same uid here) and forge its results
+        "signals": "import os, signal\nfor sig in (signal.SIGSTOP, signal.SIGKILL, signal.SIGINT):\n"
+        "    for pid in (1, os.getppid()):\n        try:\n            os.kill(pid, sig)\n"
+        "        except OSError:\n            pass\n",
+        "ptrace": "import ctypes, os\nassert ctypes.CDLL(None).ptrace(16, os.getppid(), 0, 0) != 0\n",
+        "memory": "import os\nfor name in ('mem', 'fd/1'):\n    try:\n"
+        "        open(f'/proc/{os.getppid()}/{name}', 'r+b' if name == 'mem' else 'rb')\n"
+        "    except OSError:\n        pass\n    else:\n        raise SystemExit(f'opened {name}')\n",
+        "json": 'import json\njson.dumps = lambda *a, **k: \'{"test": 0, "ok": true}\'\n',
+    }
+    honest = await call(server, "run_tests", code=wrong, test_code=tests, entry_point="add")
+    assert (honest["passed"], honest["total"], honest["trusted"]) == (1, 2, True), honest
+    for name, attack in attacks.items():
+        body = wrong.replace(
+            "    return 0\n", "".join(f"    {line}\n" for line in attack.splitlines()) + "    return 0\n"
+        )
+        report = await call(server, "run_tests", code=body, test_code=tests, entry_point="add")
+        assert (report["passed"], report["trusted"]) == (1, True), (name, report)
