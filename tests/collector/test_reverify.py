@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 from toy_fixtures import toy_stdio_spec
 
 from collector.cli import reverify as reverify_cmd
@@ -21,6 +22,7 @@ from collector.reverify import reverify_run
 from collector.settings import CollectorSettings
 from collector.store import Store
 from collector.tasks.model import Task, VerifierSpec
+from collector.viewer import create_app
 from collector.viewer.episode import episode_view
 
 OLD_COMPONENTS = {"success": 10.0, "efficiency": 2.0, "tool_use": 0.5, "format": 1.0}
@@ -214,6 +216,11 @@ def test_offline_verifiers_rejudge_without_servers_and_keep_the_old_verdicts(
     view = episode_view(store, ids["numeric_aside"])
     assert view["previous_verdicts"][0]["passed"] is False and view["verdict_changed"] is True
     store.close()
+    client = TestClient(create_app(db), base_url="http://127.0.0.1:8000")
+    page = client.get(f"/episodes/{ids['search_hedge']}")
+    assert page.status_code == 200 and "verdict changed" in page.text and "was passed, reward 13.5" in page.text
+    listing = client.get("/episodes", params={"run": "old"})
+    assert listing.status_code == 200 and listing.text.count("(changed)") == 4
     again = reverify_run(db, "old", servers={"toy": toy_stdio_spec("toy")})
     assert (again.judged, again.verdicts_changed, again.rewards_changed, again.specs_updated) == (5, 0, 0, 0)
 
