@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from episode_factory import WEATHER_TOOL, code_messages, weather_messages
+from episode_factory import code_messages, weather_messages
 
 from collector.store import Store
 from training.datasets.filters import (
