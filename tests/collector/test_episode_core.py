@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from text_policy import TextPolicy
@@ -96,3 +97,33 @@ async def test_a_malformed_call_is_counted_once_and_never_sent(pool: ToolPool) -
     assert result.reward_components == {"success": 10.0, "efficiency": 0.0, "tool_use": 0.5, "format": 0.0}
     assert [r["error_kind"] for r in result.tool_call_rows] == kinds
     assert [c.error_kind for c in calls_from_rows(result.tool_call_rows)] == kinds
+
+
+@pytest.mark.slow
+def test_code_reward_of_a_real_sandboxed_run(tmp_path: Path) -> None:
+    """The harness's failure report tells a failed assertion from another exception: the seed's worked example."""
+    from collector.collect import CollectConfig, run_collection
+    from collector.settings import CollectorSettings
+    from collector.store import Store
+    from collector.tasks.model import Task, VerifierSpec
+
+    answer = "```python\ndef f(x):\n    return 10 // x\n```"
+    cases = {"crash": ("assert f(1) == 10\nassert f(2) == 5\nassert f(5) == 2\nassert f(0) == 0\n", 0.625),
+             "assertion": ("assert f(1) == 10\nassert f(2) == 6\nassert f(5) == 2\nassert f(10) == 1\n", 0.75),
+             "passes": ("assert f(1) == 10\nassert f(2) == 5\n", 1.0)}
+    tasks = [Task(id=name, family="code", messages=[{"role": "user", "content": "Write f."}], servers=["exec"],
+                  optimal_steps=0, verifier=VerifierSpec(type="unit_tests", test_code=test_code))
+             for name, (test_code, _) in cases.items()]
+    config = CollectConfig(db=tmp_path / "c.db", run="code", task_list=tasks, policy_instance=TextPolicy([answer]),
+                           settings=CollectorSettings(workspace_root=tmp_path / "ws"))
+    summary = run_collection(config)
+    assert summary.done == 3, summary.errors
+    store = Store(tmp_path / "c.db", readonly=True)
+    try:
+        got = {e["task_id"]: e["reward_components"] for e in store.episodes(["code"])}
+    finally:
+        store.close()
+    for name, (_, code) in cases.items():
+        passed = name == "passes"
+        assert got[name] == pytest.approx({"success": 10.0 * passed, "efficiency": 2.0 * passed, "tool_use": 0.0,
+                                           "format": 1.0, "code": code}), name
