@@ -11,6 +11,7 @@ Public API:
                                                       the tools offered: exposed name -> server, tool, schema
     parse_call(name, arguments, tools, *, call_id="", parse_error=None) -> CallRecord
                                                       read one call (once): namespace split, JSON, schema check
+    tool_message(text, is_error) -> str               what the model reads back from a call
     read_completion(messages, tools) -> Transcript    read an assistant/tool message list (a TRL completion)
     calls_from_rows(rows) -> list[CallRecord]         the calls of a stored episode (its tool_calls rows)
     code_reward(report) -> float                      the code reward of a run_tests report
@@ -47,6 +48,7 @@ __all__ = [
     "parse_call",
     "read_completion",
     "score",
+    "tool_message",
     "verify_context_calls",
 ]
 
@@ -78,6 +80,8 @@ class CallRecord:
         message: what the model reads back: the tool's output, or an error it can act on.
         turn: the assistant turn (0-based) that made the call.
         duration_s: wall time of the call.
+        from_text: read from `<tool_call>` text left in an assistant message's content (a trainer that could not
+            parse the turn hands it over as text and runs none of its calls).
     """
 
     id: str
@@ -90,6 +94,7 @@ class CallRecord:
     message: str | None = None
     turn: int = 0
     duration_s: float = 0.0
+    from_text: bool = False
 
     @property
     def malformed(self) -> bool:
@@ -229,6 +234,14 @@ def parse_call(name: str, arguments: Any, tools: ToolIndex, *, call_id: str = ""
     return record
 
 
+def tool_message(text: str, is_error: bool) -> str:
+    """What the model reads back from a call: the tool's output; an error always starts with "Error" (so that a
+    reader of the conversation alone, such as a reward function without the environment, can tell)."""
+    if is_error and not text.lstrip().startswith("Error"):
+        return f"Error: {text}"
+    return text
+
+
 def _decode(text: str) -> Any:
     try:
         return json.loads(text) if text.strip() else {}
@@ -282,7 +295,9 @@ def read_completion(messages: Sequence[Mapping[str, Any]] | str, tools: ToolInde
             content = _text(msg.get("content"))
             calls = list(msg.get("tool_calls") or [])
             parse_errors: dict[int, str] = {}
+            from_text = False
             if not calls and "<tool_call>" in content:
+                from_text = True
                 parsed = parse_completion(content)
                 calls = [dict(c) for c in parsed.tool_calls]
                 parse_errors = {int(m["index"]): str(m["kind"]) for m in parsed.malformed}
@@ -293,6 +308,7 @@ def read_completion(messages: Sequence[Mapping[str, Any]] | str, tools: ToolInde
                 record = parse_call(str(fn.get("name") or ""), fn.get("arguments"), tools,
                                     call_id=str(call.get("id") or f"call_{turn}_{i}"),
                                     parse_error=parse_errors.get(i), turn=turn)
+                record.from_text = from_text
                 out.calls.append(record)
                 pending.append(record)
             out.final_answer = "" if calls else content.strip()

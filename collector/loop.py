@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.episode import CallRecord, MessageRecord, ToolIndex, judge, parse_call
+from collector.episode import CallRecord, MessageRecord, ToolIndex, judge, parse_call, tool_message
 from collector.errors import CollectorError, PolicyError, ToolSessionError
 from collector.policies.base import Completion, Policy
 from collector.pool import ToolSession
@@ -131,7 +131,7 @@ async def _execute(session: ToolSession, call: CallRecord) -> None:
     if call.malformed or call.server is None or call.arguments is None:
         return
     out = await session.call_tool(call.server, call.tool, call.arguments)
-    call.message = out.text
+    call.message = tool_message(out.text, out.is_error)
     call.error_kind = out.error_kind if out.error_kind is not None or not out.is_error else "tool_error"
     call.duration_s = out.duration_s
 
