@@ -63,6 +63,19 @@ def _finish(built: Any, out: Path) -> None:
     click.echo(f"saved to {out}")
 
 
+def _write_tokens(db: Path, runs: str, out: Path, families: tuple[str, ...], *, passed_only: bool,
+                  tokenizer: str | None) -> None:
+    """Token-level rows and the drift report beside the conversational rows."""
+    from training.datasets.tokens import write_token_rows
+    from training.trainers.common import get_profile, load_model
+
+    _, tok = load_model(tokenizer or TrainingSettings().token_model, get_profile("cpu"))
+    report = write_token_rows(db, out, runs=_runs(runs), families=families, passed_only=passed_only, tokenizer=tok)
+    click.echo(f"tokens: {report.rows} rows from {report.episodes} episodes ({report.episodes_without_tokens} without "
+               f"stored tokens); {report.drifted_turns} of {report.turns} turns drift when re-tokenized "
+               f"(tokens.jsonl, drift.json)")
+
+
 @click.group(context_settings=CONTEXT)
 def dataset() -> None:
     """Build SFT or GRPO datasets from recorded episodes.
@@ -90,11 +103,14 @@ def dataset() -> None:
 @click.option("--near-dup", type=float, default=None,
               help="MinHash LSH Jaccard threshold for near-duplicates, 0 disables [env MCPGYM_TRAIN_DEDUP_THRESHOLD, "
                    "default 0.9].")
+@click.option("--tokens", "with_tokens", is_flag=True,
+              help="Also write tokens.jsonl (the sampled token ids, loss mask, logprobs) and drift.json.")
 @_clean_errors
 def dataset_sft(db: Path, runs: str, out: Path, families: tuple[str, ...], mix: str, eval_fraction: float,
                 seed: int | None, min_reward: float | None, include_failed: bool, max_turns: int | None,
                 max_tool_error_rate: float | None, allow_invalid_format: bool, max_tokens: int | None,
-                tokenizer: str | None, no_scrub: bool, no_dedup: bool, near_dup: float | None) -> None:
+                tokenizer: str | None, no_scrub: bool, no_dedup: bool, near_dup: float | None,
+                with_tokens: bool) -> None:
     """Build an SFT dataset: {"messages", "tools"} rows of passed, valid, scrubbed, deduplicated episodes.
 
     \b
@@ -122,15 +138,19 @@ def dataset_sft(db: Path, runs: str, out: Path, families: tuple[str, ...], mix: 
         _, tok = load_model(tokenizer or settings.token_model, get_profile("cpu"))
         counter = tokenizer_counter(tok)
     _finish(build_sft(str(db), _runs(runs), options, count_tokens=counter), out)
+    if with_tokens:
+        _write_tokens(db, runs, out, families, passed_only=not include_failed, tokenizer=tokenizer)
 
 
 @dataset.command("grpo", context_settings=CONTEXT)
 @_common_dataset_options
 @click.option("--drop-constant-reward", is_flag=True,
               help="Drop tasks whose recorded rewards never vary (no GRPO signal; a task seen once counts).")
+@click.option("--tokens", "with_tokens", is_flag=True,
+              help="Also write tokens.jsonl (the sampled token ids, loss mask, logprobs) and drift.json.")
 @_clean_errors
 def dataset_grpo(db: Path, runs: str, out: Path, families: tuple[str, ...], mix: str, eval_fraction: float,
-                 seed: int | None, drop_constant_reward: bool) -> None:
+                 seed: int | None, drop_constant_reward: bool, with_tokens: bool) -> None:
     """Build a GRPO dataset: {"prompt", "tools", "task"} rows, one per task seen in the runs.
 
     \b
@@ -144,6 +164,8 @@ def dataset_grpo(db: Path, runs: str, out: Path, families: tuple[str, ...], mix:
                           proportions=parse_proportions(mix) if mix else {},
                           seed=settings.seed if seed is None else seed)
     _finish(build_grpo(str(db), _runs(runs), options), out)
+    if with_tokens:
+        _write_tokens(db, runs, out, families, passed_only=False, tokenizer=None)
 
 
 def _common_train_options(fn: F) -> F:

@@ -101,13 +101,15 @@ def test_resume_and_existing_run_through_the_ray_path(tmp_path: Path, cluster: C
         run_collection(_config(tmp_path, fake, cluster, task_list=echo_tasks(2), samples=1, workers=1))
         with pytest.raises(ConfigError, match="--resume"):
             run_collection(_config(tmp_path, fake, cluster, task_list=echo_tasks(2), samples=1, workers=1))
-        # a crashed driver leaves a `running` row: --resume runs it again (and only it, with the new task)
+        # a crashed driver leaves a `running` row: --resume runs it again (and only it, with the new samples)
         with sqlite3.connect(tmp_path / "t.db") as conn:
             conn.execute("UPDATE episodes SET status = 'running' WHERE task_id = 'echo-001'")
-        again = run_collection(_config(tmp_path, fake, cluster, task_list=echo_tasks(3), samples=1, workers=1,
+        again = run_collection(_config(tmp_path, fake, cluster, task_list=echo_tasks(2), samples=2, workers=1,
                                        resume=True))
-    assert (again.total, again.skipped, again.done, again.reset_in_flight) == (3, 1, 2, 1)
-    assert sorted(t for t, _, s in _pairs(tmp_path / "t.db") if s == "done") == ["echo-000", "echo-001", "echo-002"]
+    assert (again.total, again.skipped, again.done, again.reset_in_flight) == (4, 1, 3, 1)
+    rows = _pairs(tmp_path / "t.db")
+    assert sorted((t, k) for t, k, s in rows if s == "done") == [(f"echo-00{i}", k) for i in range(2) for k in range(2)]
+    assert len(rows) == 4
 
 
 def test_node_removed_mid_run_then_the_run_completes(tmp_path: Path, cluster: Cluster) -> None:
