@@ -39,13 +39,18 @@ def _call_view(call: dict[str, Any], recorded: dict[str, Any] | None) -> dict[st
     }
 
 
+def _mean(values: list[float] | None) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 def episode_view(store: Store, episode_id: str) -> dict[str, Any]:
     """Everything the episode page shows, as plain data (also the JSON of `/api/episodes/{id}`).
 
     Returns:
         {"episode": row, "turns": [...], "messages": raw OpenAI messages, "tool_calls": raw tool-call rows,
         "previous_verdicts": the verdicts re-verification replaced, "verdict_changed": whether one of them differs
-        from the current verdict}, where each turn is {"role", "content", "malformed", "latency_s", "calls": [...],
+        from the current verdict}, where each turn is {"role", "content", "malformed", "latency_s", "tokens" and "mean_logprob" (the
+        turn's sampled tokens, where stored), "calls": [...],
         "result": {...} | None}.
 
     Raises:
@@ -54,6 +59,7 @@ def episode_view(store: Store, episode_id: str) -> dict[str, Any]:
     episode = store.get_episode(episode_id)
     messages = store.messages(episode_id)
     recorded_calls = store.tool_calls(episode_id)
+    sampled = store.message_tokens(episode_id)  # the tokens each assistant turn was sampled as, where stored
     by_call_id = {c["call_id"]: c for c in recorded_calls if c.get("call_id")}
     call_names: dict[str, str] = {}
     turns: list[dict[str, Any]] = []
@@ -65,6 +71,8 @@ def episode_view(store: Store, episode_id: str) -> dict[str, Any]:
             "content": msg.get("content") or "",
             "malformed": bool(msg.get("malformed")),
             "latency_s": msg.get("latency_s"),
+            "tokens": len(sampled[index]["token_ids"]) if index in sampled else None,
+            "mean_logprob": _mean(sampled[index]["logprobs"]) if index in sampled else None,
             "calls": [],
             "result": None,
         }

@@ -157,3 +157,21 @@ async def test_the_local_policy_reports_its_sampled_tokens() -> None:
     assert tokenizer.decode(ids, skip_special_tokens=True).strip() == out.raw_text.strip()
     prompt = render_prompt(tokenizer, messages, [])
     assert out.tokens.prompt_token_ids == tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def test_the_viewer_shows_each_turns_token_count_and_mean_logprob(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from collector.viewer import create_app
+
+    store = Store(tmp_path / "t.db")
+    store.create_run("r", policy="local", model="m", config={})
+    eid = store.start_episode("r", {"id": "t", "family": "toy"}, 0, policy="local", model="m")
+    tokens = {"token_ids": [5, 6, 2, 9], "logprobs": [-0.5, -0.25, -0.25, -1.0], "prompt_token_ids": [1, 2]}
+    store.finish_episode(eid, fields={"status": "done", "passed": 1, "reward": 1.0}, messages=[
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": "answer", "tokens": tokens}])
+    store.close()
+    client = TestClient(create_app(tmp_path / "t.db"), base_url="http://127.0.0.1:8000")
+    turns = client.get(f"/api/episodes/{eid}").json()["turns"]
+    assert [(t["tokens"], t["mean_logprob"]) for t in turns] == [(None, None), (4, -0.5)]
+    assert "4 tok · -0.50" in client.get(f"/episodes/{eid}").text
