@@ -18,16 +18,20 @@ from mcp_servers.exec.sandbox.base import Limits, Sandbox
 
 __all__ = ["judge_input", "judge_program", "run_tests"]
 
-HARNESS_MODULE = "mcpgym_harness"  # the module name under which the judge finds the harness in a sandbox
+HARNESS_MODULE = "mcpgym_harness"  # the module names under which the judge finds its helpers in a sandbox
+WIRE_MODULE = "mcpgym_wire"
 
 MAX_FAILURES = 20
 
 
 @lru_cache(maxsize=1)
-def _judge_sources() -> tuple[str, str]:
+def _judge_sources() -> tuple[dict[str, str], str]:
+    """({module name in the sandbox: source} of the judge's helpers, the judge's source)."""
+    here = Path(harness.__file__).parent
+    helpers = {HARNESS_MODULE: "harness.py", WIRE_MODULE: "wire.py"}
     return (
-        Path(harness.__file__).read_text(encoding="utf-8"),
-        Path(harness.__file__).with_name("judge.py").read_text(encoding="utf-8"),
+        {name: (here / file).read_text(encoding="utf-8") for name, file in helpers.items()},
+        (here / "judge.py").read_text(encoding="utf-8"),
     )
 
 
@@ -41,16 +45,17 @@ def judge_program(code: str, entry_point: str | None) -> str:
         entry_point: The function `check(candidate)` receives, for HumanEval-style tests.
 
     Returns:
-        Python source: the harness made a module, the judge, and a call of its entry function.
+        Python source: the judge's helper modules made, the judge, and a call of its entry function.
     """
-    harness_source, judge_source = _judge_sources()
+    helpers, judge_source = _judge_sources()
+    lines = ["from __future__ import annotations", "import sys as _sys, types as _types"]
+    for name, source in helpers.items():
+        lines += [
+            f"_m = _sys.modules[{name!r}] = _types.ModuleType({name!r})",
+            f"exec(compile({source!r}, '<{name}>', 'exec'), _m.__dict__)",
+        ]
     judge_source = judge_source.replace("from __future__ import annotations\n", "", 1)
-    return (
-        "from __future__ import annotations\nimport sys as _sys, types as _types\n"
-        f"_h = _types.ModuleType('{HARNESS_MODULE}')\n_sys.modules['{HARNESS_MODULE}'] = _h\n"
-        f"exec(compile({harness_source!r}, '<harness>', 'exec'), _h.__dict__)\n"
-        f"{judge_source}\n_judge_main({code!r}, {entry_point!r})\n"
-    )
+    return "\n".join(lines) + f"\n{judge_source}\n_judge_main({code!r}, {entry_point!r})\n"
 
 
 def judge_input(test_code: str, plan: dict[str, Any], nonce: str) -> bytes:

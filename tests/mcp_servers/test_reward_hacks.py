@@ -449,3 +449,40 @@ async def test_the_docker_backend_uses_the_same_judge(docker_sandbox: Any, tmp_p
         Limits(timeout_s=5),
     )  # fmt: skip
     assert (fallback.passed, fallback.trusted) == (1, False), fallback
+
+
+# ---------------------------------------------------------------- the codec on its own
+
+
+def test_the_codec_carries_plain_data_and_nothing_else() -> None:
+    import collections
+    import random
+
+    from mcp_servers.exec.wire import WireError, decode, encode
+
+    value = [None, True, False, 0, -(2**200), 1.5, float("inf"), 2j, "é\ud800", b"\x00", (1, [2]), {"k": {3}},
+             frozenset({4}), {(1, 2): [{}]}]  # fmt: skip
+    assert decode(encode(value)) == value and type(decode(encode((1,)))) is tuple
+    for bad in (collections.OrderedDict(), collections.Counter("a"), type("F", (float,), {})(1.0), object(), len,
+                (i for i in ())):  # fmt: skip
+        with pytest.raises(WireError):
+            encode(bad)
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(WireError, match="nested more than"):
+        encode(looped)
+    with pytest.raises(WireError, match="more than"):
+        encode("x" * 100, limit=50)
+    rng = random.Random(7)
+    samples = [encode(value), b"l\xff\xff\xff\xff", b"d\x01\x00\x00\x00l\x00\x00\x00\x00N", b"l\x01\x00\x00\x00" * 200]
+    for _ in range(3000):
+        data = bytearray(rng.choice(samples))
+        for _ in range(rng.randint(0, 4)):
+            if data:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data) + 1)]
+        try:
+            decode(bytes(data))
+        except WireError:
+            pass  # malformed input is refused, never anything else

@@ -30,7 +30,8 @@ from mcp_servers.exec.sandbox.base import ExecResult, Limits, LoopGate, Sandbox,
 __all__ = ["DEFAULT_PRELOAD", "HARNESS_MODULE", "JUDGE_MODULE", "ProcessSandbox", "ProcessSandboxConfig"]
 
 HARNESS_MODULE = "mcpgym_harness"  # the run_tests harness, preloaded by the fork server under this name
-JUDGE_MODULE = "mcpgym_judge"  # the run_tests judge (it finds the harness under HARNESS_MODULE)
+WIRE_MODULE = "mcpgym_wire"  # the judge's plain-data codec
+JUDGE_MODULE = "mcpgym_judge"  # the run_tests judge (it finds the harness and the codec under the names above)
 
 _ZYGOTE = Path(__file__).with_name("_zygote.py")
 _BOOT = (  # the fork server's program (as `_zygote.BOOT`): the memfd {fd} names its file and holds its configuration
@@ -156,9 +157,10 @@ class ProcessSandbox(Sandbox):
             "preload": list(self.config.preload),
             "preload_files": {  # (in this order: the judge finds the harness loaded)
                 HARNESS_MODULE: str(Path(__file__).resolve().parent.parent / "harness.py"),
+                WIRE_MODULE: str(Path(__file__).resolve().parent.parent / "wire.py"),
                 JUDGE_MODULE: str(Path(__file__).resolve().parent.parent / "judge.py"),
             },
-            "warm_up": [HARNESS_MODULE, JUDGE_MODULE],
+            "warm_up": [HARNESS_MODULE, JUDGE_MODULE],  # (the judge's warm-up runs the codec)
             "mount_api": self.config.mount_api,
             "env": self.environment(),
         }
