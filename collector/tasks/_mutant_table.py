@@ -42,7 +42,7 @@ _DEADLINE_S = 2
 
 def module_source(problem: dict[str, Any]) -> str:
     """The correct module of a HumanEval problem: its prompt and canonical solution."""
-    return problem["prompt"] + problem["canonical_solution"]
+    return str(problem["prompt"]) + str(problem["canonical_solution"])
 
 
 def _check_def(test_code: str) -> ast.FunctionDef:
@@ -195,7 +195,8 @@ def load_table() -> dict[str, Any]:
     """
     try:
         text = resources.files("collector.tasks").joinpath("data", _TABLE).read_text(encoding="utf-8")
-        return json.loads(text)["problems"]
+        problems: dict[str, Any] = json.loads(text)["problems"]
+        return problems
     except (FileNotFoundError, json.JSONDecodeError, KeyError) as exc:
         raise ConfigError(f"the mutant table collector/tasks/data/{_TABLE} is missing or invalid: {exc}") from None
 

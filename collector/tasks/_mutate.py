@@ -23,14 +23,15 @@ import ast
 import copy
 import difflib
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["OPERATORS", "Mutant", "fix_edit", "mutant_by_id", "mutants", "source_hash"]
 
 OPERATORS = ("comparison", "off_by_one", "operator", "swap_args", "drop_branch", "constant")
 
-_CMP: dict[type, list[type]] = {
+_CMP: dict[type[ast.cmpop], list[type[ast.cmpop]]] = {
     ast.Lt: [ast.LtE, ast.Gt],
     ast.LtE: [ast.Lt, ast.GtE],
     ast.Gt: [ast.GtE, ast.Lt],
@@ -42,7 +43,7 @@ _CMP: dict[type, list[type]] = {
     ast.Is: [ast.IsNot],
     ast.IsNot: [ast.Is],
 }
-_BINOP: dict[type, list[type]] = {
+_BINOP: dict[type[ast.operator], list[type[ast.operator]]] = {
     ast.Add: [ast.Sub],
     ast.Sub: [ast.Add],
     ast.Mult: [ast.Add, ast.FloorDiv],
@@ -52,7 +53,7 @@ _BINOP: dict[type, list[type]] = {
     ast.Pow: [ast.Mult],
 }
 _NON_COMMUTATIVE = (ast.Sub, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
-_SYMBOL = {
+_SYMBOL: dict[type[ast.AST], str] = {
     ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.In: "in",
     ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.Add: "+", ast.Sub: "-", ast.Mult: "*",
     ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**", ast.And: "and", ast.Or: "or",
@@ -78,145 +79,129 @@ class Mutant:
     line: int
 
 
-# A mutation: (operator, description, apply) where apply(node_in_copy, parent_map) edits the copied tree in place
-# and returns what to splice: ("expr", node) to re-print one expression, or ("lines", first, last) to delete the
-# lines first..last (1-based, inclusive) of the original.
-_Apply = Callable[[ast.AST, dict[int, tuple[ast.AST, str, int | None]]], tuple]
+@dataclass(frozen=True)
+class _Site:
+    """One possible mutation of a node: what `_apply` does (`action`, with `arg`), and how it is reported."""
+
+    operator: str
+    description: str
+    action: str
+    arg: Any = None
 
 
-def _one(x: ast.expr, op: type) -> ast.expr:
+_Parents = dict[int, tuple[Any, str, int | None]]
+
+
+def _one(x: Any, op: type[ast.operator]) -> ast.expr:
     return ast.BinOp(left=x, op=op(), right=ast.Constant(1))
 
 
-def _sites(node: ast.AST) -> Iterator[tuple[str, str, _Apply]]:  # noqa: C901 - one branch per node type
+def _symbol(op: Any) -> str:
+    return _SYMBOL[type(op) if not isinstance(op, type) else op]
+
+
+def _compare_sites(node: ast.Compare) -> Iterator[_Site]:
+    for k, op in enumerate(node.ops):
+        for new in _CMP.get(type(op), []):
+            yield _Site("comparison", f"`{_symbol(op)}` became `{_symbol(new)}`", "cmp", (k, new))
+
+
+def _call_sites(node: ast.Call) -> Iterator[_Site]:
+    args = node.args
+    if len(args) >= 2 and not any(isinstance(a, ast.Starred) for a in args[:2]) and (
+            ast.dump(args[0]) != ast.dump(args[1])):
+        yield _Site("swap_args", "the first two arguments of a call were swapped", "swap_call")
+    if isinstance(node.func, ast.Name) and node.func.id == "range":
+        for k, arg in enumerate(args):
+            if not isinstance(arg, (ast.Constant, ast.Starred)):  # constants are the `constant` operator's
+                for op, sign in ((ast.Add, "+"), (ast.Sub, "-")):
+                    yield _Site("off_by_one", f"a `range` argument got `{sign} 1`", "range", (k, op))
+
+
+def _subscript_sites(node: ast.Subscript) -> Iterator[_Site]:
+    target = node.slice
+    for name in ["lower", "upper"] if isinstance(target, ast.Slice) else [None]:
+        value = getattr(target, name) if name else target
+        if value is None or isinstance(value, (ast.Constant, ast.Tuple, ast.Slice)):
+            continue
+        for op, sign in ((ast.Add, "+"), (ast.Sub, "-")):
+            what = "a slice bound" if name else "an index"
+            yield _Site("off_by_one", f"{what} got `{sign} 1`", "index", (name, op))
+
+
+def _sites(node: ast.AST) -> Iterator[_Site]:
+    """Every mutation of one node, in a fixed order."""
     if isinstance(node, ast.Compare):
-        for k, op in enumerate(node.ops):
-            for new in _CMP.get(type(op), []):
-                desc = f"`{_SYMBOL[type(op)]}` became `{_SYMBOL[new]}`"
-
-                def apply(n, parents, k=k, new=new):  # type: ignore[no-untyped-def]
-                    n.ops[k] = new()
-                    return ("expr", n)
-
-                yield "comparison", desc, apply
-    elif isinstance(node, ast.BinOp):
+        yield from _compare_sites(node)
+    elif isinstance(node, (ast.BinOp, ast.AugAssign)):
+        eq = "=" if isinstance(node, ast.AugAssign) else ""
         for new in _BINOP.get(type(node.op), []):
-            desc = f"`{_SYMBOL[type(node.op)]}` became `{_SYMBOL[new]}`"
-
-            def apply(n, parents, new=new):  # type: ignore[no-untyped-def]
-                n.op = new()
-                return ("expr", n)
-
-            yield "operator", desc, apply
-        if isinstance(node.op, _NON_COMMUTATIVE) and ast.dump(node.left) != ast.dump(node.right):
-
-            def swap(n, parents):  # type: ignore[no-untyped-def]
-                n.left, n.right = n.right, n.left
-                return ("expr", n)
-
-            yield "swap_args", f"the operands of `{_SYMBOL[type(node.op)]}` were swapped", swap
-    elif isinstance(node, ast.AugAssign):
-        for new in _BINOP.get(type(node.op), []):
-            desc = f"`{_SYMBOL[type(node.op)]}=` became `{_SYMBOL[new]}=`"
-
-            def apply(n, parents, new=new):  # type: ignore[no-untyped-def]
-                n.op = new()
-                return ("expr", n)
-
-            yield "operator", desc, apply
+            yield _Site("operator", f"`{_symbol(node.op)}{eq}` became `{_symbol(new)}{eq}`", "op", new)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _NON_COMMUTATIVE) and (
+                ast.dump(node.left) != ast.dump(node.right)):
+            yield _Site("swap_args", f"the operands of `{_symbol(node.op)}` were swapped", "swap_binop")
     elif isinstance(node, ast.BoolOp):
         new_op = ast.Or if isinstance(node.op, ast.And) else ast.And
-
-        def flip(n, parents, new_op=new_op):  # type: ignore[no-untyped-def]
-            n.op = new_op()
-            return ("expr", n)
-
-        yield "operator", f"`{_SYMBOL[type(node.op)]}` became `{_SYMBOL[new_op]}`", flip
+        yield _Site("operator", f"`{_symbol(node.op)}` became `{_symbol(new_op)}`", "op", new_op)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-
-        def drop_not(n, parents):  # type: ignore[no-untyped-def]
-            return ("replace", n, n.operand)
-
-        yield "operator", "a `not` was dropped", drop_not
+        yield _Site("operator", "a `not` was dropped", "drop_not")
     elif isinstance(node, ast.Call):
-        args = node.args
-        if len(args) >= 2 and not any(isinstance(a, ast.Starred) for a in args[:2]) and (
-            ast.dump(args[0]) != ast.dump(args[1])
-        ):
-
-            def swap_call(n, parents):  # type: ignore[no-untyped-def]
-                n.args[0], n.args[1] = n.args[1], n.args[0]
-                return ("expr", n)
-
-            yield "swap_args", "the first two arguments of a call were swapped", swap_call
-        if isinstance(node.func, ast.Name) and node.func.id == "range":
-            for k, arg in enumerate(args):
-                if isinstance(arg, ast.Constant) or isinstance(arg, ast.Starred):
-                    continue  # constants are the `constant` operator's
-                for op, sign in ((ast.Add, "+"), (ast.Sub, "-")):
-
-                    def shift(n, parents, k=k, op=op):  # type: ignore[no-untyped-def]
-                        n.args[k] = _one(n.args[k], op)
-                        return ("expr", n)
-
-                    yield "off_by_one", f"a `range` argument got `{sign} 1`", shift
+        yield from _call_sites(node)
     elif isinstance(node, ast.Subscript):
-        target = node.slice
-        fields = ["lower", "upper"] if isinstance(target, ast.Slice) else [None]
-        for name in fields:
-            value = getattr(target, name) if name else target
-            if value is None or isinstance(value, (ast.Constant, ast.Tuple, ast.Slice)):
-                continue
-            for op, sign in ((ast.Add, "+"), (ast.Sub, "-")):
-
-                def shift_index(n, parents, name=name, op=op):  # type: ignore[no-untyped-def]
-                    if name:
-                        setattr(n.slice, name, _one(getattr(n.slice, name), op))
-                    else:
-                        n.slice = _one(n.slice, op)
-                    return ("expr", n)
-
-                what = "a slice bound" if name else "an index"
-                yield "off_by_one", f"{what} got `{sign} 1`", shift_index
-    elif isinstance(node, ast.Constant):
-        if isinstance(node.value, bool):
-
-            def flip_bool(n, parents):  # type: ignore[no-untyped-def]
-                n.value = not n.value
-                return ("expr", n)
-
-            yield "constant", f"`{node.value}` became `{not node.value}`", flip_bool
-        elif isinstance(node.value, int):
-            for delta in (1, -1):
-
-                def bump(n, parents, delta=delta):  # type: ignore[no-untyped-def]
-                    n.value = n.value + delta
-                    return ("expr", n)
-
-                yield "constant", f"`{node.value}` became `{node.value + delta}`", bump
+        yield from _subscript_sites(node)
+    elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        yield _Site("constant", f"`{node.value}` became `{not node.value}`", "flip_bool")
+    elif isinstance(node, ast.Constant) and isinstance(node.value, int):
+        for delta in (1, -1):
+            yield _Site("constant", f"`{node.value}` became `{node.value + delta}`", "bump", delta)
     elif isinstance(node, ast.If):
         if node.orelse:
-
-            def drop_else(n, parents):  # type: ignore[no-untyped-def]
-                n.orelse = []
-                return ("drop_else", n)
-
-            yield "drop_branch", "an `else`/`elif` branch was removed", drop_else
+            yield _Site("drop_branch", "an `else`/`elif` branch was removed", "drop_else")
         else:
-
-            def drop_if(n, parents):  # type: ignore[no-untyped-def]
-                parent, field_name, index = parents[id(n)]
-                body = getattr(parent, field_name)
-                if index is None or len(body) < 2:
-                    return ("none",)
-                del body[index]
-                return ("lines", n.lineno, n.end_lineno)
-
-            yield "drop_branch", "an `if` block was removed", drop_if
+            yield _Site("drop_branch", "an `if` block was removed", "drop_if")
 
 
-def _parents(tree: ast.AST) -> dict[int, tuple[ast.AST, str, int | None]]:
-    out: dict[int, tuple[ast.AST, str, int | None]] = {}
+def _apply(n: Any, site: _Site, parents: _Parents) -> tuple[Any, ...]:
+    """Mutate node `n` of a copied tree in place; return what to splice: ("expr", node) to re-print the node,
+    ("replace", old, new) for a node replaced by another, ("lines", first, last) to delete lines of the original,
+    ("drop_else", node), or ("none",) when the mutation does not apply."""
+    action, arg = site.action, site.arg
+    if action == "cmp":
+        n.ops[arg[0]] = arg[1]()
+    elif action == "op":
+        n.op = arg()
+    elif action == "swap_binop":
+        n.left, n.right = n.right, n.left
+    elif action == "swap_call":
+        n.args[0], n.args[1] = n.args[1], n.args[0]
+    elif action == "range":
+        n.args[arg[0]] = _one(n.args[arg[0]], arg[1])
+    elif action == "index":
+        if arg[0]:
+            setattr(n.slice, arg[0], _one(getattr(n.slice, arg[0]), arg[1]))
+        else:
+            n.slice = _one(n.slice, arg[1])
+    elif action == "flip_bool":
+        n.value = not n.value
+    elif action == "bump":
+        n.value = n.value + arg
+    elif action == "drop_not":
+        return ("replace", n, n.operand)
+    elif action == "drop_else":
+        n.orelse = []
+        return ("drop_else", n)
+    elif action == "drop_if":
+        parent, field_name, index = parents[id(n)]
+        body = getattr(parent, field_name)
+        if index is None or len(body) < 2:
+            return ("none",)
+        del body[index]
+        return ("lines", n.lineno, n.end_lineno)
+    return ("expr", n)
+
+
+def _parents(tree: ast.AST) -> _Parents:
+    out: _Parents = {}
     for parent in ast.walk(tree):
         for name, value in ast.iter_fields(parent):
             if isinstance(value, list):
@@ -235,7 +220,7 @@ def _splice(lines: list[str], first: int, col: int, last: int, end_col: int, tex
     return "".join(lines[: first - 1]) + head + text + tail + "".join(lines[last:])
 
 
-def _render(original: ast.AST, new: ast.AST, lines: list[str], want: str) -> str | None:
+def _render(original: Any, new: ast.AST, lines: list[str], want: str) -> str | None:
     """The source with `original`'s text replaced by `new` printed, bare or in parentheses, whichever parses to
     exactly the mutated tree `want` (an ast.dump); None when neither does."""
     assert original.end_lineno is not None and original.end_col_offset is not None
@@ -261,7 +246,7 @@ def _delete_lines(lines: list[str], first: int, last: int, want: str) -> str | N
 
 def _else_line(node: ast.If, lines: list[str]) -> int | None:
     """The line of the `else:` or `elif` that starts `node`'s orelse."""
-    for number in range(node.body[-1].end_lineno + 1, node.orelse[0].lineno + 1):  # type: ignore[operator]
+    for number in range(int(node.body[-1].end_lineno or 0) + 1, node.orelse[0].lineno + 1):
         if lines[number - 1].lstrip().startswith(("else", "elif")):
             return number
     return None
@@ -285,12 +270,12 @@ def mutants(source: str, first_line: int = 1) -> list[Mutant]:
     for index, node in enumerate(nodes):
         if getattr(node, "lineno", 0) < first_line or _in_docstring(node, tree):
             continue
-        for variant, (operator, description, apply) in enumerate(_sites(node)):
-            mutant = _make(tree, lines, index, apply)
+        for variant, site in enumerate(_sites(node)):
+            mutant = _make(tree, lines, index, site)
             if mutant is not None and mutant != source:
                 line = next(i for i, (a, b) in enumerate(zip(lines + [""], mutant.splitlines(True) + [""]), 1)
                             if a != b)
-                out.append(Mutant(f"{index}.{variant}", operator, description, mutant, line))
+                out.append(Mutant(f"{index}.{variant}", site.operator, site.description, mutant, line))
     return out
 
 
@@ -298,11 +283,11 @@ def _in_docstring(node: ast.AST, tree: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
 
-def _make(tree: ast.AST, lines: list[str], index: int, apply: _Apply) -> str | None:
+def _make(tree: ast.AST, lines: list[str], index: int, site: _Site) -> str | None:
     work = copy.deepcopy(tree)
     target = list(ast.walk(work))[index]
     original = list(ast.walk(tree))[index]
-    plan = apply(target, _parents(work))
+    plan = _apply(target, site, _parents(work))
     if plan[0] == "none":
         return None
     if plan[0] == "replace":  # the node itself is replaced by another (a dropped `not`)
@@ -322,7 +307,7 @@ def _make(tree: ast.AST, lines: list[str], index: int, apply: _Apply) -> str | N
         first = _else_line(original, lines)
         if first is None:
             return None
-        return _delete_lines(lines, first, original.orelse[-1].end_lineno, ast.dump(work))  # type: ignore[arg-type]
+        return _delete_lines(lines, first, int(original.orelse[-1].end_lineno or 0), ast.dump(work))
     return None
 
 

@@ -15,7 +15,7 @@ of another.
 from __future__ import annotations
 
 import ast
-from typing import Any
+from typing import Any, Literal
 
 from collector.tasks._mutant_table import apply_edit, load_table, module_source, visible_check
 from collector.tasks._mutate import OPERATORS, fix_edit, source_hash
@@ -34,7 +34,7 @@ SYSTEM_PROMPT = (
 )
 
 
-def problem_split(task_id: str) -> str:
+def problem_split(task_id: str) -> Literal["train", "test"]:
     """The split of a HumanEval problem ("HumanEval/17"): the `code` family's split of `code/humaneval-17`."""
     return split_of(f"code/humaneval-{task_id.split('/')[-1]}")
 

@@ -12,8 +12,8 @@ from collector.verifiers._answers import (
     check_numeric,
     check_regex,
 )
-from collector.verifiers._state import check_expected_calls, check_file_state, check_unit_tests
 from collector.verifiers._mutation import check_mutation_score, validate_mutation
+from collector.verifiers._state import check_expected_calls, check_file_state, check_unit_tests
 from collector.verifiers._tool_use import check_tool_use, validate_tool_use
 from collector.verifiers.spec import VERIFIER_TYPES, VerifierSpec, VerifyContext
 

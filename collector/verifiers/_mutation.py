@@ -106,7 +106,7 @@ async def check_mutation_score(spec: VerifierSpec, ctx: VerifyContext) -> Verdic
     share = killed / len(mutants) if mutants else 0.0
     min_kill = float(cfg.get("min_kill", DEFAULT_MIN_KILL))
     failure = next((r.get("detail", "") for r in correct if not r.get("passed")), "")
-    details = {
+    details: dict[str, Any] = {
         "passes_on_correct": clean,
         "correct_runs": len(correct),
         "mutants": len(mutants),

@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 CORRECT_RUNS = 3
 RUN_TIMEOUT_S = 5.0
@@ -238,7 +239,7 @@ def _restore(root: str, saved: dict[str, bytes | None]) -> None:
                 fh.write(data)
 
 
-def _one(cfg: dict, source: str) -> tuple[bool, str]:
+def _one(cfg: dict[str, Any], source: str) -> tuple[bool, str]:
     code_r, code_w = os.pipe()
     req_r, req_w = os.pipe()
     resp_r, resp_w = os.pipe()
@@ -274,7 +275,7 @@ def _one(cfg: dict, source: str) -> tuple[bool, str]:
     return ok, detail
 
 
-def main(cfg: dict) -> None:
+def main(cfg: dict[str, Any]) -> None:
     """Run the test file `cfg["tests"]` on the correct module and each mutant; print one report line."""
     exec(CODEC, globals())  # noqa: S102 - defines nondumpable()
     protected = True
