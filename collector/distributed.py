@@ -58,6 +58,61 @@ def _import_ray() -> Any:
     return ray
 
 
+# Run beside a worker that started its own gateway: when the worker dies without closing it (its process killed,
+# its node gone), the gateway (found by its workspace root in the command line) is stopped instead of living on.
+_GATEWAY_WATCH = r"""
+import os, signal, sys, time
+worker, root = int(sys.argv[1]), sys.argv[2]
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+def gateways():
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    data = fh.read()
+                if root.encode() in data and b"serve" in data:
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+while alive(worker) and os.path.isdir(root):
+    time.sleep(1.0)
+if os.path.isdir(root):
+    pids = gateways()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+def _watch_gateway(root: Path) -> None:
+    """Start the watchdog that stops this worker's gateway if the worker dies without closing it."""
+    import subprocess
+    import sys
+
+    subprocess.Popen([sys.executable, "-c", _GATEWAY_WATCH, str(os.getpid()), str(root)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+
+
 class EpisodeWorker:
     """One Ray worker (an async actor): its own tool pool and policy, `concurrency` episodes at once.
 
@@ -94,6 +149,8 @@ class EpisodeWorker:
                 pool = ToolPool(self.specs, settings=self.settings, on_tools=self._on_tools)
                 await pool.start()
                 self.pool = pool
+                if pool.gateway is not None:
+                    _watch_gateway(pool.gateway.root)
         assert self.policy is not None and self.pool is not None
         import ray
 

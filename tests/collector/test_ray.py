@@ -8,6 +8,7 @@ tools are the toy MCP server over stdio, one process per episode on the worker t
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -156,3 +157,52 @@ def test_bad_workers_option_is_a_config_error(tmp_path: Path) -> None:
         CollectConfig(db=tmp_path / "t.db", run="r", workers=2).validate()
     with pytest.raises(ConfigError, match="workers must be >= 1"):
         CollectConfig(db=tmp_path / "t.db", run="r", ray="auto", workers=0).validate()
+
+
+def _orphan_gateways(since: float) -> list[int]:
+    """`mcpgym serve all` processes started after `since` whose parent is gone (reparented to init)."""
+    found = []
+    boot = float(next(line.split()[1] for line in Path("/proc/stat").read_text().splitlines()
+                      if line.startswith("btime")))
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if b"serve\x00all" in cmd and stat[1] == "1" and boot + int(stat[19]) / tick >= since - 1:
+            found.append(int(entry.name))
+    return found
+
+
+def test_gateway_per_worker_and_a_node_removed_leaves_no_gateway_behind(tmp_path: Path, cluster: Cluster) -> None:
+    """The scripted experts through a `mcpgym serve all` of each worker's own; the node of one worker goes away."""
+    db = tmp_path / "t.db"
+    cluster.add_node(**_NODE)  # room for the replacement worker
+    cluster.wait_for_nodes()
+    stats = RayStats()
+    started = time.time()
+
+    def remove_when_started() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(stats.nodes) < 2:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        victim = next(n for n in cluster.list_all_nodes() if n.node_id in stats.nodes)
+        cluster.remove_node(victim, allow_graceful=False)
+
+    watcher = threading.Thread(target=remove_when_started, daemon=True)
+    watcher.start()
+    summary = collect_ray(CollectConfig(db=db, run="g", tasks=["weather"], policy="scripted", limit=40, samples=4,
+                                        split=None, concurrency=2, ray=cluster.address, workers=2), stats=stats)
+    watcher.join(timeout=60)
+    assert stats.workers_lost >= 1 and (summary.total, summary.done, summary.failed) == (160, 160, 0)
+    rows = _pairs(db, "g")
+    assert len(rows) == 160 and len({(t, k) for t, k, _ in rows}) == 160
+    deadline = time.monotonic() + 20  # the lost worker's gateway is stopped by its watchdog within seconds
+    while time.monotonic() < deadline and _orphan_gateways(started):
+        time.sleep(0.5)
+    assert _orphan_gateways(started) == []
