@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import TrainerConfigError
-from training.trainers.common import config_dict, get_profile, load_model, load_splits, lora_config, save_checkpoint
+from training.trainers.common import (
+    config_dict,
+    get_profile,
+    is_main_process,
+    load_model,
+    load_splits,
+    lora_config,
+    save_checkpoint,
+)
 
 __all__ = ["SFTRunConfig", "train_sft"]
 
@@ -104,6 +112,7 @@ def train_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = ()) -> Path:
         callbacks=list(callbacks) or None,
     )
     result = trainer.train()
-    logger.info("SFT finished: %s", result.metrics)
+    if is_main_process(trainer):  # one log line per run, not one per process
+        logger.info("SFT finished: %s", result.metrics)
     run = {"kind": "sft", **config_dict(config), "metrics": result.metrics, "log": trainer.state.log_history}
     return save_checkpoint(trainer, tokenizer, config.out, run)
