@@ -59,7 +59,8 @@ def _summary_table(summary: Any) -> Any:
 
 @click.command(context_settings=_CTX)
 @click.option("--tasks", "suites", multiple=True, default=("weather",), show_default=True,
-              help="Task suites, comma-separated or repeated: weather, files, search, code, tool-selection, schema, "
+              help="Task suites, comma-separated or repeated: weather, files, search, code, code-repair, test-writing, "
+                   "tool-selection, schema, "
                    "schema-selection, or a .jsonl file.")
 @click.option("--policy", type=click.Choice(["openai", "local", "scripted"]), default="scripted", show_default=True,
               help="Who acts: an OpenAI-compatible endpoint, a local transformers model, or the scripted experts.")
@@ -234,7 +235,8 @@ def reverify(db: Path, run_name: str, servers: Path | None, concurrency: int, dr
 
 @click.command(context_settings=_CTX)
 @click.option("--suite", "suites", multiple=True, required=True,
-              help="Suites, comma-separated or repeated: weather, files, search, code, tool-selection, schema, "
+              help="Suites, comma-separated or repeated: weather, files, search, code, code-repair, test-writing, "
+                   "tool-selection, schema, "
                    "schema-selection, or a .jsonl file.")
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True,
               help="Which split.")
