@@ -11,18 +11,18 @@ import pytest
 
 docker = pytest.importorskip("docker")
 
-from docker_base import Engine, local_python_base  # noqa: E402
-from mcp.client import Client  # noqa: E402
+from docker_base import Engine, local_python_base
+from mcp.client import Client
 
-from collector.tasks import code_repair, test_writing  # noqa: E402
-from collector.tasks._mutant_table import module_source  # noqa: E402
-from collector.tasks.code import load_problems  # noqa: E402
-from collector.verifiers import verify  # noqa: E402
-from collector.verifiers.spec import VerifyContext  # noqa: E402
-from mcp_servers.exec.sandbox.docker_backend import LABEL  # noqa: E402
-from mcp_servers.exec.server import build_exec_server  # noqa: E402
-from mcp_servers.settings import ExecSettings, ServerSettings  # noqa: E402
-from mcp_servers.workspace import WorkspaceManager  # noqa: E402
+from collector.tasks import code_repair, test_writing
+from collector.tasks._mutant_table import module_source
+from collector.tasks.code import load_problems
+from collector.verifiers import verify
+from collector.verifiers.spec import VerifyContext
+from mcp_servers.exec.sandbox.docker_backend import LABEL
+from mcp_servers.exec.server import build_exec_server
+from mcp_servers.settings import ExecSettings, ServerSettings
+from mcp_servers.workspace import WorkspaceManager
 
 pytestmark = [pytest.mark.docker, pytest.mark.asyncio]
 
