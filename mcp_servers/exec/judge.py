@@ -451,11 +451,15 @@ def _judge(judge: _Judge, entry_point: str | None, test_code: str, plan: dict[st
                 if reply[0] != "ok" or len(reply) != 3:
                     judge.fall_back(f"the tests use the solution's {name}, which is not plain data")
                 ns[name] = reply[1]
-            elif kind.startswith("module:"):
+            elif kind.startswith("module:"):  # the judge's own import of it: a loaded or standard module only
+                module = kind[7:]
+                stdlib = module.split(".")[0] in getattr(sys, "stdlib_module_names", ())
                 try:
-                    ns[name] = importlib.import_module(kind[7:])
+                    if module not in sys.modules and not stdlib:
+                        raise ImportError(module)
+                    ns[name] = importlib.import_module(module)
                 except Exception:  # noqa: BLE001
-                    judge.fall_back(f"the tests use the module {kind[7:]}, which only the solution can import")
+                    judge.fall_back(f"the tests use the module {module}, which only the solution imports")
             else:
                 judge.fall_back(f"the tests use the solution's {'class' if kind == 'class' else 'object'} {name}")
         for module in plan.get("imports", ()):

@@ -194,6 +194,7 @@ async def test_human_eval_sample_with_canonical_solutions(server: Any) -> None:
             )
             expected = len(plan_tests(p["test"], p["entry_point"])["tests"])
             assert report["passed"] == report["total"] == expected > 0, (p["task_id"], report)
+            assert report["trusted"] is True and report["untrusted_reason"] is None, report
 
 
 async def test_stdio_subprocess(ws: Path) -> None:

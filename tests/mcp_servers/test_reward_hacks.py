@@ -57,6 +57,7 @@ STYLES = {
 CORRECT = "def add(a, b):\n    return a + b\n"
 WRONG = "def add(a, b):\n    return 0\n"
 HONEST_WRONG_SCORE = 1  # add(-1, 1) == 0
+FIVE = Limits(timeout_s=5)
 
 # Finds 32-hex-digit strings (the result marker) and an "out" descriptor in the caller's frames, writes a passing
 # record for every test and the end record to every descriptor it can, then exits.
@@ -486,3 +487,15 @@ def test_the_codec_carries_plain_data_and_nothing_else() -> None:
             decode(bytes(data))
         except WireError:
             pass  # malformed input is refused, never anything else
+
+
+async def test_solution_modules_the_tests_use(sandbox: ProcessSandbox, ws: Path) -> None:
+    tests = "assert math.floor(root(10)) == 3\n"  # uses the module the solution imported, as one namespace did
+    plain = await run_tests(sandbox, ws, "import math\ndef root(x):\n    return math.sqrt(x)\n", tests, None, FIVE)
+    assert (plain.passed, plain.trusted) == (1, True), plain
+    (ws / "mymath.py").write_text("import math\nfloor = math.floor\n")
+    planted = await run_tests(
+        sandbox, ws, "import mymath as math\ndef root(x):\n    return x ** 0.5\n", tests, None, FIVE
+    )  # a module only the solution can import never runs in the judge: the tests run in-process, untrusted
+    assert (planted.passed, planted.trusted) == (1, False), planted
+    assert "mymath" in str(planted.untrusted_reason)
