@@ -191,3 +191,34 @@ def test_both_coding_families_through_stdio_servers_named_by_servers(tmp_path: P
     assert (summary.done, summary.failed, summary.passed) == (2, 0, 2), summary.errors
     episodes = list(Store(tmp_path / "t.db", readonly=True).episodes(["gold"]))
     assert {e["family"] for e in episodes} == {"code-repair", "test-writing"}
+
+
+def test_the_grpo_environment_judges_both_coding_families() -> None:
+    environment = pytest.importorskip("training.environment")
+    import sys
+
+    from collector.servers import ServerSpec
+
+    def spec(name: str) -> ServerSpec:
+        return ServerSpec(name=name, command=sys.executable,
+                          args=("-m", "mcpgym.cli", "serve", name, "--transport", "stdio", "--workspace", "{workspace}"))
+
+    factory = environment.MCPEnvironmentFactory({"files": spec("files"), "exec": spec("exec")})
+    try:
+        cls = factory.environment_class(["files", "exec"])
+        repair = load_tasks(["code-repair"], split="train", seed=0, limit=1)[0]
+        env = cls()
+        env.reset(prompt=repair.messages, task=repair.model_dump(mode="json"))
+        assert not env.state.judge("Done.").verdict["passed"]  # the bug is still there
+        env.files__write_file(path=repair.metadata["module"], content=module_source(problem(repair.metadata["source_id"])))
+        assert env.state.judge("Fixed.").verdict["passed"]
+        env.state.close()
+        writing = load_tasks(["test-writing"], split="train", seed=0, limit=1)[0]
+        env = cls()
+        env.reset(prompt=writing.messages, task=writing.model_dump(mode="json"))
+        env.files__write_file(path=writing.metadata["tests"], content=writing.metadata["expert_tests"])
+        verdict = env.state.judge("Wrote the tests.").verdict
+        assert verdict["passed"] and verdict["score"] == 1.0, verdict
+        env.state.close()
+    finally:
+        factory.close()
