@@ -336,8 +336,9 @@ def calls_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[CallRecord]:
 
 
 def verify_context_calls(calls: Iterable[CallRecord]) -> list[dict[str, Any]]:
-    """The calls as a verifier sees them: `{"name": un-namespaced tool name, "arguments": dict or None}`."""
-    return [{"name": c.tool, "arguments": c.arguments} for c in calls]
+    """The calls as a verifier sees them: `{"name": un-namespaced tool name, "arguments": dict or None, "turn": the
+    assistant turn that made it}` (tool_use checks that independent calls came in one turn)."""
+    return [{"name": c.tool, "arguments": c.arguments, "turn": c.turn} for c in calls]
 
 
 def code_reward(report: Mapping[str, Any] | None) -> float:

@@ -419,7 +419,7 @@ def _parallel(g: _Gen) -> Task:
         + answer_form(f"{_FORM[ua]}; {_FORM[ub]}")
     )
 
-    calls = [g.call(a, da, ca), g.call(b, db, cb)]
+    calls = [{**g.call(a, da, ca), "together": True}, {**g.call(b, db, cb), "together": True}]
     return _make(
         g,
         "parallel",

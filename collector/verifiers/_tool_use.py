@@ -7,7 +7,9 @@ An expected call is `{"name", "arguments", "accept"?, "defaults"?, "free"?, "opt
 - `accept`: for some arguments, every accepted value (`{"location": ["Munich", "Munich, Germany"]}`);
 - `defaults`: arguments the call may spell out, but only with these values (a schema's defaults);
 - `free`: arguments whose value does not matter (given or not);
-- `optional`: the call may be absent (a first attempt that a tool error corrects, for instance).
+- `optional`: the call may be absent (a first attempt that a tool error corrects, for instance);
+- `together`: the calls marked so are independent and must come in one assistant turn (checked when the calls
+  made carry their `turn`, as the episode loop's do).
 
 Any other argument in a call, a call that matches no expected call, or a missing required call fails. An empty
 `calls` list means the episode must make no call at all. `answer` (a nested spec of any type) judges the final
@@ -26,7 +28,7 @@ from collector.verifiers.spec import VerifierSpec, VerifyContext
 
 __all__ = ["check_tool_use", "tool_call_matches", "validate_tool_use"]
 
-_CALL_KEYS = {"name", "arguments", "accept", "defaults", "free", "optional"}
+_CALL_KEYS = {"name", "arguments", "accept", "defaults", "free", "optional", "together"}
 
 
 def validate_tool_use(spec: VerifierSpec) -> list[dict[str, Any]]:
@@ -53,8 +55,9 @@ def validate_tool_use(spec: VerifierSpec) -> list[dict[str, Any]]:
             raise VerifierError(f"{where}.accept must map argument names to non-empty lists of accepted values")
         if not isinstance(call.get("free", []), list):
             raise VerifierError(f"{where}.free must be a list of argument names")
-        if not isinstance(call.get("optional", False), bool):
-            raise VerifierError(f"{where}.optional must be true or false")
+        for flag in ("optional", "together"):
+            if not isinstance(call.get(flag, False), bool):
+                raise VerifierError(f"{where}.{flag} must be true or false")
     return list(spec.calls)
 
 
@@ -101,9 +104,11 @@ def tool_call_matches(expected: dict[str, Any], actual: dict[str, Any]) -> bool:
     return True
 
 
-def _match(expected: list[dict[str, Any]], actual: list[dict[str, Any]], ordered: bool) -> tuple[set[int], set[int]]:
-    """(indexes of expected calls matched, indexes of actual calls matched)."""
-    used_e: set[int] = set()
+def _match(
+    expected: list[dict[str, Any]], actual: list[dict[str, Any]], ordered: bool
+) -> tuple[dict[int, int], set[int]]:
+    """({expected index: actual index} of the matches, indexes of actual calls matched)."""
+    used_e: dict[int, int] = {}
     used_a: set[int] = set()
     if ordered:
         i = 0
@@ -114,14 +119,14 @@ def _match(expected: list[dict[str, Any]], actual: list[dict[str, Any]], ordered
                     break
                 k += 1
             if k < len(expected) and tool_call_matches(expected[k], call):
-                used_e.add(k)
+                used_e[k] = j
                 used_a.add(j)
                 i = k + 1
         return used_e, used_a
     for j, call in enumerate(actual):
         for i, want in enumerate(expected):
             if i not in used_e and tool_call_matches(want, call):
-                used_e.add(i)
+                used_e[i] = j
                 used_a.add(j)
                 break
     return used_e, used_a
@@ -141,7 +146,9 @@ async def check_tool_use(spec: VerifierSpec, ctx: VerifyContext) -> Verdict:
     required = [i for i, c in enumerate(expected) if not c.get("optional")]
     missing = [expected[i]["name"] for i in required if i not in used_e]
     unexpected = [str(actual[j].get("name")) for j in range(len(actual)) if j not in used_a]
-    calls_ok = not missing and not unexpected
+    together = [actual[j].get("turn") for i, j in used_e.items() if expected[i].get("together")]
+    split_turns = None not in together and len(set(together)) > 1
+    calls_ok = not missing and not unexpected and not split_turns
     denominator = max(len(required), len(actual))
     calls_score = 1.0 if denominator == 0 else len(used_a) / denominator
     details: dict[str, Any] = {
@@ -150,6 +157,7 @@ async def check_tool_use(spec: VerifierSpec, ctx: VerifyContext) -> Verdict:
         "expected": len(required),
         "missing": missing[:5],
         "unexpected": unexpected[:5],
+        "independent_calls_in_one_turn": not split_turns,
     }
     if spec.answer is None:
         return verdict(calls_ok, calls_score, **details)

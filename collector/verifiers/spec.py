@@ -70,7 +70,7 @@ class VerifyContext:
         final_answer: the last assistant message's text ("" when the episode ended without one).
         files: relative path -> text of every file in the workspace at the end (None when no files server).
         tool_calls: the calls made, in order: {"name": un-namespaced tool name, "arguments": dict or None when
-            the arguments were not valid JSON}.
+            the arguments were not valid JSON, "turn": the assistant turn that made it (optional)}.
         run_tests: async (code, test_code, entry_point) -> {"passed", "total", "failures", "timed_out", "error"}.
         run_python: async (code, timeout_s) -> the exec server's run_python result (mutation_score).
     """

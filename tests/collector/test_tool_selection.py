@@ -94,6 +94,15 @@ async def test_tool_use_verifier_rules() -> None:
     assert await _judge(recover, [("w", {"location": "Paris"})])  # right at once: also fine
     assert not await _judge(recover, [("w", {"location": "Paris"}), ("w", {"location": "Pariss"})])
     assert not await _judge(recover, [("w", {"location": "Pariss"})])
+    pair = _spec([{"name": "a", "arguments": {}, "together": True}, {"name": "b", "arguments": {}, "together": True}])
+    one_turn = VerifyContext(
+        tool_calls=[{"name": "b", "arguments": {}, "turn": 0}, {"name": "a", "arguments": {}, "turn": 0}]
+    )
+    two_turns = VerifyContext(
+        tool_calls=[{"name": "a", "arguments": {}, "turn": 0}, {"name": "b", "arguments": {}, "turn": 1}]
+    )
+    assert (await verify(pair, one_turn))["passed"] and not (await verify(pair, two_turns))["passed"]
+    assert await _judge(pair, [("a", {}), ("b", {})])  # calls without turns (a JSONL context): not checked
     for bad, words in (
         (VerifierSpec(type="tool_use"), "'calls' is required"),
         (_spec([{"name": "x", "argumentz": {}}]), "unknown keys ['argumentz']"),
@@ -235,17 +244,40 @@ class Hedges(_Attack):
         return {"role": "assistant", "content": f"{text} or maybe {text}1"}
 
 
+def _stated(task: Task) -> str:
+    """The task's expected value(s) in its declared form, as a lucky or well-informed policy would state them."""
+    value = task.metadata.get("answer")
+    values = value if isinstance(value, list) else [value]
+    units = task.metadata.get("units") or [""] * len(values)
+    return "; ".join(f"{v} {u}".strip() if u in ("°C", "km/h") else str(v) for v, u in zip(values, units, strict=True))
+
+
+class OneCallPerTurn(_Attack):
+    """The parallel tasks' two independent calls, one per turn, then the right answer."""
+
+    def cheat(
+        self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool], task: Task
+    ) -> dict[str, Any]:
+        turn = _turn(messages)
+        if turn < 2:
+            step = task.metadata["plan"][turn]
+            name = next(t["function"]["name"] for t in tools if t["function"]["name"].endswith("__" + step["tool"]))
+            call = {
+                "id": f"one_{turn}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(step["arguments"])},
+            }
+            return {"role": "assistant", "content": None, "tool_calls": [call]}
+        return {"role": "assistant", "content": f"Answer: {_stated(task)}"}
+
+
 class SkipsAndGuesses(_Attack):
     """No call at all: answers at once with the right value (known from the task), as a lucky guess would."""
 
     def cheat(
         self, honest: dict[str, Any], messages: list[Message], tools: list[OpenAITool], task: Task
     ) -> dict[str, Any]:
-        value = task.metadata.get("answer")
-        values = value if isinstance(value, list) else [value]
-        units = task.metadata.get("units") or [""] * len(values)
-        parts = [f"{v} {u}".strip() if u in ("°C", "km/h") else str(v) for v, u in zip(values, units, strict=True)]
-        return {"role": "assistant", "content": "; ".join(parts)}
+        return {"role": "assistant", "content": _stated(task)}
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -256,6 +288,7 @@ class SkipsAndGuesses(_Attack):
         (CallsWhenNothingFits, {"no_tool"}),
         (Hedges, KINDS),
         (SkipsAndGuesses, KINDS - {"no_tool"}),
+        (OneCallPerTurn, {"parallel"}),
     ],
 )
 async def test_cheating_policies_fail(
