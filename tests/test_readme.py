@@ -137,7 +137,9 @@ def _check_quick_demo(out: Path, stdout: str, stderr: str) -> None:
     assert sum(bool(e["passed"]) for e in episodes["demo-expert"]) >= 12  # the experts solve weather tasks
     evals = sorted(r for r, info in runs.items() if info["kind"] == "eval")
     assert [r.split("-1-")[0] for r in evals] == ["demo-after", "demo-before"], evals
-    assert all(len(episodes[r]) == 8 and all(e["split"] == "test" for e in episodes[r]) for r in evals)
+    for run in evals:  # every held-out episode ran to its end (a failed episode also counts as not passed)
+        assert [(e["split"], e["status"]) for e in episodes[run]] == [("test", "done")] * 8, [
+            (e["status"], e.get("error_type"), e.get("error_message")) for e in episodes[run]]
     assert runs[evals[0]]["model"].endswith("checkpoint")
 
     rows = [json.loads(line) for line in (out / "dataset" / "train.jsonl").read_text().splitlines()]
