@@ -62,6 +62,12 @@ def _common_options(fn: F) -> F:
             help="Seconds after which an idle HTTP session and its workspace are removed.",
         ),
         click.option(
+            "--max-workspaces",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Most per-client workspaces live at once over HTTP; one more is refused [default 10000].",
+        ),
+        click.option(
             "--sse/--json",
             "sse",
             default=None,
@@ -98,6 +104,7 @@ def _run(names: list[str], opts: dict[str, Any], default_transport: str) -> None
         "http.max_body_bytes": opts.get("max_body_bytes"),
         "http.call_timeout_s": opts.get("call_timeout"),
         "http.session_idle_timeout_s": opts.get("session_idle_timeout"),
+        "http.max_workspaces": opts.get("max_workspaces"),
         "exec.backend": opts.get("backend"),
         "http.json_response": None if opts.get("sse") is None else not opts["sse"],
     }

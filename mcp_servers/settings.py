@@ -78,6 +78,7 @@ class HttpSettings(BaseModel):
     max_body_bytes: int = 4 * 1024 * 1024
     call_timeout_s: float = 120.0
     session_idle_timeout_s: float = 900.0
+    max_workspaces: int = Field(default=10_000, ge=1)  # live per-session workspaces at once (header ids included)
     allowed_hosts: list[str] = Field(default_factory=list)  # extra Host header values accepted (e.g. "myhost:8765")
     json_response: bool = True  # answer each POST with one JSON body (faster); False: SSE streams (progress events)
 

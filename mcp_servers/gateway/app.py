@@ -147,7 +147,8 @@ def build_gateway(
 
     http = settings.http
     if workspaces is None:
-        workspaces = WorkspaceManager(settings.workspace, per_session=True, idle_timeout_s=http.session_idle_timeout_s)
+        workspaces = WorkspaceManager(settings.workspace, per_session=True, idle_timeout_s=http.session_idle_timeout_s,
+                                      max_workspaces=http.max_workspaces)
     security = _transport_security()
     servers: dict[str, MCPServer] = {}
     skipped: dict[str, str] = {}

@@ -15,7 +15,7 @@ from typing import Any
 from mcp_servers.errors import ToolInputError, WorkspaceError
 from mcp_servers.workspace.paths import normalize_root
 
-__all__ = ["WORKSPACE_HEADER", "WORKSPACE_ID_PATTERN", "WorkspaceManager"]
+__all__ = ["DEFAULT_MAX_WORKSPACES", "WORKSPACE_HEADER", "WORKSPACE_ID_PATTERN", "WorkspaceManager"]
 
 _log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ SESSION_HEADER = "mcp-session-id"
 WORKSPACE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 ReleaseCallback = Callable[[str, Path], None]
+
+DEFAULT_MAX_WORKSPACES = 10_000
+"""Live per-session workspaces a server holds at most by default (below the exec sandbox's 50,000 uids)."""
 
 
 @dataclass
@@ -46,19 +49,25 @@ class WorkspaceManager:
         PosixPath('/tmp/ws')
     """
 
-    def __init__(self, root: Path, *, per_session: bool, idle_timeout_s: float = 900.0) -> None:
+    def __init__(self, root: Path, *, per_session: bool, idle_timeout_s: float = 900.0,
+                 max_workspaces: int = DEFAULT_MAX_WORKSPACES) -> None:
         """Create the manager (and the root directory if missing).
 
         Args:
             root: The workspace root. With `per_session=False` every caller works directly in it.
             per_session: Give each MCP session (or workspace id) its own directory under the root (HTTP).
             idle_timeout_s: Remove a per-session workspace no open session holds after this many idle seconds.
+            max_workspaces: The most per-session workspaces live at once (a client naming new workspace ids could
+                otherwise create them without limit); a request that would create one more gets a `WorkspaceError`.
 
         Raises:
-            ToolInputError: `idle_timeout_s` is not positive.
+            ToolInputError: `idle_timeout_s` or `max_workspaces` is not positive.
         """
         if idle_timeout_s <= 0:
             raise ToolInputError(f"idle_timeout_s: must be > 0 seconds, got {idle_timeout_s}")
+        if max_workspaces < 1:
+            raise ToolInputError(f"max_workspaces: must be at least 1, got {max_workspaces}")
+        self.max_workspaces = max_workspaces
         root.mkdir(parents=True, exist_ok=True)
         self.root = Path(normalize_root(root))
         self.per_session = per_session
@@ -130,9 +139,17 @@ class WorkspaceManager:
             return self.root
         key = self.key_for(ctx)
         now = time.monotonic()
+        if key not in self._entries and len(self._entries) >= self.max_workspaces:
+            self.sweep(now)  # idle ones make room first
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
+                if len(self._entries) >= self.max_workspaces:
+                    raise WorkspaceError(
+                        f"this server already holds {len(self._entries)} live workspaces, its limit "
+                        f"(http.max_workspaces, --max-workspaces); end a session or wait until idle workspaces are "
+                        f"removed ({self.idle_timeout_s:g} s without a call), or reuse a {WORKSPACE_HEADER} id"
+                    )
                 path = self.root / key
                 path.mkdir(exist_ok=True)
                 entry = self._entries[key] = _Entry(path=path, last_used=now)

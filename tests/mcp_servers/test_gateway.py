@@ -268,6 +268,22 @@ async def test_idle_workspaces_are_removed(tmp_path: Path) -> None:
         stop_gateway(gw)
 
 
+async def test_header_workspaces_are_capped(tmp_path: Path) -> None:
+    gw = start_gateway(tmp_path / "ws", "--max-workspaces", "2", token=None)
+    try:
+        for job in ("job-a", "job-b"):
+            async with connect(gw, mode="auto", workspace=job) as c:
+                await text(c, "write_file", path="x.txt", content=job)
+        async with connect(gw, mode="auto", workspace="job-c") as c:  # a third id: refused, nothing created
+            r = await c.call_tool("write_file", {"path": "x.txt", "content": "c"})
+            assert r.is_error and "2 live workspaces" in r.content[0].text and "--max-workspaces" in r.content[0].text
+        assert session_dirs(gw) == ["w-job-a", "w-job-b"]
+        async with connect(gw, mode="auto", workspace="job-a") as c:  # the live ones still work
+            assert await text(c, "read_text_file", path="x.txt") == "job-a"
+    finally:
+        stop_gateway(gw)
+
+
 async def test_call_timeout_middleware_turns_a_slow_call_into_a_tool_error() -> None:
     server = MCPServer("slow")
 

@@ -71,3 +71,20 @@ def test_sweep_removes_only_idle_workspaces(tmp_path: Path) -> None:
 def test_idle_timeout_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ToolInputError, match="idle_timeout_s"):
         WorkspaceManager(tmp_path, per_session=True, idle_timeout_s=0)
+
+
+def test_live_workspaces_are_capped_and_idle_ones_make_room(tmp_path: Path) -> None:
+    manager = WorkspaceManager(tmp_path, per_session=True, idle_timeout_s=0.5, max_workspaces=2)
+    manager.current(request(**{"mcpgym-workspace": "a"}))
+    manager.current(request(**{"mcp-session-id": "s1"}))
+    with pytest.raises(WorkspaceError, match="already holds 2 live workspaces.*--max-workspaces"):
+        manager.current(request(**{"mcpgym-workspace": "c"}))
+    assert not (tmp_path / "w-c").exists()
+    assert manager.current(request(**{"mcpgym-workspace": "a"})).name == "w-a"  # a live one is still served
+    manager.release_session("s1")
+    assert manager.current(request(**{"mcpgym-workspace": "c"})).name == "w-c"  # a released one freed its place
+    time.sleep(0.6)  # both idle now: a new id sweeps them instead of being refused
+    assert manager.current(request(**{"mcpgym-workspace": "d"})).name == "w-d"
+    assert sorted(manager.active()) == ["w-d"]
+    with pytest.raises(ToolInputError, match="max_workspaces"):
+        WorkspaceManager(tmp_path, per_session=True, max_workspaces=0)
