@@ -220,7 +220,7 @@ async def play_episode(task: Task, *, pool: ToolPool, policy: Policy, loop_cfg: 
     """
     started = time.perf_counter()
     try:
-        async with pool.session(task.servers, wait_close=False) as session:
+        async with pool.session(task.servers, tools=task.tools, wait_close=False) as session:
             result = await run_episode(task, policy, session, config=loop_cfg)
     except ToolSessionError as exc:
         result = EpisodeResult.opening(task.messages)

@@ -36,11 +36,42 @@ from collector.tools import (
 from collector.types import OpenAITool
 from collector.workspace import WorkspaceOps
 
-__all__ = ["WORKSPACE_HEADER", "ToolPool", "ToolSession"]
+__all__ = ["WORKSPACE_HEADER", "ToolPool", "ToolSession", "offered_tools"]
 
 WORKSPACE_HEADER = "Mcpgym-Workspace"  # the gateway keys workspaces by it: one workspace across a session's servers
 
 ToolsCallback = Callable[[str, list[dict[str, Any]]], Sequence[str]]
+
+
+def offered_tools(tools_by_server: Mapping[str, list[dict[str, Any]]], subset: Mapping[str, Sequence[str]] | None
+                  ) -> dict[str, list[dict[str, Any]]]:
+    """The MCP tools offered to the model: a server in `subset` offers only the named tools (in its own order).
+
+    Args:
+        tools_by_server: server -> its MCP tool dicts (as listed).
+        subset: server -> tool names (a task's `tools`); a server not in it offers all its tools.
+
+    Raises:
+        ConfigError: `subset` names a server that is not attached, or a tool its server does not have.
+    """
+    subset = subset or {}
+    stray = [s for s in subset if s not in tools_by_server]
+    if stray:
+        raise ConfigError(f"the tool subset names server(s) {stray} that this session does not attach "
+                          f"(attached: {list(tools_by_server)})")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for server, tools in tools_by_server.items():
+        if server not in subset:
+            out[server] = list(tools)
+            continue
+        names = [str(t["name"]) for t in tools]
+        missing = [n for n in subset[server] if n not in names]
+        if missing:
+            raise ConfigError(f"server {server!r} has no tool {', '.join(map(repr, missing))} to offer; its tools: "
+                              f"{', '.join(names) or 'none'}")
+        wanted = set(subset[server])
+        out[server] = [t for t in tools if t["name"] in wanted]
+    return out
 
 
 def _tool_dict(tool: Any) -> dict[str, Any]:
@@ -180,8 +211,10 @@ class ToolSession(WorkspaceOps):
     server are what the exec server runs; a stdio server gets its own `{workspace}` directory (see the config docs).
 
     Use through `ToolPool.session(...)`. `tools` are the OpenAI tools offered (namespaced `server__tool` when several
-    servers are attached); `call` runs one model-emitted call and never raises for a bad call: unknown tools, invalid
-    JSON and schema-violating arguments come back as error results the model can read.
+    servers are attached; a task's `tools` subset leaves the others out); `call` runs one model-emitted call and
+    never raises for a bad call: unknown (or not offered) tools, invalid JSON and schema-violating arguments come back
+    as error results the model can read. `call_tool` reaches every tool of an attached server (workspace setup and
+    verifiers use it), offered or not.
     """
 
     def __init__(self, conns: dict[str, _Connection], tools_by_server: dict[str, list[dict[str, Any]]], *,
@@ -412,11 +445,17 @@ class ToolPool:
             raise
         return conns, tools
 
-    async def open_session(self, servers: Sequence[str]) -> ToolSession:
+    async def open_session(self, servers: Sequence[str], tools: Mapping[str, Sequence[str]] | None = None
+                           ) -> ToolSession:
         """Open one session per named server; close it with `aclose()` (or use `session()`).
 
+        Args:
+            servers: the server names.
+            tools: server -> the tool names offered to the model (a task's `tools`); a server not in it offers all
+                its tools.
+
         Raises:
-            ConfigError: a server name is not attached.
+            ConfigError: a server name is not attached, or `tools` names a server or tool the session does not have.
             ToolSessionError: a server cannot be reached (after restarting a dead managed server).
         """
         names = list(dict.fromkeys(servers))
@@ -425,13 +464,18 @@ class ToolPool:
         await self._ensure_gateway()
         workspace_id = f"ep-{uuid.uuid4().hex[:16]}"
         try:
-            conns, tools = await self._open_all(names, workspace_id)
+            conns, listed = await self._open_all(names, workspace_id)
         except ToolSessionError:
             if not await self._ensure_gateway(check_health=True):
                 raise
-            conns, tools = await self._open_all(names, workspace_id)  # the managed server was restarted
+            conns, listed = await self._open_all(names, workspace_id)  # the managed server was restarted
+        try:
+            offered = offered_tools(listed, tools)
+        except ConfigError:
+            await asyncio.gather(*(c.close() for c in conns.values()), return_exceptions=True)
+            raise
         scratch = self._scratch / workspace_id if self._scratch is not None else None
-        return ToolSession(conns, tools, call_timeout_s=self.settings.call_timeout_s,
+        return ToolSession(conns, offered, call_timeout_s=self.settings.call_timeout_s,
                            max_output_chars=self.settings.max_tool_output_chars, workspace_id=workspace_id,
                            scratch=scratch if scratch is not None and scratch.exists() else None,
                            background=self._in_background)
@@ -442,14 +486,16 @@ class ToolPool:
         task.add_done_callback(self._closers.discard)
 
     @asynccontextmanager
-    async def session(self, servers: Sequence[str], *, wait_close: bool = True) -> AsyncIterator[ToolSession]:
+    async def session(self, servers: Sequence[str], *, tools: Mapping[str, Sequence[str]] | None = None,
+                      wait_close: bool = True) -> AsyncIterator[ToolSession]:
         """`async with pool.session(["files", "exec"]) as s:` a fresh session (and workspace) per server.
 
         Args:
             servers: the server names.
+            tools: server -> the tool names offered (a task's `tools`; see `open_session`).
             wait_close: wait for the sessions to close on exit (False: close in the background).
         """
-        s = await self.open_session(servers)
+        s = await self.open_session(servers, tools)
         try:
             yield s
         finally:

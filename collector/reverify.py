@@ -166,7 +166,7 @@ class _Judge:
             raise _Skip(f"a {vtype} verifier needs the {', '.join(missing)} server(s), which are not attached")
         needs_files = vtype == "file_state" or bool(spec.get("solution_path"))
         try:
-            async with pool.session(servers) as session:
+            async with pool.session(servers, tools=dict(task.get("tools") or {})) as session:
                 files = None
                 if needs_files:
                     if FILES_SERVER not in session.servers:

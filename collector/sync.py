@@ -114,9 +114,12 @@ class SyncToolPool:
         """Names of the attachable servers."""
         return self.pool.server_names
 
-    def session(self, servers: Sequence[str]) -> SyncToolSession:
-        """Open a fresh session (one workspace) to the named servers; close it with `close()` or `with`."""
-        return SyncToolSession(self._loop.run(self.pool.open_session(servers)), self._loop)
+    def session(self, servers: Sequence[str], tools: Mapping[str, Sequence[str]] | None = None) -> SyncToolSession:
+        """Open a fresh session (one workspace) to the named servers; close it with `close()` or `with`.
+
+        `tools` (server -> tool names, a task's `tools`) offers only those tools of a listed server.
+        """
+        return SyncToolSession(self._loop.run(self.pool.open_session(servers, tools)), self._loop)
 
     def close(self) -> None:
         """Stop the managed server (if any) and the loop thread."""

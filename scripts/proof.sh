@@ -8,10 +8,11 @@
 #   PROOF_STEPS=data scripts/proof.sh                   # collection, dataset and sequence lengths only (minutes)
 #
 # SUITES takes any built-in families (weather, search, files, code, code-repair, test-writing, tool-selection);
-# the evaluation runs TEST_PER_FAMILY held-out tasks of each. Cost on a CPU is set by sequence length: the tool
-# schemas in the prompt make rows 1,300-5,000 tokens long (weather ~1,300; files ~3,100; code-repair and
-# test-writing, with the 13 files tools and the 3 exec tools, 4,400-5,000), so rows over MAX_TOKENS are left out
-# and lengths.md reports each family's lengths; a family whose rows are all left out is named in a warning.
+# the evaluation runs TEST_PER_FAMILY held-out tasks of each. Cost on a CPU is set by sequence length, mostly the
+# tool schemas in the prompt; weather, search, files, code-repair and test-writing offer a task only the tools it
+# needs (docs/tasks.md, "Tools offered"), so their rows are 830-2,800 tokens (weather ~900, files ~1,100, search
+# ~1,800, code-repair and test-writing ~2,400-2,500); rows over MAX_TOKENS are left out, lengths.md reports each
+# family's lengths, and a family whose rows are all left out is named in a warning.
 set -euo pipefail
 
 HERE="$(dirname "$0")"
@@ -20,7 +21,7 @@ PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"
 PROOF_DIR="${PROOF_DIR:-$HOME/.cache/mcpgym/proof}"
 SUITES="${SUITES:-weather,search,files,code-repair}"
 TRAIN_TASKS="${TRAIN_TASKS:-32}"      # scripted-expert episodes on the train split (a mix of every suite)
-MAX_TOKENS="${MAX_TOKENS:-5120}"      # drop longer rows (code-repair rows are 4,400-5,000 tokens with all 16 tools)
+MAX_TOKENS="${MAX_TOKENS:-5120}"      # drop longer rows (code-repair rows are 2,300-2,800 tokens with their 4 tools)
 TEST_PER_FAMILY="${TEST_PER_FAMILY:-16}"
 FAMILIES=$(( $(tr -cd ',' <<<"$SUITES" | wc -c) + 1 ))
 TEST_TASKS="${TEST_TASKS:-$(( TEST_PER_FAMILY * FAMILIES ))}"  # held-out tasks per model, round-robin over SUITES

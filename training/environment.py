@@ -1,7 +1,8 @@
 """The MCP GRPO environment: a TRL `environment_factory` whose tool methods run live MCP tools by the episode's rules.
 
 Each MCP tool a session offers becomes a method of a generated class (TRL executes the methods it finds on the
-class). The *schemas* the policy sees are not derived from those methods: TRL 1.16 renders an environment's tools
+class). A class is made per server set and tool subset (a task's `tools`), so a rollout is offered exactly the tools
+collection offers the task; a call to a tool the class has no method for is an unknown tool, as it is in collection. The *schemas* the policy sees are not derived from those methods: TRL 1.16 renders an environment's tools
 with `transformers.utils.get_json_schema` on the methods' signatures, which cannot carry `$ref` items, defaults,
 bounds or nested properties. `use_mcp_schemas(trainer, factory)` therefore hands the trainer the exact OpenAI tool
 dicts of `collector.tools.mcp_tool_to_openai` (the conversion collection and SFT use) for rendering prompts and
@@ -27,7 +28,7 @@ import keyword
 import logging
 import re
 import threading
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from collector.episode import CallRecord, Judgement, ToolIndex, judge, parse_call, tool_message
@@ -47,6 +48,7 @@ __all__ = [
     "RolloutState",
     "environment_key",
     "make_tool_method",
+    "task_environment_key",
     "use_mcp_schemas",
 ]
 
@@ -74,9 +76,29 @@ class LoopThread:
             self._thread.join(timeout=10)
 
 
-def environment_key(servers: Sequence[str]) -> str:
-    """The name of the environment for a set of servers (a GRPO row's `environment` column): `exec+files`."""
-    return "+".join(sorted(dict.fromkeys(servers))) or "none"
+def _subset(tools: Mapping[str, Sequence[str]] | None) -> dict[str, tuple[str, ...]]:
+    """A tool subset in one spelling: servers and tool names sorted, duplicates dropped."""
+    return {s: tuple(sorted(set(names))) for s, names in sorted((tools or {}).items())}
+
+
+def environment_key(servers: Sequence[str], tools: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The name of the environment for a set of servers and a tool subset (a GRPO row's `environment` column).
+
+    `exec+files` when every tool of the servers is offered; with a subset the offered tools follow, e.g.
+    `exec+files[exec:run_shell;files:edit_file,read_text_file]` (TRL renders one tool list per environment).
+    """
+    key = "+".join(sorted(dict.fromkeys(servers))) or "none"
+    subset = _subset(tools)
+    if subset:
+        key += "[" + ";".join(f"{s}:{','.join(names)}" for s, names in subset.items()) + "]"
+    return key
+
+
+def task_environment_key(task: Task | Mapping[str, Any]) -> str:
+    """The environment of a task (a Task or its dict): its servers and its tool subset."""
+    if isinstance(task, Task):
+        return environment_key(task.servers, task.tools)
+    return environment_key(list(task.get("servers") or []), dict(task.get("tools") or {}))
 
 
 def make_tool_method(name: str, description: str, call: Callable[[Any, str, dict[str, Any]], str]
@@ -110,11 +132,12 @@ def make_tool_method(name: str, description: str, call: Callable[[Any, str, dict
 class RolloutState:
     """One rollout's MCP session, task and calls (what reward functions read through `env.state`)."""
 
-    def __init__(self, factory: MCPEnvironmentFactory, servers: Sequence[str], tools: Sequence[OpenAITool] = ()
-                 ) -> None:
+    def __init__(self, factory: MCPEnvironmentFactory, servers: Sequence[str], tools: Sequence[OpenAITool] = (),
+                 subset: Mapping[str, Sequence[str]] | None = None) -> None:
         self.factory = factory
         self.servers = list(servers)
         self.tools = list(tools)
+        self.subset = _subset(subset)
         self.session: ToolSession | None = None
         self.task: Task | None = None
         self.index: ToolIndex = ToolIndex.from_openai(self.tools, self.servers)
@@ -122,13 +145,23 @@ class RolloutState:
         self._judgements: dict[str, Judgement] = {}
 
     def reset(self, task: Task) -> None:
-        """Close the previous session, open a fresh one (fresh workspace) and write the task's setup files."""
+        """Close the previous session, open a fresh one (fresh workspace) and write the task's setup files.
+
+        Raises:
+            EnvironmentSetupError: the task's servers or tool subset are not this environment's (a row routed to
+                another task's environment), or the workspace cannot be prepared.
+        """
+        if sorted(dict.fromkeys(task.servers)) != sorted(self.servers) or _subset(task.tools) != self.subset:
+            raise EnvironmentSetupError(
+                f"task {task.id!r} needs environment {task_environment_key(task)!r}, not "
+                f"{environment_key(self.servers, self.subset)!r}: route rows by training.environment."
+                "task_environment_key (the `environment` column)")
         self.close()
         self.task = task
         self.calls = []
         self._judgements = {}
         try:
-            self.session = self.factory.loop.run(self.factory.pool.open_session(self.servers))
+            self.session = self.factory.loop.run(self.factory.pool.open_session(self.servers, self.subset))
             self.index = ToolIndex(self.session.refs.values(), self.session.servers)
             if task.setup_files:
                 self.factory.loop.run(self.session.setup_workspace(task.setup_files))
@@ -210,9 +243,10 @@ class MCPEnvironment:
     _factory: MCPEnvironmentFactory
     _servers: tuple[str, ...] = ()
     _tools: tuple[OpenAITool, ...] = ()
+    _tool_subset: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __init__(self) -> None:
-        self.state = RolloutState(self._factory, self._servers, self._tools)
+        self.state = RolloutState(self._factory, self._servers, self._tools, dict(self._tool_subset))
 
     def reset(self, **row: Any) -> str | None:
         """Start a rollout for a GRPO row: validate its task, open a fresh session and prepare the workspace.
@@ -231,7 +265,8 @@ class MCPEnvironment:
         if tools and list(tools) != list(self._tools) and not self._factory.warned_tools:
             self._factory.warned_tools = True
             logger.warning("the GRPO rows' tools differ from the live %s servers' tools: the policy is shown the live "
-                           "tools (the servers changed since the episodes were collected?)", "+".join(self._servers))
+                           "tools (the servers changed since the episodes were collected?)",
+                           environment_key(self._servers, dict(self._tool_subset)))
         self.state.reset(Task.model_validate(task))
         return None
 
@@ -241,7 +276,7 @@ def _call_tool(env: MCPEnvironment, name: str, arguments: dict[str, Any]) -> str
 
 
 class MCPEnvironmentFactory:
-    """Builds MCP environments for TRL: one class per server set, methods generated from the live tool lists.
+    """Builds MCP environments for TRL: one class per server set and tool subset, methods from the live tool lists.
 
     Args:
         servers: name -> spec of the MCP servers (None: the collector's managed `mcpgym serve all` gateway).
@@ -249,7 +284,7 @@ class MCPEnvironmentFactory:
 
     Example:
         factory = MCPEnvironmentFactory()
-        trainer = GRPOTrainer(..., environment_factory=factory.factories([["weather"], ["files", "exec"]]))
+        trainer = GRPOTrainer(..., environment_factory=factory.factories_for(train["task"]))
         use_mcp_schemas(trainer, factory)
     """
 
@@ -271,38 +306,59 @@ class MCPEnvironmentFactory:
             self.loop.stop()
             raise EnvironmentSetupError(f"cannot start the MCP servers: {exc}") from exc
 
-    def environment_class(self, servers: Sequence[str]) -> type[MCPEnvironment]:
-        """The generated environment class for a set of servers (listed once, then cached).
+    def environment_class(self, servers: Sequence[str], tools: Mapping[str, Sequence[str]] | None = None
+                          ) -> type[MCPEnvironment]:
+        """The generated environment class for a set of servers and a tool subset (listed once, then cached).
+
+        Args:
+            servers: the server names.
+            tools: server -> the tool names offered (a task's `tools`); a server not in it offers all its tools.
 
         Raises:
-            EnvironmentSetupError: a server is unknown or unreachable, or a tool cannot become a method.
+            EnvironmentSetupError: a server is unknown or unreachable, the subset names a server or tool the servers
+                do not have, or a tool cannot become a method.
         """
-        key = environment_key(servers)
+        key = environment_key(servers, tools)
         if key in self._classes:
             return self._classes[key]
         names = sorted(dict.fromkeys(servers))
+        subset = _subset(tools)
 
         async def _list() -> list[OpenAITool]:
-            async with self.pool.session(names) as session:
+            async with self.pool.session(names, tools=subset) as session:
                 return [dict(t) for t in session.tools]  # type: ignore[misc]
 
         try:
-            tools = self.loop.run(_list())
+            offered = self.loop.run(_list())
         except CollectorError as exc:
-            raise EnvironmentSetupError(f"cannot list the tools of {names}: {exc}") from exc
-        namespace: dict[str, Any] = {"_factory": self, "_servers": tuple(names), "_tools": tuple(tools),
-                                     "__doc__": f"MCP environment over the {key} server(s)."}
-        for tool in tools:
+            raise EnvironmentSetupError(f"cannot list the tools of environment {key!r}: {exc}") from exc
+        namespace: dict[str, Any] = {"_factory": self, "_servers": tuple(names), "_tools": tuple(offered),
+                                     "_tool_subset": tuple(subset.items()), "__doc__": f"MCP environment {key}."}
+        for tool in offered:
             fn = tool["function"]
             namespace[fn["name"]] = make_tool_method(fn["name"], fn.get("description") or "", _call_tool)
         cls = type("MCPEnvironment_" + re.sub(r"\W", "_", key), (MCPEnvironment,), namespace)
         self._classes[key] = cls
-        self.tools[key] = tools
+        self.tools[key] = offered
         return cls
 
     def factories(self, server_sets: Sequence[Sequence[str]]) -> dict[str, Callable[[], MCPEnvironment]]:
-        """TRL's `environment_factory` dict: `environment_key(servers)` -> class, for each server set."""
+        """TRL's `environment_factory` dict: `environment_key(servers)` -> class, for each server set (all tools)."""
         return {environment_key(s): self.environment_class(s) for s in server_sets}
+
+    def factories_for(self, tasks: Iterable[Task | Mapping[str, Any]]) -> dict[str, Callable[[], MCPEnvironment]]:
+        """TRL's `environment_factory` dict for the tasks of a GRPO dataset: `task_environment_key(task)` -> class,
+        one per distinct server set and tool subset (TRL renders one tool list per environment)."""
+        out: dict[str, Callable[[], MCPEnvironment]] = {}
+        for task in tasks:
+            if isinstance(task, Task):
+                servers, subset = task.servers, task.tools
+            else:
+                servers, subset = list(task.get("servers") or []), dict(task.get("tools") or {})
+            key = environment_key(servers, subset)
+            if key not in out:
+                out[key] = self.environment_class(servers, subset)
+        return out
 
     def close(self) -> None:
         """Stop the servers (managed gateway) and the loop."""

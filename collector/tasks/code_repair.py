@@ -23,7 +23,7 @@ from collector.tasks._split import split_of
 from collector.tasks.code import load_problems
 from collector.tasks.model import Task, VerifierSpec
 
-__all__ = ["FAMILY", "PER_PROBLEM", "SYSTEM_PROMPT", "generate", "problem_split", "test_file"]
+__all__ = ["FAMILY", "PER_PROBLEM", "SYSTEM_PROMPT", "TOOLS", "generate", "problem_split", "test_file"]
 
 FAMILY = "code-repair"
 PER_PROBLEM = 3
@@ -57,6 +57,11 @@ def test_file(problem: dict[str, Any], check: str) -> str:
     )
 
 
+# Reading, listing and editing files, and running the visible tests (`python test_x.py`) in the sandbox: the tools a
+# repair needs, of the 13 files and 3 exec tools (tool schemas are most of a prompt's length).
+TOOLS = {"files": ["read_text_file", "list_directory", "edit_file"], "exec": ["run_shell"]}
+
+
 def _pick(mutants: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     """Up to n mutants of different operators (in OPERATORS order, then the table's order)."""
     out: list[dict[str, Any]] = []
@@ -87,6 +92,7 @@ def _task(problem: dict[str, Any], mutant: dict[str, Any], visible: tuple[str, i
         split=problem_split(problem["task_id"]),
         messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
         servers=["files", "exec"],
+        tools={server: list(names) for server, names in TOOLS.items()},
         setup_files={module: source, tests: tests_text},
         optimal_steps=4,  # read the module and run the tests, edit, run the tests again
         verifier=VerifierSpec(type="unit_tests", test_code=problem["test"], entry_point=entry, solution_path=module),

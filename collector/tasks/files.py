@@ -9,13 +9,27 @@ from collector.tasks._split import content_id, seeded_rng, split_of
 from collector.tasks._words import DIRS, STEMS, code_token, paragraph, sentence
 from collector.tasks.model import Task, VerifierSpec
 
-__all__ = ["ANSWER_FORM", "FAMILY", "KINDS", "SYSTEM_PROMPT", "generate", "path_answer"]
+__all__ = ["ANSWER_FORM", "FAMILY", "KINDS", "SYSTEM_PROMPT", "TOOLS", "generate", "path_answer"]
 
 FAMILY = "files"
 SYSTEM_PROMPT = (
     "You are a careful assistant working in a file workspace through tools. Paths are relative to the workspace "
     "root. Change only what you are asked to change, then reply with a short confirmation or the answer asked for."
 )
+
+
+# The files tools a task of each kind offers: what a good solution uses, plus listing and reading to look around
+# (tool schemas are most of a prompt's length; the server has 13 tools).
+LOOK = ["list_directory", "read_text_file"]
+TOOLS = {
+    "create": [*LOOK, "write_file"],
+    "append": [*LOOK, "write_file", "edit_file"],
+    "edit": [*LOOK, "edit_file", "write_file"],
+    "move": [*LOOK, "move_file"],
+    "delete": [*LOOK, "search_files", "delete_path"],
+    "find_content": [*LOOK, "grep"],
+    "find_name": [*LOOK, "search_files"],
+}
 
 
 def _make(kind: str, user: str, setup: dict[str, str], verifier: VerifierSpec, steps: int, **meta: object) -> Task:
@@ -26,6 +40,7 @@ def _make(kind: str, user: str, setup: dict[str, str], verifier: VerifierSpec, s
         split=split_of(task_id),
         messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
         servers=["files"],
+        tools={"files": list(TOOLS[kind])},
         setup_files=setup,
         optimal_steps=steps,
         verifier=verifier,

@@ -19,7 +19,7 @@ from collector.tasks.code import load_problems
 from collector.tasks.code_repair import problem_split, test_file
 from collector.tasks.model import Task, VerifierSpec
 
-__all__ = ["FAMILY", "MIN_KILL", "MUTANTS", "SYSTEM_PROMPT", "generate"]
+__all__ = ["FAMILY", "MIN_KILL", "MUTANTS", "SYSTEM_PROMPT", "TOOLS", "generate"]
 
 FAMILY = "test-writing"
 MUTANTS = 8
@@ -30,6 +30,9 @@ SYSTEM_PROMPT = (
     "commands in a sandbox whose working directory is the repository. When the tests you wrote pass, reply with "
     "a short summary of what they check."
 )
+# Reading and listing files, writing (and fixing) the test file, and running it (`python test_x.py`) in the sandbox:
+# the tools the task needs, of the 13 files and 3 exec tools (tool schemas are most of a prompt's length).
+TOOLS = {"files": ["read_text_file", "list_directory", "write_file", "edit_file"], "exec": ["run_shell"]}
 
 
 def _held_out(mutants: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -63,6 +66,7 @@ def _task(problem: dict[str, Any], mutants: list[str]) -> Task:
         split=problem_split(problem["task_id"]),
         messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
         servers=["files", "exec"],
+        tools={server: list(names) for server, names in TOOLS.items()},
         setup_files={module: source},
         optimal_steps=3,  # read the module, write the tests, run them
         verifier=VerifierSpec(type="mutation_score", expected=expected, entry_point=entry),

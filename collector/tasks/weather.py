@@ -18,7 +18,7 @@ from collector.errors import ConfigError
 from collector.tasks._split import content_id, seeded_rng, split_of
 from collector.tasks.model import Task, VerifierSpec
 
-__all__ = ["FAMILY", "KINDS", "SYSTEM_PROMPT", "answer_form", "answer_names", "generate", "weather_date"]
+__all__ = ["FAMILY", "KINDS", "SYSTEM_PROMPT", "TOOLS", "answer_form", "answer_names", "generate", "weather_date"]
 
 FAMILY = "weather"
 SYSTEM_PROMPT = (
@@ -90,6 +90,11 @@ class _Gen:
         return self.offline.current(city, self.day, units)
 
 
+# The weather tool a task of each kind needs (the only one offered: tool schemas are most of a prompt's length).
+TOOLS = {"lookup": "get_current_weather", "imperial": "get_current_weather", "compare": "get_current_weather",
+         "difference": "get_current_weather", "forecast": "get_forecast"}
+
+
 def _make(kind: str, user: str, spec: VerifierSpec, steps: int, day: date, **meta: Any) -> Task:
     task_id = content_id(FAMILY, kind, user, day.isoformat())
     return Task(
@@ -98,6 +103,7 @@ def _make(kind: str, user: str, spec: VerifierSpec, steps: int, day: date, **met
         split=split_of(task_id),
         messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
         servers=["weather"],
+        tools={"weather": [TOOLS[kind]]},
         optimal_steps=steps,
         verifier=spec,
         metadata={"kind": kind, "date": day.isoformat(), **meta},

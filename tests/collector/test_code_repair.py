@@ -194,10 +194,10 @@ def test_both_coding_families_through_stdio_servers_named_by_servers(tmp_path: P
 
 
 def test_the_grpo_environment_judges_both_coding_families() -> None:
-    environment = pytest.importorskip("training.environment")
     import sys
 
     from collector.servers import ServerSpec
+    from training import environment
 
     def spec(name: str) -> ServerSpec:
         return ServerSpec(name=name, command=sys.executable,
@@ -205,18 +205,21 @@ def test_the_grpo_environment_judges_both_coding_families() -> None:
 
     factory = environment.MCPEnvironmentFactory({"files": spec("files"), "exec": spec("exec")})
     try:
-        cls = factory.environment_class(["files", "exec"])
         repair = load_tasks(["code-repair"], split="train", seed=0, limit=1)[0]
-        env = cls()
+        writing = load_tasks(["test-writing"], split="train", seed=0, limit=1)[0]
+        classes = factory.factories_for([repair, writing])  # one environment per tool subset
+        env = classes[environment.task_environment_key(repair)]()
+        assert not hasattr(env, "files__write_file")  # code-repair offers edit_file, not write_file
         env.reset(prompt=repair.messages, task=repair.model_dump(mode="json"))
         assert not env.state.judge("Done.").verdict["passed"]  # the bug is still there
-        env.files__write_file(path=repair.metadata["module"], content=module_source(problem(repair.metadata["source_id"])))
+        fix = repair.metadata["fix"]
+        env.files__edit_file(path=repair.metadata["module"],  # type: ignore[attr-defined]
+                             edits=[{"old_text": fix["old_text"], "new_text": fix["new_text"]}])
         assert env.state.judge("Fixed.").verdict["passed"]
         env.state.close()
-        writing = load_tasks(["test-writing"], split="train", seed=0, limit=1)[0]
-        env = cls()
+        env = classes[environment.task_environment_key(writing)]()
         env.reset(prompt=writing.messages, task=writing.model_dump(mode="json"))
-        env.files__write_file(path=writing.metadata["tests"], content=writing.metadata["expert_tests"])
+        env.files__write_file(path=writing.metadata["tests"], content=writing.metadata["expert_tests"])  # type: ignore[attr-defined]
         verdict = env.state.judge("Wrote the tests.").verdict
         assert verdict["passed"] and verdict["score"] == 1.0, verdict
         env.state.close()

@@ -11,7 +11,13 @@ import pytest
 from transformers.utils import get_json_schema
 
 from collector.servers import ServerSpec
-from training.environment import MCPEnvironmentFactory, environment_key, make_tool_method, use_mcp_schemas
+from training.environment import (
+    MCPEnvironmentFactory,
+    environment_key,
+    make_tool_method,
+    task_environment_key,
+    use_mcp_schemas,
+)
 from training.errors import EnvironmentSetupError
 
 WEATHER = {"weather": ServerSpec(name="weather", command=sys.executable,
@@ -80,6 +86,31 @@ def test_tool_methods_take_the_arguments_as_given() -> None:
         with pytest.raises(EnvironmentSetupError, match="cannot become an environment method"):
             make_tool_method(bad, "", lambda *a: "")
     assert environment_key(["files", "exec", "files"]) == "exec+files"
+    assert environment_key(["files", "exec"], {"files": ["write_file", "read_text_file"], "exec": ["run_shell"]}) == (
+        "exec+files[exec:run_shell;files:read_text_file,write_file]")
+
+
+def test_a_task_s_tool_subset_has_its_own_environment(factory: MCPEnvironmentFactory) -> None:
+    forecast = {**TASK, "id": "w2", "tools": {"weather": ["get_forecast"]}}
+    assert task_environment_key(forecast) == "weather[weather:get_forecast]"
+    envs = factory.factories_for([TASK, forecast, {**forecast, "id": "w3"}])
+    assert list(envs) == ["weather", "weather[weather:get_forecast]"]  # one tool list per environment, as TRL renders
+    cls = envs["weather[weather:get_forecast]"]
+    assert set(_tool_methods(cls)) == {"get_forecast"}  # TRL dispatches no other name: an unknown tool
+    assert [t["function"]["name"] for t in factory.tools["weather[weather:get_forecast]"]] == ["get_forecast"]
+    env = cls()
+    env.reset(task=forecast)
+    assert env.state.session is not None and [t["function"]["name"] for t in env.state.session.tools] == [
+        "get_forecast"]
+    text = env.get_forecast(location="Paris", days=2)  # type: ignore[attr-defined]
+    assert "Paris" in text and not text.startswith("Error")
+    with pytest.raises(EnvironmentSetupError, match="task 'w1' needs environment 'weather', not "
+                                                    r"'weather\[weather:get_forecast\]'"):
+        env.reset(task=TASK)  # a row routed to another task's environment
+    env.state.close()
+    with pytest.raises(EnvironmentSetupError, match="server 'weather' has no tool 'get_weather' to offer; its tools: "
+                                                    "get_current_weather, get_forecast, geocode"):
+        factory.environment_class(["weather"], {"weather": ["get_weather"]})
 
 
 def test_use_mcp_schemas_refuses_a_trainer_it_does_not_know(factory: MCPEnvironmentFactory) -> None:

@@ -5,7 +5,8 @@ scripted experts on every built-in family, the real SmolLM2 as local policy, and
 then handed to the TRL reward functions as TRL would hand it (each assistant turn rendered with the chat template
 and read back with TRL's `parse_response`), its calls replayed through the real MCP environment as TRL's tool loop
 calls it; the rewards must equal the stored ones, component by component. The GRPO prompt is rendered by a real
-`GRPOTrainer` with the MCP environment and must tokenize like the SFT row of the same task.
+`GRPOTrainer` with the MCP environment and must tokenize like the SFT row of the same task, including the tasks
+that offer a subset of their servers' tools (weather, files, search) next to one that offers them all (code).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collector.store import Store
 from collector.tasks.model import Task
 from training.datasets import GRPOOptions, SFTOptions, build_grpo, build_sft
 from training.datasets.filters import FilterConfig
-from training.environment import MCPEnvironmentFactory, environment_key, use_mcp_schemas
+from training.environment import MCPEnvironmentFactory, task_environment_key, use_mcp_schemas
 from training.rewards import reward_functions
 from training.trainers.common import get_profile, load_model
 
@@ -137,7 +138,7 @@ def test_trl_rewards_equal_the_recorded_rewards_component_by_component(
             prompt, after = messages[:opening], messages[opening:]
             tools = episode["tools"] or []
             completion = _as_trl(tokenizer, prompt, after, tools)
-            env = factory.environment_class(task["servers"])()
+            env = factory.environment_class(task["servers"], task.get("tools"))()
             env.reset(prompt=prompt, task=task, tools=tools)
             _replay(env, completion)
             stored = episode["reward_components"]
@@ -172,28 +173,35 @@ def test_grpo_prompts_tokenize_like_sft_rows_for_every_family(
     for row in sft.splits["train"]:
         first = next(i for i, m in enumerate(row["messages"]) if m["role"] == "assistant")
         sft_by_prompt[str(row["messages"][:first])] = (row["messages"][:first], row["tools"])
-    server_sets = sorted({tuple(sorted(r["task"]["servers"])) for r in grpo.splits["train"]})
     args = GRPOConfig(output_dir=str(recorded.parent / "trainer"), max_steps=1, per_device_train_batch_size=2,
                       num_generations=2, max_completion_length=8, report_to="none",
                       **get_profile("cpu").trainer_kwargs())
     trainer = GRPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)], args=args,
                           train_dataset=_dataset(grpo.splits["train"]), processing_class=tokenizer,
-                          environment_factory=dict(factory.factories(server_sets)))
+                          environment_factory=dict(factory.factories_for(r["task"] for r in grpo.splits["train"])))
     use_mcp_schemas(trainer, factory)
     families = set()
+    subsets = set()
     for row in grpo.splits["train"]:
         opening = [{"role": m["role"], "content": m["content"]} for m in row["prompt"]]
         match = sft_by_prompt.get(str(to_training_messages(opening)))
         if match is None:
             continue
         sft_messages, sft_tools = match
-        trainer._batch_environments = [environment_key(row["task"]["servers"])]
+        trainer._batch_environments = [task_environment_key(row["task"])]
         grpo_ids = trainer._tokenize_prompts([row["prompt"]])[0][0]
+        offered = [t["function"]["name"] for t in trainer._env_tools[task_environment_key(row["task"])]]
+        assert offered == [t["function"]["name"] for t in sft_tools]
+        subset = row["task"].get("tools") or {}
+        if subset:  # the GRPO prompt shows the task's subset, as collection and the SFT row do
+            assert sorted(offered) == sorted(n for names in subset.values() for n in names), row["task"]["id"]
+            subsets.add(row["task"]["family"])
         sft_ids = tokenizer.apply_chat_template(sft_messages, tools=sft_tools or None, add_generation_prompt=True,
                                                 tokenize=True, return_dict=False)
         assert list(grpo_ids) == list(sft_ids), row["task"]["id"]
         families.add(row["task"]["family"])
     assert families == set(FAMILIES)
+    assert subsets == {"weather", "files", "search"}  # code (HumanEval) offers every exec tool
 
 
 def _dataset(rows: list[dict[str, Any]]) -> Any:
@@ -201,4 +209,4 @@ def _dataset(rows: list[dict[str, Any]]) -> Any:
 
     features = Features({"prompt": List(Json()), "task": Json(), "environment": Value("string")})
     return Dataset.from_list([{"prompt": r["prompt"], "task": r["task"],
-                               "environment": environment_key(r["task"]["servers"])} for r in rows], features=features)
+                               "environment": task_environment_key(r["task"])} for r in rows], features=features)

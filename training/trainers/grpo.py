@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.servers import ServerSpec
-from training.environment import MCPEnvironmentFactory, environment_key, use_mcp_schemas
+from training.environment import MCPEnvironmentFactory, task_environment_key, use_mcp_schemas
 from training.errors import TrainerConfigError
 from training.rewards import RewardWeights, reward_functions
 from training.trainers.common import (
@@ -71,8 +71,8 @@ class GRPORunConfig:
 
 
 def _with_environment(dataset: Any) -> Any:
-    """Add the `environment` column (the task's server set) that routes each row to its MCP environment."""
-    return dataset.map(lambda row: {"environment": environment_key(row["task"].get("servers") or [])})
+    """Add the `environment` column (the task's server set and tool subset) that routes each row to its environment."""
+    return dataset.map(lambda row: {"environment": task_environment_key(row["task"])})
 
 
 def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | None = None) -> Path:
@@ -101,7 +101,6 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
         )
     train, _ = load_splits(config.data, ("prompt", "task"))
     train = _with_environment(train)
-    server_sets = sorted({tuple(sorted(t.get("servers") or [])) for t in train["task"]})
     model, tokenizer = load_model(config.model, profile, padding_side="left")
     funcs, weights = reward_functions(config.weights, allow_untrusted_tests=config.allow_untrusted_tests)
     args = GRPOConfig(
@@ -132,7 +131,7 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
             train_dataset=train,
             processing_class=tokenizer,
             peft_config=lora_config(config.lora),
-            environment_factory=dict[str, Any](factory.factories(server_sets)),
+            environment_factory=dict[str, Any](factory.factories_for(train["task"])),
         )
         use_mcp_schemas(trainer, factory)  # prompts show the MCP tools' own schemas, as in collection and SFT
         result = trainer.train()
