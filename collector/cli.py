@@ -61,7 +61,7 @@ def _summary_table(summary: Any) -> Any:
 @click.option("--tasks", "suites", multiple=True, default=("weather",), show_default=True,
               help="Task suites, comma-separated or repeated: weather, files, search, code, code-repair, test-writing, "
                    "tool-selection, schema, "
-                   "schema-selection, or a .jsonl file.")
+                   "schema-selection (schema:weather+files: those servers' tools only), or a .jsonl file.")
 @click.option("--policy", type=click.Choice(["openai", "local", "scripted"]), default="scripted", show_default=True,
               help="Who acts: an OpenAI-compatible endpoint, a local transformers model, or the scripted experts.")
 @click.option("--model", default=None, help="Model name (openai: as served; local: built-in name or checkpoint dir).")
@@ -237,7 +237,7 @@ def reverify(db: Path, run_name: str, servers: Path | None, concurrency: int, dr
 @click.option("--suite", "suites", multiple=True, required=True,
               help="Suites, comma-separated or repeated: weather, files, search, code, code-repair, test-writing, "
                    "tool-selection, schema, "
-                   "schema-selection, or a .jsonl file.")
+                   "schema-selection (schema:weather+files: those servers' tools only), or a .jsonl file.")
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True,
               help="Which split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Generation and shuffle seed.")
@@ -251,11 +251,11 @@ def tasks(suites: tuple[str, ...], split: str, seed: int, limit: int | None, ser
     Example:
       mcpgym tasks --suite weather --split train --limit 3
     """
-    from collector.tasks.registry import LIVE_SUITES, load_tasks
+    from collector.tasks.registry import is_live_suite, load_tasks
 
     names = _suites(suites)
     try:
-        live = any(s.strip().lower() in LIVE_SUITES for s in names)
+        live = any(is_live_suite(s) for s in names)
         tools_by_server = asyncio.run(_list_tools(servers)) if live else None
         found = load_tasks(names, split=None if split == "all" else split, seed=seed, limit=limit,
                            tools_by_server=tools_by_server)

@@ -340,9 +340,9 @@ async def collect_async(cfg: CollectConfig, *, on_progress: ProgressFn | None = 
         if cfg.task_list is not None:
             tasks = list(cfg.task_list)
         else:
-            from collector.tasks.registry import LIVE_SUITES, load_tasks
+            from collector.tasks.registry import is_live_suite, load_tasks
 
-            live = any(s.strip().lower() in LIVE_SUITES for s in cfg.tasks)
+            live = any(is_live_suite(s) for s in cfg.tasks)
             tools_by_server = await pool.list_tools() if live else None
             tasks = load_tasks(cfg.tasks, split=cfg.split, seed=cfg.seed, limit=cfg.limit,
                                tools_by_server=tools_by_server)

@@ -476,10 +476,10 @@ def collect_ray(cfg: CollectConfig, *, on_progress: ProgressFn | None = None, wo
         if cfg.task_list is not None:
             tasks = list(cfg.task_list)
         else:
-            from collector.tasks.registry import load_tasks
+            from collector.tasks.registry import is_live_suite, load_tasks
 
             tools_by_server = None
-            if "schema" in cfg.tasks:
+            if any(is_live_suite(s) for s in cfg.tasks):
                 tools_by_server, pending_tools = ray.get(first.list_tools.remote())
             tasks = load_tasks(cfg.tasks, split=cfg.split, seed=cfg.seed, limit=cfg.limit,
                                tools_by_server=tools_by_server)

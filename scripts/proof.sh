@@ -14,44 +14,103 @@
 # ~1,800, code-repair and test-writing ~2,400-2,500); rows over MAX_TOKENS are left out, lengths.md reports each
 # family's lengths, and a family whose rows are all left out is named in a warning.
 set -euo pipefail
+# The whole script is one function, read before it runs: an edit of this file during a run cannot change the run.
+stamp() { date -u +%H:%M:%S; }
+main() {
 
-HERE="$(dirname "$0")"
-MCPGYM="${MCPGYM:-$HERE/../.venv/bin/mcpgym}"
-PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$HERE/.."
+MCPGYM="${MCPGYM:-$ROOT/.venv/bin/mcpgym}"
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
+# The variables below, as given on the command line (the report shows the command).
+VARS="PROOF_DIR SUITES SCHEMA_SERVERS HELDOUT_SERVER EVAL_TOOL_SELECTION TRAIN_TASKS SCHEMA_TASKS MAX_TOKENS
+  TEST_PER_FAMILY EPOCHS BATCH GRAD_ACCUM LR MAX_TURNS MAX_NEW_TOKENS GRPO_FAMILY GRPO_STEPS GRPO_PROMPTS
+  GRPO_GENERATIONS GRPO_COMPLETION GRPO_TOOL_CALLS GRPO_LR SEED PROOF_STEPS"
+COMMAND=""
+for v in $VARS; do if [ -n "${!v+x}" ]; then COMMAND+="$v=${!v} "; fi; done
+COMMAND+="scripts/proof.sh"
+
 PROOF_DIR="${PROOF_DIR:-$HOME/.cache/mcpgym/proof}"
-SUITES="${SUITES:-weather,search,files,code-repair}"
-TRAIN_TASKS="${TRAIN_TASKS:-32}"      # scripted-expert episodes on the train split (a mix of every suite)
+SUITES="${SUITES:-weather,search,files,code-repair}"   # the SFT families (scripted-expert episodes, train split)
+SCHEMA_SERVERS="${SCHEMA_SERVERS:-weather+search+files+exec}"  # schema tasks over these servers join the SFT mix
+HELDOUT_SERVER="${HELDOUT_SERVER:-almanac}"            # schema tasks over this server: the generalization test
+EVAL_TOOL_SELECTION="${EVAL_TOOL_SELECTION:-0}"        # 1: also evaluate tool-selection (it offers the almanac)
+TRAIN_TASKS="${TRAIN_TASKS:-32}"      # scripted-expert episodes of SUITES (round-robin over the families)
+SCHEMA_TASKS="${SCHEMA_TASKS:-8}"     # scripted-expert schema episodes over SCHEMA_SERVERS
 MAX_TOKENS="${MAX_TOKENS:-5120}"      # drop longer rows (code-repair rows are 2,300-2,800 tokens with their 4 tools)
-TEST_PER_FAMILY="${TEST_PER_FAMILY:-16}"
-FAMILIES=$(( $(tr -cd ',' <<<"$SUITES" | wc -c) + 1 ))
-TEST_TASKS="${TEST_TASKS:-$(( TEST_PER_FAMILY * FAMILIES ))}"  # held-out tasks per model, round-robin over SUITES
+TEST_PER_FAMILY="${TEST_PER_FAMILY:-4}"  # each 4 more add ~20 min on 2 idle cores (multi-turn episodes)
 EPOCHS="${EPOCHS:-1}"
 BATCH="${BATCH:-1}"
 GRAD_ACCUM="${GRAD_ACCUM:-1}"
 LR="${LR:-2e-4}"
 MAX_TURNS="${MAX_TURNS:-5}"           # code-repair: read and run the tests, edit, run them again, answer
 MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-192}"  # an edit_file call carries the old and the new lines
+GRPO_FAMILY="${GRPO_FAMILY:-weather}"
+GRPO_STEPS="${GRPO_STEPS:-30}"        # optimizer steps, one prompt x GRPO_GENERATIONS rollouts each
+GRPO_PROMPTS="${GRPO_PROMPTS:-$GRPO_STEPS}"  # train-split prompts of GRPO_FAMILY (cycled when fewer than steps)
+GRPO_GENERATIONS="${GRPO_GENERATIONS:-4}"
+GRPO_COMPLETION="${GRPO_COMPLETION:-512}"  # per rollout, tool results included: a forecast result alone is ~360 tokens
+GRPO_TOOL_CALLS="${GRPO_TOOL_CALLS:-2}"  # a compare task calls twice
+GRPO_LR="${GRPO_LR:-1e-5}"
 SEED="${SEED:-0}"
 PROOF_STEPS="${PROOF_STEPS:-all}"     # all | data
+
+case "$PROOF_STEPS" in all|data) ;; *) echo "PROOF_STEPS must be all or data, not '$PROOF_STEPS'" >&2; exit 2;; esac
+case "+$SCHEMA_SERVERS+" in *"+$HELDOUT_SERVER+"*)
+  echo "SCHEMA_SERVERS ($SCHEMA_SERVERS) must not name HELDOUT_SERVER ($HELDOUT_SERVER): it is held out" >&2; exit 2;;
+esac
+case ",$SUITES," in *,tool-selection,*)
+  echo "SUITES must not hold tool-selection: its tasks offer the $HELDOUT_SERVER server (use EVAL_TOOL_SELECTION=1)" >&2
+  exit 2;;
+esac
+FAMILIES=$(( $(tr -cd ',' <<<"$SUITES" | wc -c) + 1 ))
+EVAL_SUITES="$SUITES,schema:$HELDOUT_SERVER"
+EVAL_FAMILIES=$(( FAMILIES + 1 ))
+if [ "$EVAL_TOOL_SELECTION" = 1 ]; then EVAL_SUITES+=",tool-selection"; EVAL_FAMILIES=$(( EVAL_FAMILIES + 1 )); fi
+TEST_TASKS=$(( TEST_PER_FAMILY * EVAL_FAMILIES ))  # held-out tasks per model, round-robin over EVAL_SUITES
 
 DB="$PROOF_DIR/proof.db"
 # A batched generation over several ~1,500-token prompts can take minutes on a busy CPU: allow it.
 export MCPGYM_STEP_TIMEOUT_S="${MCPGYM_STEP_TIMEOUT_S:-3600}"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 rm -rf "$PROOF_DIR"
 mkdir -p "$PROOF_DIR"
-stamp() { date -u +%H:%M:%S; }
+STAGE_NAME="" STAGE_T0=0
+stage() {  # stage "name": close the running stage (its wall time goes to stages.tsv), open the next
+  local now; now=$(date +%s)
+  [ -n "$STAGE_NAME" ] && printf '%s\t%s\n' "$STAGE_NAME" $(( now - STAGE_T0 )) >> "$PROOF_DIR/stages.tsv"
+  STAGE_NAME="$1" STAGE_T0=$now
+}
+{
+  printf 'COMMAND\t%s\n' "$COMMAND"
+  printf 'STARTED\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  printf 'CPU\t%s\n' "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)"
+  printf 'CORES\t%s\n' "$(nproc)"
+  printf 'LOAD_START\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  for v in SUITES SCHEMA_SERVERS HELDOUT_SERVER EVAL_TOOL_SELECTION TRAIN_TASKS SCHEMA_TASKS MAX_TOKENS \
+    TEST_PER_FAMILY EPOCHS BATCH GRAD_ACCUM LR MAX_TURNS MAX_NEW_TOKENS GRPO_FAMILY GRPO_STEPS GRPO_PROMPTS \
+    GRPO_GENERATIONS GRPO_COMPLETION GRPO_TOOL_CALLS GRPO_LR SEED; do printf '%s\t%s\n' "$v" "${!v}"; done
+} > "$PROOF_DIR/settings.tsv"
 
-echo "[$(stamp)] 1/4 collect $TRAIN_TASKS scripted-expert episodes (train split of $SUITES)"
+stage collect
+echo "[$(stamp)] 1/6 collect $TRAIN_TASKS scripted-expert episodes (train split of $SUITES)" \
+  "and $SCHEMA_TASKS schema episodes over $SCHEMA_SERVERS"
 "$MCPGYM" tasks --suite "$SUITES" --split train --limit "$TRAIN_TASKS" --seed "$SEED" > "$PROOF_DIR/proof.tasks.jsonl"
+"$MCPGYM" tasks --suite "schema:$SCHEMA_SERVERS" --split train --limit "$SCHEMA_TASKS" --seed "$SEED" \
+  >> "$PROOF_DIR/proof.tasks.jsonl"
 "$MCPGYM" collect --tasks "$SUITES" --policy scripted --split train --limit "$TRAIN_TASKS" --seed "$SEED" \
   --db "$DB" --run expert --concurrency 8 --quiet
+"$MCPGYM" collect --tasks "schema:$SCHEMA_SERVERS" --policy scripted --split train --limit "$SCHEMA_TASKS" \
+  --seed "$SEED" --db "$DB" --run expert-schema --concurrency 8 --quiet
+"$PYTHON" -m training.proof_report --dir "$PROOF_DIR" --check-heldout "$HELDOUT_SERVER" --run expert --run expert-schema
 
-echo "[$(stamp)] 2/4 build the SFT dataset"
-"$MCPGYM" dataset sft --db "$DB" --runs expert --out "$PROOF_DIR/sft" --eval-fraction 0 --seed "$SEED" \
-  --max-tokens "$MAX_TOKENS"
-"$MCPGYM" dataset sft --db "$DB" --runs expert --out "$PROOF_DIR/sft-all" --eval-fraction 0 --seed "$SEED" \
-  --max-tokens 1000000 >/dev/null
-"$PYTHON" - "$PROOF_DIR" "$MAX_TOKENS" "$SUITES" <<'PY' | tee "$PROOF_DIR/lengths.md"
+stage dataset
+echo "[$(stamp)] 2/6 build the SFT dataset"
+"$MCPGYM" dataset sft --db "$DB" --runs expert,expert-schema --out "$PROOF_DIR/sft" --eval-fraction 0 \
+  --seed "$SEED" --max-tokens "$MAX_TOKENS"
+"$MCPGYM" dataset sft --db "$DB" --runs expert,expert-schema --out "$PROOF_DIR/sft-all" --eval-fraction 0 \
+  --seed "$SEED" --max-tokens 1000000 >/dev/null
+"$PYTHON" - "$PROOF_DIR" "$MAX_TOKENS" "$SUITES,schema" <<'PY' | tee "$PROOF_DIR/lengths.md"
 import json, statistics, sys
 from pathlib import Path
 from transformers import AutoTokenizer
@@ -80,17 +139,44 @@ for fam in suites:
         print(f"\nWARNING: no {fam} row fits MAX_TOKENS={limit}: the SFT data has none of {fam}", file=sys.stderr)
 PY
 if [ "$PROOF_STEPS" = "data" ]; then
+  stage ""
   echo "[$(stamp)] done (PROOF_STEPS=data): lengths in $PROOF_DIR/lengths.md, dataset in $PROOF_DIR/sft"
   exit 0
 fi
 
-echo "[$(stamp)] 3/4 SFT SmolLM2-135M on the CPU ($EPOCHS epochs, batch $BATCH x $GRAD_ACCUM, lr $LR)"
+stage sft
+echo "[$(stamp)] 3/6 SFT SmolLM2-135M on the CPU ($EPOCHS epochs, batch $BATCH x $GRAD_ACCUM, lr $LR)"
 "$MCPGYM" train sft --data "$PROOF_DIR/sft" --model smollm2-135m --out "$PROOF_DIR/ckpt" --profile cpu \
   --epochs "$EPOCHS" --batch-size "$BATCH" --grad-accum "$GRAD_ACCUM" --lr "$LR" --max-length "$MAX_TOKENS" \
   --seed "$SEED"
 
-echo "[$(stamp)] 4/4 evaluate base vs trained on $TEST_TASKS test tasks ($TEST_PER_FAMILY per family of $SUITES)"
-"$MCPGYM" eval --model smollm2-135m --model "$PROOF_DIR/ckpt" --tasks "$SUITES" --split test \
+stage eval-sft
+echo "[$(stamp)] 4/6 evaluate base vs SFT on $TEST_TASKS test tasks ($TEST_PER_FAMILY per family of $EVAL_SUITES)"
+"$MCPGYM" eval --model smollm2-135m --model "$PROOF_DIR/ckpt" --tasks "$EVAL_SUITES" --split test \
   --limit "$TEST_TASKS" --samples 1 --max-turns "$MAX_TURNS" --max-new-tokens "$MAX_NEW_TOKENS" \
-  --temperature 0 --seed "$SEED" --db "$DB" | tee "$PROOF_DIR/table.md"
-echo "[$(stamp)] done: table in $PROOF_DIR/table.md, episodes in $DB (mcpgym view --db $DB)"
+  --temperature 0 --seed "$SEED" --db "$DB" --json > "$PROOF_DIR/eval-sft.json"
+
+stage grpo
+echo "[$(stamp)] 5/6 GRPO from the SFT checkpoint on $GRPO_FAMILY ($GRPO_STEPS steps x $GRPO_GENERATIONS rollouts" \
+  "of $GRPO_COMPLETION tokens, lr $GRPO_LR)"
+"$MCPGYM" collect --tasks "$GRPO_FAMILY" --policy scripted --split train --limit "$GRPO_PROMPTS" --seed "$SEED" \
+  --db "$DB" --run grpo-prompts --concurrency 8 --quiet
+"$MCPGYM" dataset grpo --db "$DB" --runs grpo-prompts --out "$PROOF_DIR/grpo-data" --eval-fraction 0 --seed "$SEED"
+"$MCPGYM" train grpo --data "$PROOF_DIR/grpo-data" --model "$PROOF_DIR/ckpt" --out "$PROOF_DIR/grpo" --profile cpu \
+  --max-steps "$GRPO_STEPS" --batch-size "$GRPO_GENERATIONS" --num-generations "$GRPO_GENERATIONS" \
+  --max-completion-length "$GRPO_COMPLETION" --max-tool-calls "$GRPO_TOOL_CALLS" --lr "$GRPO_LR" --seed "$SEED"
+
+stage eval-grpo
+echo "[$(stamp)] 6/6 evaluate the GRPO checkpoint on $TEST_PER_FAMILY $GRPO_FAMILY test tasks"
+"$MCPGYM" eval --model "$PROOF_DIR/grpo" --tasks "$GRPO_FAMILY" --split test --limit "$TEST_PER_FAMILY" --samples 1 \
+  --max-turns "$MAX_TURNS" --max-new-tokens "$MAX_NEW_TOKENS" --temperature 0 --seed "$SEED" --db "$DB" \
+  --json > "$PROOF_DIR/eval-grpo.json"
+
+stage ""
+printf 'LOAD_END\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$PROOF_DIR/settings.tsv"
+"$PYTHON" -m training.proof_report --dir "$PROOF_DIR"
+cat "$PROOF_DIR/proof.md"
+echo "[$(stamp)] done: $PROOF_DIR/proof.md, $PROOF_DIR/proof.svg, episodes in $DB (mcpgym view --db $DB)"
+}
+main "$@"
+exit

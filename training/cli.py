@@ -263,7 +263,8 @@ def train_grpo_cmd(data: Path, model: str | None, out: Path | None, profile: str
 @click.option("--model", "models", multiple=True,
               help="Model to evaluate (built-in name or checkpoint); give two for a before/after table "
                    "[default smollm2-135m].")
-@click.option("--tasks", default="weather,files,search,code", show_default=True, help="Comma-separated task suites.")
+@click.option("--tasks", default="weather,files,search,code", show_default=True,
+              help="Comma-separated task suites (schema:SERVER+SERVER: schema tasks over those servers' tools).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True,
               help="Task split to evaluate on.")
 @click.option("--samples", type=int, default=1, show_default=True, help="Episodes per task (pass@k up to this).")

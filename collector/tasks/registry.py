@@ -10,7 +10,10 @@ from collector.errors import ConfigError
 from collector.tasks._split import check_split, seeded_rng
 from collector.tasks.model import Task, VerifierSpec
 
-__all__ = ["FAMILIES", "LIVE_SUITES", "current_verifier", "interleave", "load_suite", "load_tasks"]
+__all__ = [
+    "FAMILIES", "LIVE_SUITES", "current_verifier", "interleave", "is_live_suite", "load_suite", "load_tasks",
+    "suite_name",
+]
 
 # family name -> module with `generate(seed, n) -> list[Task]`
 FAMILIES: dict[str, str] = {
@@ -27,6 +30,56 @@ _SELECTION = "schema-selection"
 LIVE_SUITES = (_SCHEMA, _SELECTION)  # generated from the attached servers' live tool lists
 
 
+def _live_parts(suite: str) -> tuple[str, list[str] | None] | None:
+    """A live suite as (name, servers or None): `schema` -> ("schema", None), `schema:weather+files` -> the servers.
+
+    None when `suite` is no live suite. A `:` form with an empty server list is a ConfigError.
+    """
+    head, sep, tail = suite.strip().partition(":")
+    name = head.strip().lower()
+    if name not in LIVE_SUITES:
+        return None
+    if not sep:
+        return name, None
+    servers = [s.strip() for s in tail.split("+") if s.strip()]
+    if not servers:
+        raise ConfigError(f"suite {suite!r} names no server: write {name}:SERVER or {name}:SERVER+SERVER")
+    return name, list(dict.fromkeys(servers))
+
+
+def is_live_suite(suite: str) -> bool:
+    """Whether a suite is generated from the attached servers' tool lists (`schema`, `schema:weather+files`, ...)."""
+    head, _, _ = suite.strip().partition(":")
+    return head.strip().lower() in LIVE_SUITES
+
+
+def suite_name(suite: str) -> str:
+    """The canonical spelling of a suite: built-in and live names in lower case (servers as given), paths as is."""
+    name = suite.strip()
+    if name.lower() in FAMILIES:
+        return name.lower()
+    parts = _live_parts(name) if is_live_suite(name) else None
+    if parts is not None:
+        live, servers = parts
+        return live if servers is None else f"{live}:{'+'.join(servers)}"
+    return name
+
+
+def _restrict(
+    suite: str, servers: list[str] | None, tools_by_server: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    if servers is None:
+        return tools_by_server
+    unknown = [s for s in servers if s not in tools_by_server]
+    if unknown:
+        raise ConfigError(
+            f"suite {suite!r} names {', '.join(repr(s) for s in unknown)}, which "
+            f"{'is' if len(unknown) == 1 else 'are'} not an attached server; accepted: "
+            f"{', '.join(sorted(tools_by_server))}"
+        )
+    return {s: tools_by_server[s] for s in servers}
+
+
 def _is_path(suite: str) -> bool:
     return suite.endswith((".jsonl", ".json")) or "/" in suite or "\\" in suite or Path(suite).is_file()
 
@@ -37,27 +90,30 @@ def load_suite(
     """Every task of one suite, in generation order (no split filter, no shuffle).
 
     Args:
-        suite: a built-in family name (weather, files, search, code), "schema" (needs `tools_by_server`), or the
-            path of a JSONL file of tasks.
+        suite: a built-in family name (weather, files, search, code, ...), "schema" or "schema-selection" (need
+            `tools_by_server`; `schema:weather+files` keeps only the tools of the named servers), or the path of a
+            JSONL file of tasks.
         seed: the generation seed.
         tools_by_server: the live tool lists (MCP tool dicts) of the attached servers, for the schema suite.
 
     Raises:
-        ConfigError: unknown suite name, unreadable or invalid JSONL file, or schema without tool lists.
+        ConfigError: unknown suite name, unreadable or invalid JSONL file, schema without tool lists, or a server
+            named after `schema:` that is not attached (the message lists the attached ones).
     """
-    name = suite.strip()
-    if name.lower() in (*FAMILIES, *LIVE_SUITES):
-        name = name.lower()
+    name = suite_name(suite)
     if name in FAMILIES:
         module = importlib.import_module(FAMILIES[name])
         tasks: list[Task] = module.generate(seed)
         return tasks
-    if name in LIVE_SUITES:
+    parts = _live_parts(name) if is_live_suite(name) else None
+    if parts is not None:
+        name, only = parts
         if not tools_by_server:
             raise ConfigError(
                 f"the {name!r} suite is generated from the attached servers' tool lists: "
                 "pass tools_by_server (the collector does this after listing the tools)"
             )
+        tools_by_server = _restrict(suite.strip(), only, tools_by_server)
         if name == _SELECTION:
             from collector.tasks.schema_selection import generate_selection_tasks
 
@@ -72,7 +128,10 @@ def load_suite(
 
         return load_jsonl_tasks(name)
     accepted = ", ".join([*FAMILIES, *LIVE_SUITES])
-    raise ConfigError(f"unknown task suite {name!r}; accepted: {accepted}, or the path of a .jsonl file of tasks")
+    raise ConfigError(
+        f"unknown task suite {name!r}; accepted: {accepted} (schema:SERVER+SERVER for some servers' tools), "
+        "or the path of a .jsonl file of tasks"
+    )
 
 
 def interleave(groups: list[list[Task]]) -> list[Task]:
@@ -98,7 +157,8 @@ def load_tasks(
     the seed, and the suites are interleaved round-robin, so `limit` takes a mix of every suite.
 
     Args:
-        suites: built-in family names (weather, files, search, code, schema) or paths of JSONL task files.
+        suites: built-in family names (weather, files, search, code, ...), live suites (schema, schema-selection,
+            `schema:weather+files` for the named servers' tools only) or paths of JSONL task files.
         split: "train", "test", or None for both.
         seed: the generation and shuffle seed: the same seed gives the same tasks in the same order.
         limit: keep the first `limit` tasks of the mix.
@@ -114,7 +174,7 @@ def load_tasks(
     check_split(split)
     if limit is not None and limit < 0:
         raise ConfigError(f"limit must be >= 0, got {limit}")
-    names = [s.strip().lower() if s.strip().lower() in (*FAMILIES, *LIVE_SUITES) else s.strip() for s in suites if s.strip()]
+    names = [suite_name(s) for s in suites if s.strip()]
     if not names:
         raise ConfigError(f"no task suite given; accepted: {', '.join([*FAMILIES, *LIVE_SUITES])}, or a .jsonl path")
     groups: list[list[Task]] = []

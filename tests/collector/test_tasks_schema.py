@@ -225,3 +225,25 @@ def test_a_single_argless_tool_still_gets_tasks() -> None:
 def test_no_tools_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="at least one attached server"):
         generate_schema_tasks({}, seed=0, n=3)
+
+
+def test_schema_suite_restricted_to_named_servers(server_tools: dict[str, list[dict[str, Any]]]) -> None:
+    from collector.tasks.registry import is_live_suite, load_tasks, suite_name
+
+    only = load_tasks(["schema:weather+search"], seed=0, tools_by_server=server_tools)
+    assert only and {t.servers[0] for t in only} == {"weather", "search"}
+    # the restricted suite is the schema suite generated from those servers' tools alone
+    alone = generate_schema_tasks({k: server_tools[k] for k in ("weather", "search")}, seed=0, n=100)
+    assert sorted(t.id for t in only) == sorted(t.id for t in alone)
+    test_split = load_tasks([" Schema:files "], split="test", seed=0, tools_by_server=server_tools)
+    assert test_split and {(t.servers[0], t.split) for t in test_split} == {("files", "test")}
+    assert is_live_suite("schema:files") and is_live_suite("schema-selection:files+weather")
+    assert not is_live_suite("weather") and not is_live_suite("tasks/schema.jsonl")
+    assert suite_name(" SCHEMA:weather+weather ") == "schema:weather"
+    with pytest.raises(ConfigError, match=r"names 'almanac', which is not an attached server; "
+                                          r"accepted: files, search, weather"):
+        load_tasks(["weather", "schema:almanac"], tools_by_server=server_tools)
+    with pytest.raises(ConfigError, match=r"suite 'schema:' names no server: write schema:SERVER"):
+        load_tasks(["schema:"], tools_by_server=server_tools)
+    with pytest.raises(ConfigError, match="pass tools_by_server"):
+        load_tasks(["schema:weather"])
