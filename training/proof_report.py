@@ -249,7 +249,7 @@ def proof_markdown(data: ProofData) -> str:
         lines += ["", "Tool-selection tasks that need no tool call, answered correctly without one:", ""]
         lines += [f"- {label}: {m.no_tool_passed_without_call}/{m.no_tool}" for label, m in no_tool if m is not None]
     lines += ["", f"## Generalization: schema tasks over `{heldout}`, a server in no training row", "",
-              f"The SFT data has no episode that offered a `{heldout}` tool; these tasks are its test split.", ""]
+              f"The SFT data has no episode that offered a tool of `{heldout}`; these tasks are from the test split.", ""]
     lines += _table([(f"schema ({heldout})", "base", data.base.get("schema")),
                      (f"schema ({heldout})", "SFT", data.sft.get("schema"))])
     fam = s.get("GRPO_FAMILY", "weather")
