@@ -21,7 +21,8 @@ from collector.errors import CollectorError
 from collector.store import Store
 from training.errors import EvaluationError
 
-__all__ = ["EvalConfig", "ModelMetrics", "comparison_table", "evaluate", "metrics_from_run", "pass_at_k"]
+__all__ = ["EvalConfig", "ModelMetrics", "comparison_table", "evaluate", "finished_run", "malformed_count",
+           "metrics_from_run", "pass_at_k"]
 
 
 @dataclass(frozen=True)
@@ -113,13 +114,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def metrics_from_run(db: str | Path, run: str, *, code_families: Sequence[str] = ("code",)) -> ModelMetrics:
-    """Score a stored run.
-
-    Args:
-        db: the trajectory database.
-        run: the run id.
-        code_families: families whose tasks get pass@k.
+def finished_run(db: str | Path, run: str) -> tuple[dict[str, Any], list[dict[str, Any]],
+                                                  dict[Any, list[dict[str, Any]]]]:
+    """A stored run's record, its finished episodes (running ones left out) and each episode's recorded tool calls.
 
     Raises:
         EvaluationError: the database or run does not exist, or the run has no finished episode.
@@ -138,6 +135,27 @@ def metrics_from_run(db: str | Path, run: str, *, code_families: Sequence[str] =
         store.close()
     if not rows:
         raise EvaluationError(f"run {run!r} has no finished episode to score")
+    return info, rows, calls_of
+
+
+def malformed_count(calls: Sequence[dict[str, Any]]) -> int:
+    """Recorded calls that were written wrongly (each call's recorded error kind; episodes collected before the
+    episode core counted a malformed block twice in `malformed_calls`, the per-call rows were always right)."""
+    return sum(1 for c in calls if c.get("error_kind") in MALFORMED_KINDS or c.get("malformed"))
+
+
+def metrics_from_run(db: str | Path, run: str, *, code_families: Sequence[str] = ("code",)) -> ModelMetrics:
+    """Score a stored run.
+
+    Args:
+        db: the trajectory database.
+        run: the run id.
+        code_families: families whose tasks get pass@k.
+
+    Raises:
+        EvaluationError: the database or run does not exist, or the run has no finished episode.
+    """
+    info, rows, calls_of = finished_run(db, run)
     metrics = ModelMetrics(model=str(info.get("model") or "?"), run=run, episodes=len(rows))
     fam: dict[str, list[bool]] = defaultdict(list)
     code_tasks: dict[str, list[bool]] = defaultdict(list)
@@ -147,13 +165,10 @@ def metrics_from_run(db: str | Path, run: str, *, code_families: Sequence[str] =
         fam[family].append(passed)
         if family in code_families:
             code_tasks[e["task_id"]].append(passed)
-        # each call's recorded error kind (episodes collected before the episode core counted a malformed
-        # block twice in `malformed_calls`; the per-call rows were always right)
         recorded = calls_of.get(e["id"]) or []
         calls = len(recorded)
         metrics.tool_calls += calls
-        metrics.malformed_calls += sum(1 for c in recorded if c.get("error_kind") in MALFORMED_KINDS
-                                       or c.get("malformed"))
+        metrics.malformed_calls += malformed_count(recorded)
         metrics.episodes_with_calls += int(calls > 0)
     metrics.families = {f: {"episodes": len(v), "passed": sum(v), "success_rate": sum(v) / len(v)}
                         for f, v in sorted(fam.items())}

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from collector.episode import MALFORMED_KINDS
 from collector.errors import CollectorError
 from collector.store import Store
 from training.errors import EvaluationError
+from training.evaluate import finished_run, malformed_count
 
 __all__ = [
     "FamilyMetrics",
@@ -84,20 +84,7 @@ def family_metrics(db: str | Path, run: str) -> dict[str, FamilyMetrics]:
     Raises:
         EvaluationError: the database or run does not exist, or the run has no finished episode.
     """
-    try:
-        store = Store(db, readonly=True)
-    except CollectorError as exc:
-        raise EvaluationError(str(exc)) from exc
-    try:
-        store.get_run(run)
-        rows = [e for e in store.episodes([run]) if e["status"] != "running"]
-        calls_of = {e["id"]: store.tool_calls(e["id"]) for e in rows}
-    except CollectorError as exc:
-        raise EvaluationError(str(exc)) from exc
-    finally:
-        store.close()
-    if not rows:
-        raise EvaluationError(f"run {run!r} has no finished episode to score")
+    _, rows, calls_of = finished_run(db, run)
     out: dict[str, FamilyMetrics] = {}
     for e in rows:
         m = out.setdefault(str(e.get("family") or "unknown"), FamilyMetrics())
@@ -107,7 +94,7 @@ def family_metrics(db: str | Path, run: str) -> dict[str, FamilyMetrics]:
         m.passed += passed
         m.reward_sum += float(e.get("reward") or 0.0)
         m.calls += len(calls)
-        m.malformed += sum(1 for c in calls if c.get("error_kind") in MALFORMED_KINDS or c.get("malformed"))
+        m.malformed += malformed_count(calls)
         m.with_calls += bool(calls)
         m.task_ids.add(str(e["task_id"]))
         if ((e.get("task") or {}).get("metadata") or {}).get("kind") == NO_TOOL_KIND:
