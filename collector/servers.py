@@ -20,7 +20,7 @@ from collector.errors import ConfigError, ToolSessionError
 
 __all__ = ["GATEWAY_SERVERS", "ManagedGateway", "ServerSpec", "load_server_config", "parse_server_config"]
 
-GATEWAY_SERVERS = ("files", "search", "weather", "exec", "almanac")
+GATEWAY_SERVERS = ("files", "search", "weather", "exec", "almanac", "shop")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ _EXAMPLES = {
     "weather": "mcpgym serve weather --transport http --port 8765",
     "exec": "mcpgym serve exec --transport stdio --backend process --workspace ./ws",
     "almanac": "mcpgym serve almanac --transport stdio",
+    "shop": "mcpgym serve shop --transport stdio",
     "all": "mcpgym serve all --transport http --host 127.0.0.1 --port 8765 --workspace ./ws",
 }
 
@@ -148,13 +149,15 @@ serve_search = _single("search", "full-text search over a local corpus or a Sear
 serve_weather = _single("weather", "current weather, forecasts and geocoding")
 serve_exec = _single("exec", "run code in a sandbox in the workspace", with_backend=True)
 serve_almanac = _single("almanac", "past weather, air quality, sun times, unit conversion and day counts")
+serve_shop = _single("shop", "a store's catalog, stock, shipping quotes, prices in other currencies and order totals")
 
 
 @serve.command(name="all")
 @_common_options
 @_backend_option
 def serve_all(**opts: Any) -> None:
-    """Serve every server in one HTTP app: /files/mcp, /search/mcp, /weather/mcp, /exec/mcp, /almanac/mcp, /healthz.
+    """Serve every server in one HTTP app: /files/mcp, /search/mcp, /weather/mcp, /exec/mcp, /almanac/mcp, /shop/mcp,
+    /healthz.
 
     Servers whose module is not installed are skipped with a warning.
 

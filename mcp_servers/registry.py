@@ -38,6 +38,7 @@ SERVERS: dict[str, ServerSpec] = {
     "almanac": ServerSpec(
         "almanac", "mcp_servers.almanac.server:build_almanac_server", False, "past weather, air quality, sun, units"
     ),
+    "shop": ServerSpec("shop", "mcp_servers.shop.server:build_shop_server", False, "catalog, stock, shipping, orders"),
 }
 
 

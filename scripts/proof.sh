@@ -31,14 +31,14 @@ for v in $VARS; do if [ -n "${!v+x}" ]; then COMMAND+="$v=${!v} "; fi; done
 COMMAND+="scripts/proof.sh"
 
 PROOF_DIR="${PROOF_DIR:-$HOME/.cache/mcpgym/proof}"
-SUITES="${SUITES:-weather,search,files,code-repair}"   # the SFT families (scripted-expert episodes, train split)
-SCHEMA_SERVERS="${SCHEMA_SERVERS:-weather+search+files+exec}"  # schema tasks over these servers join the SFT mix
-HELDOUT_SERVER="${HELDOUT_SERVER:-almanac}"            # schema tasks over this server: the generalization test
-EVAL_TOOL_SELECTION="${EVAL_TOOL_SELECTION:-0}"        # 1: also evaluate tool-selection (it offers the almanac)
-TRAIN_TASKS="${TRAIN_TASKS:-32}"      # scripted-expert episodes of SUITES (round-robin over the families)
-SCHEMA_TASKS="${SCHEMA_TASKS:-8}"     # scripted-expert schema episodes over SCHEMA_SERVERS
+SUITES="${SUITES:-weather,search,files,code-repair,tool-selection}"  # the SFT families (scripted-expert episodes)
+SCHEMA_SERVERS="${SCHEMA_SERVERS:-weather+search+files+exec+almanac}"  # schema tasks over these join the SFT mix
+HELDOUT_SERVER="${HELDOUT_SERVER:-shop}"               # schema tasks over this server: the generalization test
+EVAL_TOOL_SELECTION="${EVAL_TOOL_SELECTION:-0}"        # 1: also evaluate tool-selection when SUITES lacks it
+TRAIN_TASKS="${TRAIN_TASKS:-50}"      # scripted-expert episodes of SUITES (round-robin over the families)
+SCHEMA_TASKS="${SCHEMA_TASKS:-10}"    # scripted-expert schema episodes over SCHEMA_SERVERS
 MAX_TOKENS="${MAX_TOKENS:-5120}"      # drop longer rows (code-repair rows are 2,300-2,800 tokens with their 4 tools)
-TEST_PER_FAMILY="${TEST_PER_FAMILY:-4}"  # each 4 more add ~20 min on 2 idle cores (multi-turn episodes)
+TEST_PER_FAMILY="${TEST_PER_FAMILY:-16}"  # each 4 more add ~7 min on 2 cores (base and SFT, 6 families)
 EPOCHS="${EPOCHS:-1}"
 BATCH="${BATCH:-1}"
 GRAD_ACCUM="${GRAD_ACCUM:-1}"
@@ -59,14 +59,18 @@ case "$PROOF_STEPS" in all|data) ;; *) echo "PROOF_STEPS must be all or data, no
 case "+$SCHEMA_SERVERS+" in *"+$HELDOUT_SERVER+"*)
   echo "SCHEMA_SERVERS ($SCHEMA_SERVERS) must not name HELDOUT_SERVER ($HELDOUT_SERVER): it is held out" >&2; exit 2;;
 esac
-case ",$SUITES," in *,tool-selection,*)
-  echo "SUITES must not hold tool-selection: its tasks offer the $HELDOUT_SERVER server (use EVAL_TOOL_SELECTION=1)" >&2
-  exit 2;;
-esac
+# the servers each family's tasks offer: the held-out server must be in none of them (proof_report checks the rows too)
+declare -A FAMILY_SERVERS=([weather]=weather [search]=search [files]=files [code]=exec [code-repair]="files exec"
+  [test-writing]="files exec" [tool-selection]="weather almanac search files")
+for fam in ${SUITES//,/ }; do
+  case " ${FAMILY_SERVERS[$fam]:-} " in *" $HELDOUT_SERVER "*)
+    echo "SUITES holds $fam, whose tasks offer the $HELDOUT_SERVER server: it cannot be HELDOUT_SERVER" >&2; exit 2;;
+  esac
+done
 FAMILIES=$(( $(tr -cd ',' <<<"$SUITES" | wc -c) + 1 ))
 EVAL_SUITES="$SUITES,schema:$HELDOUT_SERVER"
 EVAL_FAMILIES=$(( FAMILIES + 1 ))
-if [ "$EVAL_TOOL_SELECTION" = 1 ]; then EVAL_SUITES+=",tool-selection"; EVAL_FAMILIES=$(( EVAL_FAMILIES + 1 )); fi
+if [ "$EVAL_TOOL_SELECTION" = 1 ] && [[ ",$SUITES," != *,tool-selection,* ]]; then EVAL_SUITES+=",tool-selection"; EVAL_FAMILIES=$(( EVAL_FAMILIES + 1 )); fi
 TEST_TASKS=$(( TEST_PER_FAMILY * EVAL_FAMILIES ))  # held-out tasks per model, round-robin over EVAL_SUITES
 
 DB="$PROOF_DIR/proof.db"

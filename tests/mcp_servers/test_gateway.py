@@ -129,7 +129,7 @@ def test_healthz_lists_servers(gateway: Gateway) -> None:
     body = httpx.get(f"{gateway.url}/healthz").json()
     assert body["status"] == "ok"
     assert body["servers"]["files"] == "/files/mcp"
-    assert set(body["servers"]) | set(body["skipped"]) == {"files", "search", "weather", "exec", "almanac"}
+    assert set(body["servers"]) | set(body["skipped"]) == {"files", "search", "weather", "exec", "almanac", "shop"}
 
 
 def test_token_required_on_mcp_routes(gateway: Gateway) -> None:
