@@ -129,7 +129,7 @@ def check_stock(sku: str, store: str) -> Stock:
     if store not in STORES:
         raise ToolInputError(f"unknown store {store!r}; stores are {', '.join(STORES)}")
     digest = hashlib.sha256(f"{product.sku}/{store}".encode()).digest()
-    units = digest[0] % 13 - 3  # -3..9: a quarter of the pairs are out of stock
+    units = digest[0] % 13 - 3  # -3..9: 16 of the 48 product-store pairs are out of stock
     if units <= 0:
         return Stock(sku=product.sku, store=store, units=0, restock_days=2 + digest[1] % 9)
     return Stock(sku=product.sku, store=store, units=units, restock_days=None)
