@@ -1,4 +1,4 @@
-"""The HTTP gateway: one Starlette app mounting each server's streamable HTTP endpoint, with auth and limits."""
+"""The HTTP gateway: one ASGI app routing `/<name>/mcp` to each server's streamable HTTP endpoint, with auth and limits."""
 
 from __future__ import annotations
 
@@ -6,19 +6,15 @@ import contextlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_servers.errors import ConfigError, ServerUnavailableError
+from mcp_servers.gateway.fast_http import McpEndpoint
 from mcp_servers.gateway.guard import HostOriginMiddleware, HostPolicy, is_loopback
 from mcp_servers.workspace import WorkspaceManager
 
@@ -36,7 +32,7 @@ _log = logging.getLogger(__name__)
 class Gateway:
     """The built gateway: the ASGI app, the servers it mounts, the ones skipped (with why), and the workspaces."""
 
-    app: Starlette
+    app: ASGIApp
     servers: dict[str, MCPServer]
     skipped: dict[str, str]
     workspaces: WorkspaceManager
@@ -152,7 +148,7 @@ def build_gateway(
     security = _transport_security()
     servers: dict[str, MCPServer] = {}
     skipped: dict[str, str] = {}
-    routes: list[Route | Mount] = []
+    endpoints: dict[str, McpEndpoint] = {}
     for name in names:
         try:
             server = build_server(name, settings, workspaces)
@@ -163,7 +159,7 @@ def build_gateway(
             _log.warning("%s", exc)
             continue
         server.middleware.append(_call_timeout_middleware(http.call_timeout_s))
-        sub = server.streamable_http_app(
+        server.streamable_http_app(  # builds the SDK's session manager: the path for SSE mode and for refusals
             streamable_http_path="/mcp",
             json_response=http.json_response,
             transport_security=security,
@@ -172,38 +168,48 @@ def build_gateway(
             host=http.host,
         )
         servers[name] = server
-        routes.append(Mount(f"/{name}", app=SessionEndWatcher(sub, workspaces)))
+        endpoints[name] = McpEndpoint(
+            server,
+            workspaces,
+            json_response=http.json_response,
+            max_body_bytes=http.max_body_bytes,
+            session_idle_timeout_s=http.session_idle_timeout_s,
+            max_sessions=server.session_manager.max_sessions,
+            fallback=SessionEndWatcher(server.session_manager.handle_request, workspaces),
+        )
     if not servers:
         raise ConfigError("no server could be started: " + "; ".join(skipped.values()))
 
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {
-                "status": "ok",
-                "servers": {name: f"/{name}/mcp" for name in servers},
-                "skipped": skipped,
-                "workspaces": len(workspaces.active()),
-            }
-        )
+    def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "servers": {name: f"/{name}/mcp" for name in servers},
+            "skipped": skipped,
+            "workspaces": len(workspaces.active()),
+        }
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan() -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            for server in servers.values():
-                await stack.enter_async_context(server.session_manager.run())
+            for name, server in servers.items():
+                manager = server.session_manager
+                await stack.enter_async_context(manager.run())
+                # the lifespan state the manager entered for the server, shared with the endpoint's own path
+                endpoints[name].start(getattr(manager, "_lifespan_state", None))
+                stack.push_async_callback(endpoints[name].close)
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_sweeper, workspaces)
+                tg.start_soon(_sweeper, workspaces, list(endpoints.values()))
                 try:
                     yield
                 finally:
                     tg.cancel_scope.cancel()
         workspaces.close()
 
-    middleware = [Middleware(HostOriginMiddleware, policy=HostPolicy.for_bind(http.host, http.allowed_hosts))]
+    app: ASGIApp = GatewayRouter({f"/{name}/mcp": ep for name, ep in endpoints.items()}, health, lifespan)
     token = settings.token.get_secret_value() if settings.token is not None else None
     if token:
-        middleware.append(Middleware(BearerTokenMiddleware, token=token))
-    app = Starlette(routes=[Route("/healthz", healthz), *routes], middleware=middleware, lifespan=lifespan)
+        app = BearerTokenMiddleware(app, token=token)
+    app = HostOriginMiddleware(app, HostPolicy.for_bind(http.host, http.allowed_hosts))
     return Gateway(
         app=app,
         servers=servers,
@@ -213,8 +219,66 @@ def build_gateway(
     )
 
 
-async def _sweeper(workspaces: WorkspaceManager) -> None:
+class GatewayRouter:
+    """The gateway's ASGI app: exact-path routing to the endpoints, `/healthz`, and the lifespan protocol.
+
+    A plain dictionary lookup per request (a Starlette router with mounts and its error and exception middleware
+    cost more per request than the JSON-mode MCP exchange itself).
+    """
+
+    def __init__(
+        self,
+        routes: dict[str, ASGIApp],
+        health: Callable[[], dict[str, Any]],
+        lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]],
+    ) -> None:
+        self.routes = dict(routes)
+        self.routes.update({f"{path}/": app for path, app in routes.items()})
+        self.health = health
+        self.lifespan = lifespan
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            app = self.routes.get(path)
+            if app is not None:
+                await app(scope, receive, send)
+            elif path == "/healthz":
+                await _send_json(send, 200, self.health())
+            else:
+                await _send_json(send, 404, {"error": "not found", "message": f"no route {path[:100]!r}"})
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        started = False
+        try:
+            async with self.lifespan():
+                started = True
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown
+        except BaseException as exc:
+            kind = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            await send({"type": kind, "message": repr(exc)})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _sweeper(workspaces: WorkspaceManager, endpoints: list[McpEndpoint]) -> None:
     interval = max(0.05, min(workspaces.idle_timeout_s / 4, 30.0))
     while True:
         await anyio.sleep(interval)
+        for endpoint in endpoints:
+            await endpoint.sweep()
         workspaces.sweep()

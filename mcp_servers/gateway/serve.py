@@ -97,4 +97,15 @@ def serve_http(names: Sequence[str], settings: ServerSettings) -> None:
     shown = f"[{host}]" if ":" in host else host
     for name, path in gateway.paths.items():
         print(f"mcpgym: {name} at http://{shown}:{settings.http.port}{path}", file=sys.stderr)
-    uvicorn.run(gateway.app, host=host, port=settings.http.port, log_level="warning", lifespan="on")
+    from mcp_servers.gateway.http_server import http_protocol
+
+    uvicorn.run(
+        gateway.app,
+        host=host,
+        port=settings.http.port,
+        log_level="warning",
+        lifespan="on",
+        http=http_protocol(),
+        access_log=False,
+        proxy_headers=False,
+    )

@@ -1,0 +1,399 @@
+"""The gateway's lean streamable HTTP path: one pure-ASGI endpoint per server, with the SDK's own request kernel.
+
+The SDK's streamable HTTP transport serves a session-based (2025-era) request by writing it into the session's
+memory stream, where a dispatcher task picks it up, runs it, and writes the reply into another stream, which the
+HTTP task reads back: several task switches, two stream hand-offs, a pydantic round trip of every message and a
+Starlette router per call. In JSON-response mode (the gateway's default) none of that buys anything: a request is
+one HTTP exchange. `McpEndpoint` answers such requests in the HTTP task itself, with the SDK's per-connection kernel
+(`ServerRunner.on_request`: the same validation, middleware chain, handlers, result serialization and error
+mapping as the SDK's transport), one `ServerRunner` per session kept from `initialize` to the session's end.
+
+What it handles itself, and what it hands to the SDK's session manager unchanged:
+
+- 2026-07-28 and later (`MCP-Protocol-Version` names a revision without the handshake): the SDK's single-exchange
+  entry (`handle_modern_request`), called directly (no session manager, no router in between).
+- `initialize` without a session id, and POST / DELETE / GET carrying an id this endpoint handed out: here.
+- Everything else (no session id and not a well-formed `initialize`, an id it does not know, SSE-response mode):
+  the SDK's session manager, which answers exactly as before (400, 404, 405, 406, its SSE streams).
+
+Differences from the SDK's transport in JSON mode, all outside what a JSON-mode session can observe on the wire:
+no standalone GET stream (answered 405, which the specification allows; the gateway's servers send no unsolicited
+messages), and a `notifications/cancelled` is acknowledged but does not interrupt a call in flight (a call ends by
+itself, at the latest after the gateway's call timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from mcp.server._streamable_http_modern import _SingleExchangeDispatchContext
+from mcp.server._streamable_http_modern import handle_modern_request as _handle_modern_request
+from mcp.server.connection import Connection
+from mcp.server.runner import ServerRunner, aclose_shielded
+from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
+from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, ErrorData, jsonrpc_message_adapter
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from mcp.server.lowlevel.server import Server
+    from mcp.server.mcpserver import MCPServer
+
+    from mcp_servers.workspace import WorkspaceManager
+
+__all__ = ["McpEndpoint"]
+
+_log = logging.getLogger(__name__)
+
+_JSON = b"application/json"
+
+
+def _error_body(message: str, code: int) -> bytes:
+    """A JSON-RPC error without a request id, as the SDK's transport writes its HTTP-level refusals."""
+    return json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}).encode()
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+@dataclass
+class _Session:
+    """One session's kernel: the SDK's `ServerRunner` over the session's `Connection`."""
+
+    runner: ServerRunner[Any]
+    last_used: float
+    in_flight: int = 0
+    closed: bool = False
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that first yields the already-read body, then defers to the real one (for disconnects)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _accepts_json(accept: str) -> bool:
+    for part in accept.split(","):
+        media = part.split(";", 1)[0].strip().lower()
+        if media in ("application/json", "application/*", "*/*"):
+            return True
+    return False
+
+
+def _is_json_content(content_type: str) -> bool:
+    return any(part.strip() == "application/json" for part in content_type.split(";", 1)[0].split(","))
+
+
+def _plain_request(message: Any) -> bool:
+    """Whether a decoded body is a JSON-RPC request the fast path may take without the SDK's message validator."""
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return False
+    request_id = message.get("id")
+    params = message.get("params")
+    return (
+        isinstance(message.get("method"), str)
+        and isinstance(request_id, (str, int))
+        and not isinstance(request_id, bool)
+        and (params is None or isinstance(params, dict))
+    )
+
+
+def _plain_notification(message: Any) -> bool:
+    return (
+        isinstance(message, dict)
+        and message.get("jsonrpc") == "2.0"
+        and "id" not in message
+        and isinstance(message.get("method"), str)
+        and isinstance(message.get("params", {}), dict)
+    )
+
+
+class McpEndpoint:
+    """The `/<name>/mcp` endpoint of one server: session-based requests served in the HTTP task (see module doc)."""
+
+    def __init__(
+        self,
+        server: MCPServer,
+        workspaces: WorkspaceManager,
+        *,
+        json_response: bool,
+        max_body_bytes: int,
+        session_idle_timeout_s: float,
+        max_sessions: int | None,
+        fallback: ASGIApp,
+    ) -> None:
+        """Describe the endpoint; `start` makes it serve.
+
+        Args:
+            server: The server (its `streamable_http_app` already built, so its session manager exists).
+            workspaces: The gateway's workspaces (a session's is released when the session ends).
+            json_response: Answer with JSON bodies; False hands every request to the SDK's SSE transport.
+            max_body_bytes: The largest request body accepted (413 above).
+            session_idle_timeout_s: A session without a request for this long is ended by `sweep`.
+            max_sessions: The most sessions open at once (503 above), None for no limit.
+            fallback: The SDK's ASGI handler for everything this endpoint does not serve itself.
+        """
+        self.server = server
+        self.workspaces = workspaces
+        self.json_response = json_response
+        self.max_body_bytes = max_body_bytes
+        self.idle_timeout_s = session_idle_timeout_s
+        self.max_sessions = max_sessions
+        self.fallback = fallback
+        self.sessions: dict[str, _Session] = {}
+        self._lowlevel: Server[Any] = server.session_manager.app
+        self._lifespan_state: Any = None
+        self._started = False
+
+    def start(self, lifespan_state: Any) -> None:
+        """Serve from now on, with the lifespan state the SDK's session manager entered for the server."""
+        self._lifespan_state = lifespan_state
+        self._started = True
+
+    async def close(self) -> None:
+        """End every session (server shutdown)."""
+        for session_id in list(self.sessions):
+            await self._end(session_id)
+
+    async def sweep(self, now: float | None = None) -> list[str]:
+        """End the sessions idle for longer than the idle timeout (none with a request in flight).
+
+        Args:
+            now: The current `time.monotonic()` (for tests); defaults to now.
+
+        Returns:
+            The ended session ids.
+        """
+        now = time.monotonic() if now is None else now
+        idle = [
+            sid for sid, s in self.sessions.items() if s.in_flight == 0 and now - s.last_used > self.idle_timeout_s
+        ]
+        for sid in idle:
+            _log.info("session %s idle timeout", sid)
+            await self._end(sid)
+        return idle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.json_response or not self._started:
+            await self.fallback(scope, receive, send)
+            return
+        version = session_id = None
+        accept = content_type = ""
+        for key, value in scope["headers"]:
+            if key == b"mcp-session-id":
+                session_id = value.decode("latin-1")
+            elif key == b"mcp-protocol-version":
+                version = value.decode("latin-1")
+            elif key == b"accept":
+                accept = value.decode("latin-1")
+            elif key == b"content-type":
+                content_type = value.decode("latin-1")
+        if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            await self._modern(scope, receive, send)
+            return
+        method = scope["method"]
+        if session_id is None:
+            if method == "POST" and _accepts_json(accept) and _is_json_content(content_type):
+                await self._open(scope, receive, send)
+            else:
+                await self.fallback(scope, receive, send)
+            return
+        session = self.sessions.get(session_id)
+        if session is None:
+            await self.fallback(scope, receive, send)  # the SDK's 404 (or its own session, in SSE mode)
+        elif method == "POST":
+            await self._post(session_id, session, scope, receive, send, accept, content_type)
+        elif method == "DELETE":
+            await self._end(session_id)
+            await _respond(send, 200, b"", session_id)
+        else:
+            allow = [(b"allow", b"POST, DELETE")]
+            await _respond(send, 405, _error_body("Method Not Allowed", INVALID_REQUEST), session_id, allow)
+
+    # -- the 2026-07-28 revision ------------------------------------------------------------------------------------
+    async def _modern(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await _read_body(scope, receive, self.max_body_bytes)
+        except _BodyTooLarge:
+            await _respond(send, 413, b"Request body too large", content_type=b"text/plain; charset=utf-8")
+            return
+        await _handle_modern_request(
+            self._lowlevel, None, True, self._lifespan_state, scope, _replay(body, receive), send
+        )
+
+    # -- sessions (2025-11-25 and earlier) --------------------------------------------------------------------------
+    async def _open(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await _read_body(scope, receive, self.max_body_bytes)
+        except _BodyTooLarge:
+            await _respond(send, 413, b"Request body too large", content_type=b"text/plain; charset=utf-8")
+            return
+        try:
+            message = json.loads(body)
+        except (ValueError, RecursionError):
+            message = None
+        if not _plain_request(message) or message["method"] != "initialize":
+            await self.fallback(scope, _replay(body, receive), send)  # the SDK's own answer to anything else
+            return
+        if self.max_sessions is not None and len(self.sessions) >= self.max_sessions:
+            _log.warning("refusing to open a new session: %d sessions are already open", self.max_sessions)
+            await _respond(send, 503, _error_body("Too many open sessions", INTERNAL_ERROR))
+            return
+        session_id = uuid.uuid4().hex
+        connection = Connection.from_envelope(LATEST_HANDSHAKE_VERSION, None, None)
+        connection.initialized = anyio.Event()  # a handshake connection: initialized by the client's notification
+        connection.session_id = session_id
+        session = _Session(ServerRunner(self._lowlevel, connection, self._lifespan_state), time.monotonic())
+        reply, ok = await self._dispatch(session, message, scope)
+        if ok:
+            self.sessions[session_id] = session
+            await _respond(send, 200, reply, session_id)
+        else:
+            await aclose_shielded(connection)
+            await _respond(send, 200, reply)
+
+    async def _post(
+        self, session_id: str, session: _Session, scope: Scope, receive: Receive, send: Send, accept: str, ctype: str
+    ) -> None:
+        if not _accepts_json(accept):
+            body = _error_body("Not Acceptable: Client must accept application/json", INVALID_REQUEST)
+            await _respond(send, 406, body, session_id)
+            return
+        if not _is_json_content(ctype):
+            body = _error_body("Unsupported Media Type: Content-Type must be application/json", INVALID_REQUEST)
+            await _respond(send, 415, body, session_id)
+            return
+        try:
+            raw = await _read_body(scope, receive, self.max_body_bytes)
+        except _BodyTooLarge:
+            await _respond(send, 413, b"Request body too large", content_type=b"text/plain; charset=utf-8")
+            return
+        try:
+            message = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            await _respond(send, 400, _error_body(f"Parse error: {exc}", PARSE_ERROR), session_id)
+            return
+        session.in_flight += 1
+        session.last_used = time.monotonic()
+        try:
+            if _plain_request(message):
+                reply, _ = await self._dispatch(session, message, scope)
+                await _respond(send, 200, reply, session_id)
+            elif _plain_notification(message):
+                await session.runner.on_notify(_dispatch_context(None, scope), message["method"], message.get("params"))
+                await _respond(send, 202, b"", session_id)
+            else:
+                problem = _validation_problem(message)
+                if problem is not None:
+                    await _respond(send, 400, _error_body(f"Validation error: {problem}", INVALID_PARAMS), session_id)
+                else:  # a well-formed response or error from the client: nothing here waits for one
+                    await _respond(send, 202, b"", session_id)
+        finally:
+            session.in_flight -= 1
+            session.last_used = time.monotonic()
+
+    async def _dispatch(self, session: _Session, message: dict[str, Any], scope: Scope) -> tuple[bytes, bool]:
+        """Run one request through the session's kernel; the reply body and whether it is a result (not an error)."""
+        request_id = message["id"]
+        try:
+            result = await session.runner.on_request(
+                _dispatch_context(request_id, scope), message["method"], message.get("params")
+            )
+        except Exception as exc:  # noqa: BLE001 - mapped to the wire as the SDK's dispatcher maps it
+            error = handler_exception_to_error_data(exc)
+            if error is None:
+                _log.exception("handler for %r raised", message["method"])
+                error = ErrorData(code=0, message=str(exc))  # the SDK's dispatcher pins code 0 here
+            payload = {"jsonrpc": "2.0", "id": request_id, "error": error.model_dump(by_alias=True, exclude_none=True)}
+            return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), False
+        payload = {"jsonrpc": "2.0", "id": request_id, "result": result}
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), True
+
+    async def _end(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is None or session.closed:
+            return
+        session.closed = True
+        # release before the reply leaves, so a client that sees its DELETE answered sees the workspace gone
+        self.workspaces.release_session(session_id)
+        await aclose_shielded(session.runner.connection)
+
+
+def _dispatch_context(request_id: Any, scope: Scope) -> Any:
+    """The per-request dispatch context: no back-channel (JSON mode), the HTTP request for headers."""
+    request = Request(scope)
+    return _SingleExchangeDispatchContext(
+        transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
+        request_id=request_id,
+        message_metadata=ServerMessageMetadata(request_context=request),
+    )
+
+
+def _validation_problem(message: Any) -> str | None:
+    """The SDK's own validation message for a body that is no JSON-RPC message, None for a valid one."""
+    try:
+        jsonrpc_message_adapter.validate_python(message, by_name=False)
+    except ValidationError as exc:
+        return str(exc)
+    return None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                if int(value) > limit:
+                    raise _BodyTooLarge
+            except ValueError:
+                pass
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    session_id: str | None = None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    content_type: bytes = _JSON,
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    if session_id is not None:
+        headers.append((b"mcp-session-id", session_id.encode("latin-1")))
+    if extra:
+        headers += extra
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
