@@ -219,7 +219,8 @@ class ToolSession(WorkspaceOps):
 
     def __init__(self, conns: dict[str, _Connection], tools_by_server: dict[str, list[dict[str, Any]]], *,
                  call_timeout_s: float, max_output_chars: int, workspace_id: str = "",
-                 scratch: Path | None = None, background: Callable[[Awaitable[None]], None] | None = None) -> None:
+                 scratch: Path | None = None, background: Callable[[Awaitable[None]], None] | None = None,
+                 short_descriptions: bool = False) -> None:
         self._conns = conns
         self.workspace_id = workspace_id
         self._scratch = scratch
@@ -234,7 +235,7 @@ class ToolSession(WorkspaceOps):
             for tool in tools:
                 exposed = namespaced(server, str(tool["name"]), several=several)
                 self.refs[exposed] = ToolRef(exposed, server, str(tool["name"]), dict(tool.get("inputSchema") or {}))
-                self.tools.append(mcp_tool_to_openai(tool, name=exposed))
+                self.tools.append(mcp_tool_to_openai(tool, name=exposed, short=short_descriptions))
 
     def resolve(self, name: str) -> ToolRef | None:
         """The tool a (possibly namespaced) name refers to, or None."""
@@ -478,7 +479,8 @@ class ToolPool:
         return ToolSession(conns, offered, call_timeout_s=self.settings.call_timeout_s,
                            max_output_chars=self.settings.max_tool_output_chars, workspace_id=workspace_id,
                            scratch=scratch if scratch is not None and scratch.exists() else None,
-                           background=self._in_background)
+                           background=self._in_background,
+                           short_descriptions=self.settings.tool_descriptions == "short")
 
     def _in_background(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)

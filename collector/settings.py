@@ -30,6 +30,8 @@ class CollectorSettings(BaseSettings):
         server_start_timeout_s: how long to wait for the managed server's `/healthz`.
         max_tool_output_chars: tool outputs longer than this are truncated with a visible marker.
         mcp_mode: MCP protocol negotiation: `auto` (probe, fall back to the initialize handshake) or `legacy`.
+        tool_descriptions: what the model is shown of each tool's and argument's description: `full`, or `short`
+            (the first sentence of each; shorter prompts, see `collector.tools.mcp_tool_to_openai`).
         openai_timeout_s: HTTP timeout of one chat-completions request.
         openai_max_retries: retries on 429, 5xx and connection errors (exponential backoff).
         openai_backoff_s: first backoff delay; doubles each retry, capped at `openai_backoff_max_s`.
@@ -48,6 +50,7 @@ class CollectorSettings(BaseSettings):
     server_start_timeout_s: float = Field(default=60.0, gt=0)
     max_tool_output_chars: int = Field(default=16_000, ge=200)
     mcp_mode: Literal["auto", "legacy"] = "auto"
+    tool_descriptions: Literal["full", "short"] = "full"
     openai_timeout_s: float = Field(default=120.0, gt=0)
     openai_max_retries: int = Field(default=4, ge=0)
     openai_backoff_s: float = Field(default=0.5, ge=0)

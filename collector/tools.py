@@ -4,6 +4,7 @@ tool results. The episode's rules built on them (call records, judging, rewards)
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "ToolRef",
     "ToolResult",
     "check_arguments",
+    "first_sentence",
     "mcp_tool_to_openai",
     "namespaced",
     "parse_arguments",
@@ -62,7 +64,33 @@ def split_name(name: str, servers: list[str] | tuple[str, ...]) -> tuple[str | N
     return None, name
 
 
-def mcp_tool_to_openai(tool: dict[str, Any], *, name: str | None = None) -> OpenAITool:
+def first_sentence(text: str) -> str:
+    """The first sentence of a description: up to the first period followed by a space or a line end, else its first
+    line (`"Get the forecast. Use this for ..."` -> `"Get the forecast."`)."""
+    text = text.strip()
+    match = re.search(r"\.(\s|$)", text)
+    head = text[: match.start() + 1] if match else text
+    return head.split("\n")[0].strip()
+
+
+def _short_schema(schema: Any) -> Any:
+    """The schema with every `description` cut to its first sentence (recursively: nested objects, items, $defs)."""
+    if isinstance(schema, list):
+        return [_short_schema(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "description" and isinstance(value, str):
+            out[key] = first_sentence(value)
+        elif key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+            out[key] = {k: _short_schema(v) for k, v in value.items()}  # property names are not keywords
+        else:
+            out[key] = _short_schema(value)
+    return out
+
+
+def mcp_tool_to_openai(tool: dict[str, Any], *, name: str | None = None, short: bool = False) -> OpenAITool:
     """Convert one MCP tool definition into an OpenAI function tool.
 
     This is the only place where that conversion happens (docs/architecture.md, data contract): collection, SFT
@@ -71,6 +99,8 @@ def mcp_tool_to_openai(tool: dict[str, Any], *, name: str | None = None) -> Open
     Args:
         tool: the MCP tool as a dict (`name`, `description`, `inputSchema`, optional `title`/`annotations`).
         name: the name to expose (a namespaced name); defaults to the tool's own name.
+        short: cut the tool's and every argument's description to its first sentence (the collector setting
+            `tool_descriptions=short`); names, types, enums, bounds and defaults are kept.
 
     Returns:
         `{"type": "function", "function": {"name", "description", "parameters"}}`.
@@ -79,10 +109,13 @@ def mcp_tool_to_openai(tool: dict[str, Any], *, name: str | None = None) -> Open
     schema.setdefault("type", "object")
     if schema.get("type") == "object":
         schema.setdefault("properties", {})
-    description = tool.get("description") or tool.get("title") or ""
+    description = str(tool.get("description") or tool.get("title") or "")
+    if short:
+        schema = _short_schema(schema)
+        description = first_sentence(description)
     return {
         "type": "function",
-        "function": {"name": name or str(tool["name"]), "description": str(description), "parameters": schema},
+        "function": {"name": name or str(tool["name"]), "description": description, "parameters": schema},
     }
 
 

@@ -102,3 +102,45 @@ def test_the_recorded_episode_offers_exactly_the_subset(tmp_path: Path) -> None:
         store.close()
     assert [(c["tool"], c["error_kind"]) for c in recorded] == [("write_file", "unknown_tool"), ("read_text_file", None)]
     assert episode["passed"] == 1  # file_state: b.txt does not exist, a.txt is unchanged
+
+
+def test_short_descriptions_keep_the_first_sentence_and_every_schema_rule() -> None:
+    from collector.tools import first_sentence, mcp_tool_to_openai
+
+    assert first_sentence("Get the forecast. Use this for the coming days.") == "Get the forecast."
+    assert first_sentence("Read a file\nwith details") == "Read a file"
+    assert first_sentence("Version 2.5 of it. More.") == "Version 2.5 of it."  # a period inside a number stays
+    tool = {"name": "t", "description": "Do it. Then more words.", "inputSchema": {
+        "type": "object", "required": ["a"], "$defs": {"Item": {"type": "object", "description": "An item. Long.",
+                                                                "properties": {"description": {"type": "string"}}}},
+        "properties": {"a": {"type": "string", "enum": ["x", "y"], "description": "The a. Details."},
+                       "description": {"type": "integer", "minimum": 1, "default": 2}}}}
+    full = mcp_tool_to_openai(tool)
+    short = mcp_tool_to_openai(tool, short=True)
+    assert full["function"]["description"] == "Do it. Then more words."
+    assert short["function"]["description"] == "Do it."
+    params = short["function"]["parameters"]
+    assert params["properties"]["a"] == {"type": "string", "enum": ["x", "y"], "description": "The a."}
+    assert params["properties"]["description"] == {"type": "integer", "minimum": 1, "default": 2}  # a property name
+    assert params["$defs"]["Item"]["description"] == "An item."
+    assert params["required"] == ["a"] and tool["inputSchema"]["properties"]["a"]["description"] == "The a. Details."
+
+
+async def test_the_short_descriptions_setting_shortens_what_a_session_offers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from collector.settings import CollectorSettings
+
+    monkeypatch.setenv("MCPGYM_TOOL_DESCRIPTIONS", "short")
+    async with ToolPool({"weather": SERVERS["weather"]}, settings=CollectorSettings()) as pool:
+        async with pool.session(["weather"]) as s:
+            short = {t["function"]["name"]: t for t in s.tools}
+    async with ToolPool({"weather": SERVERS["weather"]}, settings=CollectorSettings(tool_descriptions="full")) as pool:
+        async with pool.session(["weather"]) as s:
+            full = {t["function"]["name"]: t for t in s.tools}
+    assert list(short) == list(full) and short
+    for name, tool in full.items():
+        assert len(str(short[name])) < len(str(tool))
+        assert short[name]["function"]["parameters"]["properties"].keys() == tool["function"]["parameters"][
+            "properties"].keys()
+    with pytest.raises(ValidationError, match="tool_descriptions"):
+        CollectorSettings(tool_descriptions="tiny")  # type: ignore[arg-type]
