@@ -6,6 +6,7 @@
 #
 #   scripts/sweep.sh                                       # FAMILIES=weather,search SIZES="8 16 32" TEST=16
 #   FAMILIES=files SIZES="16 48" EPOCHS=2 scripts/sweep.sh
+#   MCPGYM_TOOL_DESCRIPTIONS=short scripts/sweep.sh        # the same with first-sentence tool descriptions
 #
 # Writes $SWEEP_DIR/sweep.md (one row per family and size: rows, SFT wall time, held-out success before and after)
 # and keeps every episode in $SWEEP_DIR/sweep.db.
@@ -54,7 +55,7 @@ for fam in ${FAMILIES//,/ }; do
     --max-new-tokens "$MAX_NEW_TOKENS" --temperature 0 --seed "$SEED" --db "$DB" --json > "$SWEEP_DIR/eval-$fam.json"
 done
 "$PYTHON" - "$SWEEP_DIR" "$FAMILIES" "$SIZES" "$TEST" "$EPOCHS" "$LR" "$MAX_TURNS" "$MAX_NEW_TOKENS" <<'PY' | tee "$SWEEP_DIR/sweep.md"
-import csv, json, sys
+import csv, json, os, sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,7 +63,9 @@ out, families, sizes = Path(sys.argv[1]), sys.argv[2].split(","), sys.argv[3]
 test, epochs, lr, turns, new_tokens = sys.argv[4:]
 runs = list(csv.DictReader(open(out / "runs.tsv"), delimiter="\t"))
 print(f"# SFT size sweep, {datetime.now(UTC):%Y-%m-%d}\n")
-print(f"Command: `FAMILIES={sys.argv[2]} SIZES=\"{sizes}\" TEST={test} EPOCHS={epochs} LR={lr} MAX_TURNS={turns} "
+desc = os.environ.get("MCPGYM_TOOL_DESCRIPTIONS")
+prefix = f"MCPGYM_TOOL_DESCRIPTIONS={desc} " if desc else ""
+print(f"Command: `{prefix}FAMILIES={sys.argv[2]} SIZES=\"{sizes}\" TEST={test} EPOCHS={epochs} LR={lr} MAX_TURNS={turns} "
       f"MAX_NEW_TOKENS={new_tokens} scripts/sweep.sh`\n")
 print("| family | SFT rows | SFT wall time | held-out success | change vs base | episodes with a call |")
 print("| --- | --- | --- | --- | --- | --- |")
