@@ -69,6 +69,13 @@ def _common_options(fn: F) -> F:
             help="Most per-client workspaces live at once over HTTP; one more is refused [default 10000].",
         ),
         click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="HTTP: gateway processes sharing the port, each with its own servers (use about one per core).",
+        ),
+        click.option(
             "--sse/--json",
             "sse",
             default=None,
@@ -95,6 +102,7 @@ def _run(names: list[str], opts: dict[str, Any], default_transport: str) -> None
     from mcp_servers.registry import load_settings
 
     transport = opts.pop("transport") or default_transport
+    workers = opts.pop("workers", 1) or 1
     allowed = list(opts.pop("allowed_hosts") or ()) or None
     overrides = {
         "http.host": opts.get("host"),
@@ -114,9 +122,11 @@ def _run(names: list[str], opts: dict[str, Any], default_transport: str) -> None
         if transport == "stdio":
             if len(names) != 1:
                 raise click.UsageError("'serve all' runs several servers and needs --transport http")
+            if workers != 1:
+                raise click.UsageError("--workers applies to --transport http (stdio serves one client)")
             serve_stdio(names[0], settings)
         else:
-            serve_http(names, settings)
+            serve_http(names, settings, workers)
     except McpGymServerError as exc:
         raise click.ClickException(str(exc)) from None
 

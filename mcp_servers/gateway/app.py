@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_servers.errors import ConfigError, ServerUnavailableError
 from mcp_servers.gateway.fast_http import McpEndpoint
 from mcp_servers.gateway.guard import HostOriginMiddleware, HostPolicy, is_loopback
+from mcp_servers.gateway.http_server import WorkerInfo
+from mcp_servers.gateway.shared_workspaces import SharedWorkspaceManager
 from mcp_servers.workspace import WorkspaceManager
 
 if TYPE_CHECKING:
@@ -118,6 +120,7 @@ def build_gateway(
     *,
     workspaces: WorkspaceManager | None = None,
     skip_unavailable: bool = True,
+    worker: WorkerInfo | None = None,
 ) -> Gateway:
     """Build the gateway app serving `names` at `/<name>/mcp`, plus `/healthz`.
 
@@ -131,6 +134,7 @@ def build_gateway(
         names: Servers to mount.
         workspaces: A WorkspaceManager to use (default: per-session under `settings.workspace`).
         skip_unavailable: Skip servers whose module is not installed (logged) instead of failing.
+        worker: This process's place among `--workers` gateway processes (None: the only one).
 
     Returns:
         The Gateway.
@@ -143,8 +147,9 @@ def build_gateway(
 
     http = settings.http
     if workspaces is None:
-        workspaces = WorkspaceManager(settings.workspace, per_session=True, idle_timeout_s=http.session_idle_timeout_s,
-                                      max_workspaces=http.max_workspaces)
+        manager = SharedWorkspaceManager if worker is not None and worker.count > 1 else WorkspaceManager
+        workspaces = manager(settings.workspace, per_session=True, idle_timeout_s=http.session_idle_timeout_s,
+                             max_workspaces=http.max_workspaces)
     security = _transport_security()
     servers: dict[str, MCPServer] = {}
     skipped: dict[str, str] = {}
@@ -176,6 +181,7 @@ def build_gateway(
             session_idle_timeout_s=http.session_idle_timeout_s,
             max_sessions=server.session_manager.max_sessions,
             fallback=SessionEndWatcher(server.session_manager.handle_request, workspaces),
+            worker=worker,
         )
     if not servers:
         raise ConfigError("no server could be started: " + "; ".join(skipped.values()))
@@ -186,6 +192,8 @@ def build_gateway(
             "servers": {name: f"/{name}/mcp" for name in servers},
             "skipped": skipped,
             "workspaces": len(workspaces.active()),
+            "worker": worker.index if worker is not None else 0,
+            "workers": worker.count if worker is not None else 1,
         }
 
     @contextlib.asynccontextmanager

@@ -24,6 +24,7 @@ itself, at the latest after the gateway's call timeout).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from mcp.server.lowlevel.server import Server
     from mcp.server.mcpserver import MCPServer
 
+    from mcp_servers.gateway.http_server import WorkerInfo
     from mcp_servers.workspace import WorkspaceManager
 
 __all__ = ["McpEndpoint"]
@@ -140,6 +142,7 @@ class McpEndpoint:
         session_idle_timeout_s: float,
         max_sessions: int | None,
         fallback: ASGIApp,
+        worker: WorkerInfo | None = None,
     ) -> None:
         """Describe the endpoint; `start` makes it serve.
 
@@ -151,6 +154,8 @@ class McpEndpoint:
             session_idle_timeout_s: A session without a request for this long is ended by `sweep`.
             max_sessions: The most sessions open at once (503 above), None for no limit.
             fallback: The SDK's ASGI handler for everything this endpoint does not serve itself.
+            worker: This process's place among several gateway workers (None: the only one). Session ids then end
+                in `.w<index>`, and a request for another worker's session is forwarded to it.
         """
         self.server = server
         self.workspaces = workspaces
@@ -163,6 +168,9 @@ class McpEndpoint:
         self._lowlevel: Server[Any] = server.session_manager.app
         self._lifespan_state: Any = None
         self._started = False
+        self.worker = worker if worker is not None and worker.count > 1 else None
+        self._suffix = f".w{self.worker.index}" if self.worker is not None else ""
+        self._stamp = [(b"mcpgym-worker", str(self.worker.index).encode())] if self.worker is not None else []
 
     def start(self, lifespan_state: Any) -> None:
         """Serve from now on, with the lifespan state the SDK's session manager entered for the server."""
@@ -196,7 +204,11 @@ class McpEndpoint:
         if scope["type"] != "http" or not self.json_response or not self._started:
             await self.fallback(scope, receive, send)
             return
+        relay = send  # a forwarded reply keeps the owner's stamp
+        if self._stamp:
+            send = _stamped(send, self._stamp)
         version = session_id = None
+        forwarded = False
         accept = content_type = ""
         for key, value in scope["headers"]:
             if key == b"mcp-session-id":
@@ -207,6 +219,8 @@ class McpEndpoint:
                 accept = value.decode("latin-1")
             elif key == b"content-type":
                 content_type = value.decode("latin-1")
+            elif key == _FORWARDED:
+                forwarded = True
         if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
             await self._modern(scope, receive, send)
             return
@@ -219,7 +233,11 @@ class McpEndpoint:
             return
         session = self.sessions.get(session_id)
         if session is None:
-            await self.fallback(scope, receive, send)  # the SDK's 404 (or its own session, in SSE mode)
+            owner = self._owner(session_id)
+            if owner is not None and not forwarded:
+                await self._forward(owner, scope, receive, relay)
+            else:
+                await self.fallback(scope, receive, send)  # the SDK's 404 (or its own session, in SSE mode)
         elif method == "POST":
             await self._post(session_id, session, scope, receive, send, accept, content_type)
         elif method == "DELETE":
@@ -228,6 +246,53 @@ class McpEndpoint:
         else:
             allow = [(b"allow", b"POST, DELETE")]
             await _respond(send, 405, _error_body("Method Not Allowed", INVALID_REQUEST), session_id, allow)
+
+    # -- several workers ---------------------------------------------------------------------------------------------
+    def _owner(self, session_id: str) -> str | None:
+        """The Unix socket of the worker that opened `session_id`, when that is another live worker."""
+        if self.worker is None:
+            return None
+        _, dot, tail = session_id.rpartition(".w")
+        if not dot or not tail.isdigit():
+            return None
+        index = int(tail)
+        if index == self.worker.index or index >= self.worker.count:
+            return None
+        return self.worker.peers[index]
+
+    async def _forward(self, peer: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Relay one request to the worker owning its session, over that worker's Unix socket, and its reply back.
+
+        The request keeps its headers (the owner checks Host, Origin and the token again) and is marked as
+        forwarded, so it is never forwarded twice.
+        """
+        try:
+            body = await _read_body(scope, receive, self.max_body_bytes)
+        except _BodyTooLarge:
+            await _respond(send, 413, b"Request body too large", content_type=b"text/plain; charset=utf-8")
+            return
+        target = scope.get("raw_path") or scope["path"].encode()
+        if scope.get("query_string"):
+            target += b"?" + scope["query_string"]
+        head = [b"%s %s HTTP/1.1\r\n" % (scope["method"].encode(), target)]
+        head += [k + b": " + v + b"\r\n" for k, v in scope["headers"] if k not in _HOP_HEADERS]
+        head.append(b"%s: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % (_FORWARDED, len(body)))
+        try:
+            reader, writer = await asyncio.open_unix_connection(peer)
+            try:
+                writer.write(b"".join(head) + body)
+                reply = await reader.read()
+            finally:
+                writer.close()
+        except OSError as exc:
+            _log.warning("forwarding to the worker at %s failed: %s", peer, exc)
+            await _respond(send, 502, _error_body("the worker holding this session is unavailable", _INTERNAL))
+            return
+        status, headers, payload = _parse_reply(reply)
+        if self.worker is not None:
+            headers.append((b"mcpgym-via", str(self.worker.index).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
     # -- the 2026-07-28 revision ------------------------------------------------------------------------------------
     async def _modern(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -258,7 +323,7 @@ class McpEndpoint:
             _log.warning("refusing to open a new session: %d sessions are already open", self.max_sessions)
             await _respond(send, 503, _error_body("Too many open sessions", INTERNAL_ERROR))
             return
-        session_id = uuid.uuid4().hex
+        session_id = uuid.uuid4().hex + self._suffix
         connection = Connection.from_envelope(LATEST_HANDSHAKE_VERSION, None, None)
         connection.initialized = anyio.Event()  # a handshake connection: initialized by the client's notification
         connection.session_id = session_id
@@ -336,6 +401,50 @@ class McpEndpoint:
         # release before the reply leaves, so a client that sees its DELETE answered sees the workspace gone
         self.workspaces.release_session(session_id)
         await aclose_shielded(session.runner.connection)
+
+
+_FORWARDED = b"mcpgym-forwarded"
+_HOP_HEADERS = frozenset({b"connection", b"keep-alive", b"content-length", b"transfer-encoding", _FORWARDED})
+_INTERNAL = -32603
+
+
+def _parse_reply(reply: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body of a complete HTTP/1.1 response read until the peer closed (chunked or not)."""
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status_line, *lines = head.split(b"\r\n")
+    status = int(status_line.split()[1])
+    headers: list[tuple[bytes, bytes]] = []
+    chunked = False
+    for line in lines:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip()
+        if name == b"transfer-encoding" and value.lower() == b"chunked":
+            chunked = True
+        elif name not in _HOP_HEADERS and name not in (b"date", b"server"):
+            headers.append((name, value))
+    if chunked:
+        out, rest = [], body
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                break
+            out.append(rest[:size])
+            rest = rest[size + 2 :]
+        body = b"".join(out)
+    headers.append((b"content-length", b"%d" % len(body)))
+    return status, headers, body
+
+
+def _stamped(send: Send, stamp: list[tuple[bytes, bytes]]) -> Send:
+    """A `send` that adds the worker's header to the response head."""
+
+    async def stamped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *stamp]}
+        await send(message)
+
+    return stamped
 
 
 def _dispatch_context(request_id: Any, scope: Scope) -> Any:

@@ -74,38 +74,39 @@ def check_http_settings(settings: ServerSettings) -> None:
             raise ConfigError(f"http.{label}: must be > 0, got {value}")
 
 
-def serve_http(names: Sequence[str], settings: ServerSettings) -> None:
+def serve_http(names: Sequence[str], settings: ServerSettings, workers: int = 1) -> None:
     """Serve the named servers over streamable HTTP at `/<name>/mcp` (plus `/healthz`) until interrupted.
 
     Args:
         names: Servers to mount; unavailable ones are skipped with a warning.
         settings: Server settings.
+        workers: Gateway processes sharing the port, each with its own servers (see `http_server.serve_workers`).
 
     Raises:
-        ConfigError: See `check_http_settings`, or no server is available.
+        ConfigError: See `check_http_settings`, no server is available, `workers` is below 1, or several workers
+            were asked for with SSE responses.
     """
-    import uvicorn
-
-    from mcp_servers.gateway.app import build_gateway
+    from mcp_servers.gateway.http_server import run_uvicorn, serve_workers
 
     check_http_settings(settings)
+    if workers < 1:
+        raise ConfigError(f"--workers: must be at least 1, got {workers}")
+    if workers > 1 and not settings.http.json_response:
+        raise ConfigError(
+            "--workers above 1 needs JSON responses (--json, the default): with --sse the SDK keeps each session in "
+            "the process that opened it, where requests arriving at another worker cannot reach it"
+        )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    host = settings.http.host
+    shown = f"[{host}]" if ":" in host else host
+    if workers > 1:
+        serve_workers(list(names), settings, workers)
+        return
+    from mcp_servers.gateway.app import build_gateway
+
     gateway = build_gateway(settings, names)
     for name, reason in gateway.skipped.items():
         print(f"mcpgym: skipping {name}: {reason}", file=sys.stderr)
-    host = settings.http.host
-    shown = f"[{host}]" if ":" in host else host
     for name, path in gateway.paths.items():
         print(f"mcpgym: {name} at http://{shown}:{settings.http.port}{path}", file=sys.stderr)
-    from mcp_servers.gateway.http_server import http_protocol
-
-    uvicorn.run(
-        gateway.app,
-        host=host,
-        port=settings.http.port,
-        log_level="warning",
-        lifespan="on",
-        http=http_protocol(),
-        access_log=False,
-        proxy_headers=False,
-    )
+    run_uvicorn(gateway.app, settings)
