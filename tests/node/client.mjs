@@ -7,6 +7,9 @@
 //     server process each; http: one session each), then makes `calls` calls in total, split evenly across them,
 //     each client sequential; reports wall-clock seconds for the calls (connection set-up excluded) and, over stdio,
 //     the CPU seconds the server processes used meanwhile (a figure that a busy machine disturbs less).
+//   config.mode "sessions": config.bench = {tool, arguments, calls, clients}; `calls` sessions in total, `clients` at
+//     a time, each opened (initialize; over HTTP a new MCP session), used for one call and closed (HTTP: the DELETE
+//     that ends the session), as an RL episode does; reports wall-clock seconds for all of it.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -106,10 +109,34 @@ async function bench(config) {
   }
 }
 
+async function sessions(config) {
+  const { tool, calls, clients } = config.bench;
+  const argsFor = (i) => JSON.parse(JSON.stringify(config.bench.arguments).replaceAll("{i}", String(i)));
+  let errors = 0;
+  let next = 0;
+  const once = async (i) => {
+    const conn = await connect(config.target);
+    try {
+      const result = await conn.client.callTool({ name: tool, arguments: argsFor(i) });
+      if (result.isError) errors++;
+    } finally {
+      await close(conn);
+    }
+  };
+  await once(0); // warm-up, not timed
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (next < calls) await once(next++);
+  }));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return { calls, clients, seconds, serverCpuSeconds: null, errors };
+}
+
 const config = JSON.parse(process.argv[2] ?? "{}");
-const run = config.mode === "bench" ? bench : config.mode === "smoke" ? smoke : null;
+const modes = { bench, smoke, sessions };
+const run = modes[config.mode] ?? null;
 if (!run) {
-  console.error('config.mode must be "smoke" or "bench"');
+  console.error('config.mode must be "smoke", "bench" or "sessions"');
   process.exit(2);
 }
 run(config).then(
