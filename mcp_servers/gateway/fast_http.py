@@ -33,14 +33,29 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from mcp.server._streamable_http_modern import _SingleExchangeDispatchContext
+from mcp.server._streamable_http_modern import _mcp_param_rejection, _SingleExchangeDispatchContext
 from mcp.server._streamable_http_modern import handle_modern_request as _handle_modern_request
 from mcp.server.connection import Connection
-from mcp.server.runner import ServerRunner, aclose_shielded
-from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
+from mcp.server.runner import ServerRunner, aclose_shielded, modern_error_data, serve_one
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundLadderRejection,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+)
+from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data, progress_token_from_params
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
-from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, ErrorData, jsonrpc_message_adapter
+from mcp_types import (
+    HEADER_MISMATCH,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    ErrorData,
+    JSONRPCRequest,
+    jsonrpc_message_adapter,
+)
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -166,6 +181,8 @@ class McpEndpoint:
         self.fallback = fallback
         self.sessions: dict[str, _Session] = {}
         self._lowlevel: Server[Any] = server.session_manager.app
+        self._security = server.session_manager.security_settings
+        self._lists: dict[str, bytes] = {}
         self._lifespan_state: Any = None
         self._started = False
         self.worker = worker if worker is not None and worker.count > 1 else None
@@ -222,7 +239,7 @@ class McpEndpoint:
             elif key == _FORWARDED:
                 forwarded = True
         if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
-            await self._modern(scope, receive, send)
+            await self._modern(scope, receive, send, accept)
             return
         method = scope["method"]
         if session_id is None:
@@ -246,6 +263,26 @@ class McpEndpoint:
         else:
             allow = [(b"allow", b"POST, DELETE")]
             await _respond(send, 405, _error_body("Method Not Allowed", INVALID_REQUEST), session_id, allow)
+
+    # -- tools/list, computed once per protocol version ------------------------------------------------------------
+    def _cached_list(self, message: dict[str, Any], version: str) -> bytes | None:
+        """The encoded `tools/list` result already computed for `version`, when the request asks for that list.
+
+        The gateway's servers register their tools when they are built and never change them, and no server
+        scopes its list to the caller, so the first page of `tools/list` is the same for every request of a
+        protocol version: it goes through the SDK's full path once (handler, middleware, validation of the
+        result against the revision) and is replayed after that. A request with a cursor or other parameters
+        is always served in full.
+        """
+        if message["method"] != "tools/list" or not _first_page(message.get("params")):
+            return None
+        return self._lists.get(version)
+
+    def _remember_list(self, message: dict[str, Any], version: str, result: dict[str, Any]) -> bytes:
+        encoded = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+        if message["method"] == "tools/list" and _first_page(message.get("params")):
+            self._lists[version] = encoded
+        return encoded
 
     # -- several workers ---------------------------------------------------------------------------------------------
     def _owner(self, session_id: str) -> str | None:
@@ -295,15 +332,68 @@ class McpEndpoint:
         await send({"type": "http.response.body", "body": payload})
 
     # -- the 2026-07-28 revision ------------------------------------------------------------------------------------
-    async def _modern(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _modern(self, scope: Scope, receive: Receive, send: Send, accept: str) -> None:
+        """One sessionless request: the SDK's single-exchange steps, with the JSON decoded and encoded once.
+
+        The ladder is the SDK's own (`find_duplicated_routing_header`, `classify_inbound_request`, the
+        `Mcp-Param-*` check, `serve_one`, `modern_error_data`, the error-to-status table); what is left out is
+        re-validating an envelope already checked and a pydantic round trip of the reply. Anything but a plain
+        POSTed request that accepts JSON (notifications, batches, malformed bodies, `subscriptions/listen`, other
+        methods) goes to the SDK's `handle_modern_request` unchanged.
+        """
         try:
             body = await _read_body(scope, receive, self.max_body_bytes)
         except _BodyTooLarge:
             await _respond(send, 413, b"Request body too large", content_type=b"text/plain; charset=utf-8")
             return
-        await _handle_modern_request(
-            self._lowlevel, None, True, self._lifespan_state, scope, _replay(body, receive), send
+        try:
+            decoded: Any = json.loads(body) if scope["method"] == "POST" else None
+        except (ValueError, RecursionError):
+            decoded = None
+        if not _plain_request(decoded) or decoded["method"] == "subscriptions/listen" or not _accepts_json(accept):
+            await _handle_modern_request(
+                self._lowlevel, self._security, True, self._lifespan_state, scope, _replay(body, receive), send
+            )
+            return
+        message: dict[str, Any] = decoded
+        request = Request(scope)
+        request_id = message["id"]
+        duplicated = find_duplicated_routing_header(request.headers.items())
+        if duplicated is not None:
+            await _respond_error(send, request_id, HEADER_MISMATCH, f"{duplicated} header appears more than once")
+            return
+        verdict = classify_inbound_request(message, headers=dict(request.headers))
+        if isinstance(verdict, InboundLadderRejection):
+            await _respond_error(send, request_id, verdict.code, verdict.message, verdict.data)
+            return
+        params = message.get("params")
+        envelope = JSONRPCRequest.model_construct(jsonrpc="2.0", id=request_id, method=message["method"], params=params)
+        rejection = await _mcp_param_rejection(self._lowlevel, request, envelope, verdict, self._lifespan_state)
+        if rejection is not None:
+            await _respond_error(send, request_id, rejection.code, rejection.message, rejection.data)
+            return
+        cached = self._cached_list(message, verdict.protocol_version)
+        if cached is not None:
+            await _respond(send, 200, _result_body(request_id, cached))
+            return
+        connection = Connection.from_envelope(verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
+        dctx = _SingleExchangeDispatchContext(
+            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
+            request_id=request_id,
+            message_metadata=ServerMessageMetadata(request_context=request),
+            progress_token=progress_token_from_params(params),
         )
+        try:
+            result = await serve_one(
+                self._lowlevel, dctx, message["method"], params, connection=connection,
+                lifespan_state=self._lifespan_state,
+            )
+        except Exception as exc:  # noqa: BLE001 - mapped to the wire as the SDK's modern entry maps it
+            error = modern_error_data(exc)
+            await _respond_error(send, request_id, error.code, error.message, error.data)
+            return
+        result_json = self._remember_list(message, verdict.protocol_version, result)
+        await _respond(send, 200, _result_body(request_id, result_json))
 
     # -- sessions (2025-11-25 and earlier) --------------------------------------------------------------------------
     async def _open(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -379,6 +469,10 @@ class McpEndpoint:
     async def _dispatch(self, session: _Session, message: dict[str, Any], scope: Scope) -> tuple[bytes, bool]:
         """Run one request through the session's kernel; the reply body and whether it is a result (not an error)."""
         request_id = message["id"]
+        version = session.runner.connection.protocol_version
+        cached = self._cached_list(message, version)
+        if cached is not None:
+            return _result_body(request_id, cached), True
         try:
             result = await session.runner.on_request(
                 _dispatch_context(request_id, scope), message["method"], message.get("params")
@@ -390,8 +484,7 @@ class McpEndpoint:
                 error = ErrorData(code=0, message=str(exc))  # the SDK's dispatcher pins code 0 here
             payload = {"jsonrpc": "2.0", "id": request_id, "error": error.model_dump(by_alias=True, exclude_none=True)}
             return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), False
-        payload = {"jsonrpc": "2.0", "id": request_id, "result": result}
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), True
+        return _result_body(request_id, self._remember_list(message, version, result)), True
 
     async def _end(self, session_id: str) -> None:
         session = self.sessions.pop(session_id, None)
@@ -489,6 +582,25 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _first_page(params: Any) -> bool:
+    """Whether `tools/list` params ask for the first page and nothing else (only the request's `_meta`)."""
+    return params is None or (isinstance(params, dict) and all(key == "_meta" for key in params))
+
+
+def _result_body(request_id: Any, result_json: bytes) -> bytes:
+    """A JSON-RPC result reply around an already encoded result."""
+    return b'{"jsonrpc":"2.0","id":%s,"result":%s}' % (json.dumps(request_id).encode(), result_json)
+
+
+async def _respond_error(send: Send, request_id: Any, code: int, message: str, data: Any = None) -> None:
+    """A JSON-RPC error reply with the HTTP status the SDK's table maps its code to (200 for the rest)."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    body = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}, ensure_ascii=False, separators=(",", ":"))
+    await _respond(send, ERROR_CODE_HTTP_STATUS.get(code, 200), body.encode())
 
 
 async def _respond(
