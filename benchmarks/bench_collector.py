@@ -13,10 +13,11 @@ Two overhead figures per step (one assistant turn), each the collector's minus t
   SQLite writes; independent of how long requests wait in the servers' queues);
 - wall: the time an episode's loop spends outside chat completions and tool calls, per step (MCP session connect
   and close are left out of both sides: they are server round trips, and under load they measure server queueing).
+The CPU time of the gateway's processes per episode is measured on both sides too (where the tools' time goes).
 Prints a table; writes JSON to benchmarks/results/ (gitignored).
 
 Usage:
-    python benchmarks/bench_collector.py [--levels 1,8,64] [--episodes 32,96,256]
+    python benchmarks/bench_collector.py [--levels 1,8,64] [--episodes 32,96,256] [--workers 1]
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -86,6 +89,21 @@ def start_instant_server() -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError("the instant chat server did not start")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and its live descendants (a gateway with --workers has several)."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().split(") ")[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").glob("*/children"):
+                stack += [int(c) for c in task.read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def make_tasks(n: int) -> list[Any]:
@@ -173,44 +191,69 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", default="1,8,64", help="Concurrency levels (comma-separated).")
     parser.add_argument("--episodes", default="32,96,256", help="Episodes per level (comma-separated).")
+    parser.add_argument("--workers", type=int, default=1, help="Gateway processes (`mcpgym serve all --workers`).")
+    parser.add_argument("--other-tree", type=Path, default=None,
+                        help="Run the gateway of another checkout of mcpgym (e.g. an older commit); the collector "
+                             "stays this one.")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     counts = [int(x) for x in args.episodes.split(",")]
     if len(counts) != len(levels):
         parser.error("--episodes needs one count per level")
 
-    from collector.servers import ManagedGateway
+    from collector.servers import ServerSpec
+    from mcp_servers.gateway.process import GatewayProcess
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     chat_proc, base = start_instant_server()
-    gateway = ManagedGateway(Path(tempfile.mkdtemp(prefix="mcpgym-bench-")))
-    gateway.start()
+    root = Path(tempfile.mkdtemp(prefix="mcpgym-bench-"))
+    # the command `mcpgym collect` starts (collector.servers.ManagedGateway), plus --workers
+    extra = ["--workers", str(args.workers)] if args.workers != 1 else []
+    env = None
+    if args.other_tree is not None:
+        env = {**os.environ, "PYTHONPATH": str(args.other_tree), "PYTHONSAFEPATH": "1"}  # not the working dir
+    gateway = GatewayProcess(["all"], workspace=root / "workspaces", extra_args=extra, env=env).start()
+    assert gateway.proc is not None
+    gw_pid = gateway.proc.pid
     rows = []
     try:
-        specs = {"weather": gateway.specs()["weather"]}
-        url = specs["weather"].url
-        assert url is not None
+        url = gateway.url("weather")
+        specs = {"weather": ServerSpec(name="weather", url=url)}
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "bench.db"
             collector_run(db, base, specs, 1, 4, "warm-up")  # warm-up: imports, caches, connections
             asyncio.run(_baseline(base, url, 1, 4))
             for i, (level, n) in enumerate(zip(levels, counts, strict=True)):
+
+                def base_run(level: int = level, n: int = n) -> dict[str, Any]:
+                    before = tree_cpu_seconds(gw_pid)
+                    out = asyncio.run(_baseline(base, url, level, n))
+                    out["gateway_cpu_s"] = tree_cpu_seconds(gw_pid) - before
+                    return out
+
+                def coll_run(level: int = level, n: int = n, i: int = i) -> dict[str, Any]:
+                    before = tree_cpu_seconds(gw_pid)
+                    out = collector_run(db, base, specs, level, n, f"bench-{i}-c{level}")
+                    out["gateway_cpu_s"] = tree_cpu_seconds(gw_pid) - before
+                    return out
+
                 if i % 2 == 0:  # alternate which goes first, so drifting machine load does not favour one side
-                    b = asyncio.run(_baseline(base, url, level, n))
-                    c = collector_run(db, base, specs, level, n, f"bench-{i}-c{level}")
+                    b = base_run()
+                    c = coll_run()
                 else:
-                    c = collector_run(db, base, specs, level, n, f"bench-{i}-c{level}")
-                    b = asyncio.run(_baseline(base, url, level, n))
+                    c = coll_run()
+                    b = base_run()
                 rows.append({"concurrency": level, "collector": c, "baseline": b,
                              "overhead_ms_per_step": c["outside_ms_per_step"] - b["outside_ms_per_step"],
                              "cpu_overhead_ms_per_step": 1000 * (c["cpu_s"] / c["steps"] - b["cpu_s"] / b["steps"])})
     finally:
-        gateway.cleanup()
+        gateway.stop()
         chat_proc.kill()
+        shutil.rmtree(root, ignore_errors=True)
 
     header = (f"{'conc':>4} {'episodes':>8} {'coll ep/s':>9} {'base ep/s':>9} {'coll ms/step':>12} "
               f"{'base ms/step':>12} {'coll outside':>12} {'base outside':>12} {'wall ovh':>8} "
-              f"{'coll CPU':>8} {'base CPU':>8} {'CPU ovh':>8}")
+              f"{'coll CPU':>8} {'base CPU':>8} {'CPU ovh':>8} {'gw CPU ms/ep':>12}")
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -220,12 +263,15 @@ def main() -> None:
               f"{1000 * b['wall_s'] / b['steps']:>12.2f} {c['outside_ms_per_step']:>12.2f} "
               f"{b['outside_ms_per_step']:>12.2f} {r['overhead_ms_per_step']:>8.2f} "
               f"{1000 * c['cpu_s'] / c['steps']:>8.2f} {1000 * b['cpu_s'] / b['steps']:>8.2f} "
-              f"{r['cpu_overhead_ms_per_step']:>8.2f}")
+              f"{r['cpu_overhead_ms_per_step']:>8.2f} {1000 * c['gateway_cpu_s'] / c['episodes']:>12.2f}")
     print("All times in ms per step (one assistant turn). ms/step = wall time / steps (collector: first episode start"
           " to last episode end). outside = an episode loop's "
           "time outside chat and tool calls, per step; wall ovh = collector outside - baseline outside. CPU = the "
-          "client process's CPU time per step; CPU ovh = collector - baseline. Target: overhead < 5 ms/step at "
-          "concurrency 64.")
+          "client process's CPU time per step; CPU ovh = collector - baseline. gw CPU ms/ep = the gateway processes' CPU "
+          "time per collector episode. Target: overhead < 5 ms/step at concurrency 64.")
+    load = os.getloadavg()
+    tree = f" from {args.other_tree}" if args.other_tree else ""
+    print(f"gateway workers: {args.workers}{tree}; load average at the end: {load[0]:.1f}")
     out = RESULTS / f"bench_collector_{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(rows, indent=2))
     print(f"results: {out}")

@@ -135,6 +135,7 @@ def build_cases(
     workers: list[int],
     *,
     minimal: bool = True,
+    other_tree: Path | None = None,
 ) -> list[Case]:
     from mcp_servers.gateway.process import GatewayProcess, free_port
 
@@ -210,12 +211,17 @@ def build_cases(
         make_files(gateway_root / f"w-{WORKSPACE_ID}", 0, 0)
         for f in direct.iterdir():
             shutil.copy(f, gateway_root / f"w-{WORKSPACE_ID}" / f.name)
+        variants: list[tuple[str, list[str], dict[str, str] | None]] = []
+        if other_tree is not None:  # the gateway of another checkout (e.g. an older commit), same command
+            env = {**os.environ, "PYTHONPATH": str(other_tree), "PYTHONSAFEPATH": "1"}  # not the working dir
+            variants.append((f"gateway of {other_tree.name} /files/mcp", [], env))
         for n in workers:
-            extra = ["--workers", str(n)] if n != 1 else []
-            gw = GatewayProcess(["files"], workspace=gateway_root, token=TOKEN, extra_args=extra).start()
+            label = "mcpgym gateway /files/mcp" + (f" ({n} workers)" if n != 1 else "")
+            variants.append((label, ["--workers", str(n)] if n != 1 else [], None))
+        for label, extra, env in variants:
+            gw = GatewayProcess(["files"], workspace=gateway_root, token=TOKEN, extra_args=extra, env=env).start()
             gateways.append(gw)
             assert gw.proc is not None
-            label = "mcpgym gateway /files/mcp" + (f" ({n} workers)" if n != 1 else "")
             cases.append(
                 Case(
                     label,
@@ -292,6 +298,12 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=300, help="HTTP sessions per measurement (0: skip)")
     parser.add_argument("--workers", default="1", help="gateway --workers values to measure, comma-separated")
     parser.add_argument("--no-minimal", action="store_true", help="leave out the minimal Python server rows")
+    parser.add_argument(
+        "--other-tree",
+        type=Path,
+        default=None,
+        help="also measure the gateway of another checkout of mcpgym (e.g. `git worktree add /tmp/old <commit>`)",
+    )
     args = parser.parse_args()
     if shutil.which("node") is None or not REFERENCE.exists():
         raise SystemExit("needs Node 20 and `npm install` in tests/node (scripts/setup-system.sh does it)")
@@ -303,7 +315,9 @@ def main() -> None:
         work = Path(tmp)
         make_files(work / "direct", args.calls, args.file_bytes)
         try:
-            cases = build_cases(transports, work, procs, gateways, workers, minimal=not args.no_minimal)
+            cases = build_cases(
+                transports, work, procs, gateways, workers, minimal=not args.no_minimal, other_tree=args.other_tree
+            )
             for rnd in range(args.rounds):
                 for kind, count in (("bench", args.calls), ("sessions", args.sessions)):
                     if count <= 0:
@@ -334,7 +348,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench_mcp-{time.strftime('%Y%m%d-%H%M%S')}.json"
     load = os.getloadavg()
-    out.write_text(json.dumps({"args": vars(args), "loadavg": load, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"args": vars(args), "loadavg": load, "rows": rows}, indent=2, default=str))
     print(f"\nload average during run: {load[0]:.1f}; results: {out.relative_to(ROOT)}")
 
 

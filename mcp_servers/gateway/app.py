@@ -107,6 +107,20 @@ def _call_timeout_middleware(seconds: float) -> Any:
     return middleware
 
 
+def _drop_idle_tracing(server: MCPServer) -> None:
+    """Remove the SDK's OpenTelemetry middleware when no tracer provider is installed (the SDK's own opt-out).
+
+    Without a provider every span is a no-op, but opening one per message still costs about a tenth of a small
+    call's CPU in the gateway. With a provider installed (e.g. the process runs under `opentelemetry-instrument`)
+    the middleware stays and every message gets its span.
+    """
+    from mcp.server._otel import OpenTelemetryMiddleware
+    from opentelemetry.trace import ProxyTracerProvider, get_tracer_provider
+
+    if isinstance(get_tracer_provider(), ProxyTracerProvider):
+        server.middleware[:] = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
+
+
 def _transport_security() -> Any:
     """The SDK's own Host/Origin check is off: `HostOriginMiddleware` checks every path of the gateway instead."""
     from mcp.server.transport_security import TransportSecuritySettings
@@ -163,6 +177,7 @@ def build_gateway(
             skipped[name] = str(exc)
             _log.warning("%s", exc)
             continue
+        _drop_idle_tracing(server)
         server.middleware.append(_call_timeout_middleware(http.call_timeout_s))
         server.streamable_http_app(  # builds the SDK's session manager: the path for SSE mode and for refusals
             streamable_http_path="/mcp",
