@@ -110,3 +110,22 @@ def test_node_client_over_http(server: str, gateway: GatewayProcess) -> None:
     out = run_client({"mode": "smoke", "target": target, "calls": CALLS[server]})
     assert {c["name"] for c in CALLS[server]} <= set(out["tools"])
     check(server, out)
+
+
+def test_node_client_over_http_with_two_gateway_processes(tmp_path: Path) -> None:
+    """Session-based TypeScript clients against `--workers 2`: a session's requests reach the process that opened it."""
+    reason = _node_ready()
+    if reason:
+        pytest.skip(reason)
+    with GatewayProcess(["all"], workspace=tmp_path, token=TOKEN, extra_args=["--workers", "2"]) as gw:
+        target = {"transport": "http", "url": gw.url("files"), "headers": {"Authorization": f"Bearer {TOKEN}"}}
+        for _ in range(4):  # each client's connections may be accepted by either process
+            out = run_client({"mode": "smoke", "target": target, "calls": CALLS["files"]})
+            assert out["protocolVersion"] == "2025-11-25"
+            check("files", out)
+        bench = {"tool": "read_text_file", "arguments": {"path": "from-node.txt"}, "calls": 40, "clients": 8}
+        workspace_target = {**target, "headers": {**target["headers"], "Mcpgym-Workspace": "node-shared"}}
+        (tmp_path / "w-node-shared").mkdir()
+        (tmp_path / "w-node-shared" / "from-node.txt").write_text("shared")
+        out = run_client({"mode": "sessions", "target": workspace_target, "bench": bench})
+        assert out["errors"] == 0 and out["calls"] == 40
