@@ -38,7 +38,6 @@ from mcp.server._streamable_http_modern import handle_modern_request as _handle_
 from mcp.server.connection import Connection
 from mcp.server.runner import ServerRunner, aclose_shielded, modern_error_data, serve_one
 from mcp.shared.inbound import (
-    ERROR_CODE_HTTP_STATUS,
     InboundLadderRejection,
     classify_inbound_request,
     find_duplicated_routing_header,
@@ -61,6 +60,19 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_servers.gateway.http_wire import (
+    FORWARDED,
+    HOP_HEADERS,
+    INTERNAL,
+    error_body,
+    parse_reply,
+    read_body,
+    respond,
+    respond_error,
+    result_body,
+    stamped,
+)
+
 if TYPE_CHECKING:
     from mcp.server.lowlevel.server import Server
     from mcp.server.mcpserver import MCPServer
@@ -71,17 +83,6 @@ if TYPE_CHECKING:
 __all__ = ["McpEndpoint"]
 
 _log = logging.getLogger(__name__)
-
-_JSON = b"application/json"
-
-
-def _error_body(message: str, code: int) -> bytes:
-    """A JSON-RPC error without a request id, as the SDK's transport writes its HTTP-level refusals."""
-    return json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}).encode()
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 @dataclass
@@ -209,9 +210,7 @@ class McpEndpoint:
             The ended session ids.
         """
         now = time.monotonic() if now is None else now
-        idle = [
-            sid for sid, s in self.sessions.items() if s.in_flight == 0 and now - s.last_used > self.idle_timeout_s
-        ]
+        idle = [sid for sid, s in self.sessions.items() if s.in_flight == 0 and now - s.last_used > self.idle_timeout_s]
         for sid in idle:
             _log.info("session %s idle timeout", sid)
             await self._end(sid)
@@ -223,7 +222,7 @@ class McpEndpoint:
             return
         relay = send  # a forwarded reply keeps the owner's stamp
         if self._stamp:
-            send = _stamped(send, self._stamp)
+            send = stamped(send, self._stamp)
         version = session_id = None
         forwarded = False
         accept = content_type = ""
@@ -236,7 +235,7 @@ class McpEndpoint:
                 accept = value.decode("latin-1")
             elif key == b"content-type":
                 content_type = value.decode("latin-1")
-            elif key == _FORWARDED:
+            elif key == FORWARDED:
                 forwarded = True
         if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
             await self._modern(scope, receive, send, accept)
@@ -259,10 +258,10 @@ class McpEndpoint:
             await self._post(session_id, session, scope, receive, send, accept, content_type)
         elif method == "DELETE":
             await self._end(session_id)
-            await _respond(send, 200, b"", session_id)
+            await respond(send, 200, b"", session_id)
         else:
             allow = [(b"allow", b"POST, DELETE")]
-            await _respond(send, 405, _error_body("Method Not Allowed", INVALID_REQUEST), session_id, allow)
+            await respond(send, 405, error_body("Method Not Allowed", INVALID_REQUEST), session_id, allow)
 
     # -- tools/list, computed once per protocol version ------------------------------------------------------------
     def _cached_list(self, message: dict[str, Any], version: str) -> bytes | None:
@@ -303,17 +302,15 @@ class McpEndpoint:
         The request keeps its headers (the owner checks Host, Origin and the token again) and is marked as
         forwarded, so it is never forwarded twice.
         """
-        try:
-            body = await _read_body(scope, receive, self.max_body_bytes)
-        except _BodyTooLarge:
-            await _respond(send, 413, b"Request body too large", content_type=b"text/plain; charset=utf-8")
+        body = await read_body(scope, receive, send, self.max_body_bytes)
+        if body is None:
             return
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
         head = [b"%s %s HTTP/1.1\r\n" % (scope["method"].encode(), target)]
-        head += [k + b": " + v + b"\r\n" for k, v in scope["headers"] if k not in _HOP_HEADERS]
-        head.append(b"%s: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % (_FORWARDED, len(body)))
+        head += [k + b": " + v + b"\r\n" for k, v in scope["headers"] if k not in HOP_HEADERS]
+        head.append(b"%s: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % (FORWARDED, len(body)))
         try:
             reader, writer = await asyncio.open_unix_connection(peer)
             try:
@@ -323,9 +320,9 @@ class McpEndpoint:
                 writer.close()
         except OSError as exc:
             _log.warning("forwarding to the worker at %s failed: %s", peer, exc)
-            await _respond(send, 502, _error_body("the worker holding this session is unavailable", _INTERNAL))
+            await respond(send, 502, error_body("the worker holding this session is unavailable", INTERNAL))
             return
-        status, headers, payload = _parse_reply(reply)
+        status, headers, payload = parse_reply(reply)
         if self.worker is not None:
             headers.append((b"mcpgym-via", str(self.worker.index).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -341,10 +338,8 @@ class McpEndpoint:
         POSTed request that accepts JSON (notifications, batches, malformed bodies, `subscriptions/listen`, other
         methods) goes to the SDK's `handle_modern_request` unchanged.
         """
-        try:
-            body = await _read_body(scope, receive, self.max_body_bytes)
-        except _BodyTooLarge:
-            await _respond(send, 413, b"Request body too large", content_type=b"text/plain; charset=utf-8")
+        body = await read_body(scope, receive, send, self.max_body_bytes)
+        if body is None:
             return
         try:
             decoded: Any = json.loads(body) if scope["method"] == "POST" else None
@@ -360,23 +355,25 @@ class McpEndpoint:
         request_id = message["id"]
         duplicated = find_duplicated_routing_header(request.headers.items())
         if duplicated is not None:
-            await _respond_error(send, request_id, HEADER_MISMATCH, f"{duplicated} header appears more than once")
+            await respond_error(send, request_id, HEADER_MISMATCH, f"{duplicated} header appears more than once")
             return
         verdict = classify_inbound_request(message, headers=dict(request.headers))
         if isinstance(verdict, InboundLadderRejection):
-            await _respond_error(send, request_id, verdict.code, verdict.message, verdict.data)
+            await respond_error(send, request_id, verdict.code, verdict.message, verdict.data)
             return
         params = message.get("params")
         envelope = JSONRPCRequest.model_construct(jsonrpc="2.0", id=request_id, method=message["method"], params=params)
         rejection = await _mcp_param_rejection(self._lowlevel, request, envelope, verdict, self._lifespan_state)
         if rejection is not None:
-            await _respond_error(send, request_id, rejection.code, rejection.message, rejection.data)
+            await respond_error(send, request_id, rejection.code, rejection.message, rejection.data)
             return
         cached = self._cached_list(message, verdict.protocol_version)
         if cached is not None:
-            await _respond(send, 200, _result_body(request_id, cached))
+            await respond(send, 200, result_body(request_id, cached))
             return
-        connection = Connection.from_envelope(verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
+        connection = Connection.from_envelope(
+            verdict.protocol_version, verdict.client_info, verdict.client_capabilities
+        )
         dctx = _SingleExchangeDispatchContext(
             transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
             request_id=request_id,
@@ -385,22 +382,24 @@ class McpEndpoint:
         )
         try:
             result = await serve_one(
-                self._lowlevel, dctx, message["method"], params, connection=connection,
+                self._lowlevel,
+                dctx,
+                message["method"],
+                params,
+                connection=connection,
                 lifespan_state=self._lifespan_state,
             )
         except Exception as exc:  # noqa: BLE001 - mapped to the wire as the SDK's modern entry maps it
             error = modern_error_data(exc)
-            await _respond_error(send, request_id, error.code, error.message, error.data)
+            await respond_error(send, request_id, error.code, error.message, error.data)
             return
         result_json = self._remember_list(message, verdict.protocol_version, result)
-        await _respond(send, 200, _result_body(request_id, result_json))
+        await respond(send, 200, result_body(request_id, result_json))
 
     # -- sessions (2025-11-25 and earlier) --------------------------------------------------------------------------
     async def _open(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            body = await _read_body(scope, receive, self.max_body_bytes)
-        except _BodyTooLarge:
-            await _respond(send, 413, b"Request body too large", content_type=b"text/plain; charset=utf-8")
+        body = await read_body(scope, receive, send, self.max_body_bytes)
+        if body is None:
             return
         try:
             message = json.loads(body)
@@ -411,7 +410,7 @@ class McpEndpoint:
             return
         if self.max_sessions is not None and len(self.sessions) >= self.max_sessions:
             _log.warning("refusing to open a new session: %d sessions are already open", self.max_sessions)
-            await _respond(send, 503, _error_body("Too many open sessions", INTERNAL_ERROR))
+            await respond(send, 503, error_body("Too many open sessions", INTERNAL_ERROR))
             return
         session_id = uuid.uuid4().hex + self._suffix
         connection = Connection.from_envelope(LATEST_HANDSHAKE_VERSION, None, None)
@@ -421,47 +420,45 @@ class McpEndpoint:
         reply, ok = await self._dispatch(session, message, scope)
         if ok:
             self.sessions[session_id] = session
-            await _respond(send, 200, reply, session_id)
+            await respond(send, 200, reply, session_id)
         else:
             await aclose_shielded(connection)
-            await _respond(send, 200, reply)
+            await respond(send, 200, reply)
 
     async def _post(
         self, session_id: str, session: _Session, scope: Scope, receive: Receive, send: Send, accept: str, ctype: str
     ) -> None:
         if not _accepts_json(accept):
-            body = _error_body("Not Acceptable: Client must accept application/json", INVALID_REQUEST)
-            await _respond(send, 406, body, session_id)
+            body = error_body("Not Acceptable: Client must accept application/json", INVALID_REQUEST)
+            await respond(send, 406, body, session_id)
             return
         if not _is_json_content(ctype):
-            body = _error_body("Unsupported Media Type: Content-Type must be application/json", INVALID_REQUEST)
-            await _respond(send, 415, body, session_id)
+            body = error_body("Unsupported Media Type: Content-Type must be application/json", INVALID_REQUEST)
+            await respond(send, 415, body, session_id)
             return
-        try:
-            raw = await _read_body(scope, receive, self.max_body_bytes)
-        except _BodyTooLarge:
-            await _respond(send, 413, b"Request body too large", content_type=b"text/plain; charset=utf-8")
+        raw = await read_body(scope, receive, send, self.max_body_bytes)
+        if raw is None:
             return
         try:
             message = json.loads(raw)
         except (ValueError, RecursionError) as exc:
-            await _respond(send, 400, _error_body(f"Parse error: {exc}", PARSE_ERROR), session_id)
+            await respond(send, 400, error_body(f"Parse error: {exc}", PARSE_ERROR), session_id)
             return
         session.in_flight += 1
         session.last_used = time.monotonic()
         try:
             if _plain_request(message):
                 reply, _ = await self._dispatch(session, message, scope)
-                await _respond(send, 200, reply, session_id)
+                await respond(send, 200, reply, session_id)
             elif _plain_notification(message):
                 await session.runner.on_notify(_dispatch_context(None, scope), message["method"], message.get("params"))
-                await _respond(send, 202, b"", session_id)
+                await respond(send, 202, b"", session_id)
             else:
                 problem = _validation_problem(message)
                 if problem is not None:
-                    await _respond(send, 400, _error_body(f"Validation error: {problem}", INVALID_PARAMS), session_id)
+                    await respond(send, 400, error_body(f"Validation error: {problem}", INVALID_PARAMS), session_id)
                 else:  # a well-formed response or error from the client: nothing here waits for one
-                    await _respond(send, 202, b"", session_id)
+                    await respond(send, 202, b"", session_id)
         finally:
             session.in_flight -= 1
             session.last_used = time.monotonic()
@@ -472,7 +469,7 @@ class McpEndpoint:
         version = session.runner.connection.protocol_version
         cached = self._cached_list(message, version)
         if cached is not None:
-            return _result_body(request_id, cached), True
+            return result_body(request_id, cached), True
         try:
             result = await session.runner.on_request(
                 _dispatch_context(request_id, scope), message["method"], message.get("params")
@@ -484,7 +481,7 @@ class McpEndpoint:
                 error = ErrorData(code=0, message=str(exc))  # the SDK's dispatcher pins code 0 here
             payload = {"jsonrpc": "2.0", "id": request_id, "error": error.model_dump(by_alias=True, exclude_none=True)}
             return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), False
-        return _result_body(request_id, self._remember_list(message, version, result)), True
+        return result_body(request_id, self._remember_list(message, version, result)), True
 
     async def _end(self, session_id: str) -> None:
         session = self.sessions.pop(session_id, None)
@@ -494,50 +491,6 @@ class McpEndpoint:
         # release before the reply leaves, so a client that sees its DELETE answered sees the workspace gone
         self.workspaces.release_session(session_id)
         await aclose_shielded(session.runner.connection)
-
-
-_FORWARDED = b"mcpgym-forwarded"
-_HOP_HEADERS = frozenset({b"connection", b"keep-alive", b"content-length", b"transfer-encoding", _FORWARDED})
-_INTERNAL = -32603
-
-
-def _parse_reply(reply: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Status, headers and body of a complete HTTP/1.1 response read until the peer closed (chunked or not)."""
-    head, _, body = reply.partition(b"\r\n\r\n")
-    status_line, *lines = head.split(b"\r\n")
-    status = int(status_line.split()[1])
-    headers: list[tuple[bytes, bytes]] = []
-    chunked = False
-    for line in lines:
-        name, _, value = line.partition(b":")
-        name, value = name.strip().lower(), value.strip()
-        if name == b"transfer-encoding" and value.lower() == b"chunked":
-            chunked = True
-        elif name not in _HOP_HEADERS and name not in (b"date", b"server"):
-            headers.append((name, value))
-    if chunked:
-        out, rest = [], body
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            if size == 0:
-                break
-            out.append(rest[:size])
-            rest = rest[size + 2 :]
-        body = b"".join(out)
-    headers.append((b"content-length", b"%d" % len(body)))
-    return status, headers, body
-
-
-def _stamped(send: Send, stamp: list[tuple[bytes, bytes]]) -> Send:
-    """A `send` that adds the worker's header to the response head."""
-
-    async def stamped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), *stamp]}
-        await send(message)
-
-    return stamped
 
 
 def _dispatch_context(request_id: Any, scope: Scope) -> Any:
@@ -559,62 +512,6 @@ def _validation_problem(message: Any) -> str | None:
     return None
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            try:
-                if int(value) > limit:
-                    raise _BodyTooLarge
-            except ValueError:
-                pass
-            break
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 def _first_page(params: Any) -> bool:
     """Whether `tools/list` params ask for the first page and nothing else (only the request's `_meta`)."""
     return params is None or (isinstance(params, dict) and all(key == "_meta" for key in params))
-
-
-def _result_body(request_id: Any, result_json: bytes) -> bytes:
-    """A JSON-RPC result reply around an already encoded result."""
-    return b'{"jsonrpc":"2.0","id":%s,"result":%s}' % (json.dumps(request_id).encode(), result_json)
-
-
-async def _respond_error(send: Send, request_id: Any, code: int, message: str, data: Any = None) -> None:
-    """A JSON-RPC error reply with the HTTP status the SDK's table maps its code to (200 for the rest)."""
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    body = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}, ensure_ascii=False, separators=(",", ":"))
-    await _respond(send, ERROR_CODE_HTTP_STATUS.get(code, 200), body.encode())
-
-
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    session_id: str | None = None,
-    extra: list[tuple[bytes, bytes]] | None = None,
-    content_type: bytes = _JSON,
-) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
-    if session_id is not None:
-        headers.append((b"mcp-session-id", session_id.encode("latin-1")))
-    if extra:
-        headers += extra
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -10,8 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from mcp_servers.gateway.fast_http import _parse_reply
 from mcp_servers.gateway.http_server import _CorkedTransport
+from mcp_servers.gateway.http_wire import parse_reply as _parse_reply
 from mcp_servers.gateway.shared_workspaces import SharedWorkspaceManager
 
 
