@@ -182,6 +182,8 @@ def _common_train_options(fn: F) -> F:
         click.option("--batch-size", type=int, default=4, show_default=True, help="Sequences per device per step."),
         click.option("--lr", "learning_rate", type=float, default=None, help="Peak learning rate."),
         click.option("--seed", type=int, default=None, help="Random seed [env MCPGYM_TRAIN_SEED]."),
+        click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None,
+                     help="Recompute activations in the backward pass: less memory, slower [default: the profile's, on]."),
     ]):
         fn = option(fn)
     return fn
@@ -207,7 +209,7 @@ def train() -> None:
 @_clean_errors
 def train_sft_cmd(data: Path, model: str | None, out: Path | None, profile: str, lora: bool, max_steps: int | None,
                   batch_size: int, learning_rate: float | None, seed: int | None, epochs: float, grad_accum: int,
-                  max_length: int, do_eval: bool) -> None:
+                  max_length: int, do_eval: bool, gradient_checkpointing: bool | None) -> None:
     """Supervised fine-tuning with assistant-only loss on an SFT dataset.
 
     \b
@@ -220,7 +222,8 @@ def train_sft_cmd(data: Path, model: str | None, out: Path | None, profile: str,
     config = SFTRunConfig(data=data, out=out or settings.output_dir / "sft", model=model, profile=profile, lora=lora,
                           epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                           learning_rate=learning_rate or 5e-5, max_length=max_length,
-                          seed=settings.seed if seed is None else seed, eval=do_eval)
+                          seed=settings.seed if seed is None else seed, eval=do_eval,
+                          gradient_checkpointing=gradient_checkpointing)
     click.echo(f"saved checkpoint to {train_sft(config)}")
 
 
@@ -239,7 +242,7 @@ def train_sft_cmd(data: Path, model: str | None, out: Path | None, profile: str,
 def train_grpo_cmd(data: Path, model: str | None, out: Path | None, profile: str, lora: bool, max_steps: int | None,
                    batch_size: int, learning_rate: float | None, seed: int | None, num_generations: int,
                    max_completion_length: int, max_tool_calls: int, beta: float, servers: str | None,
-                   allow_untrusted_tests: bool) -> None:
+                   allow_untrusted_tests: bool, gradient_checkpointing: bool | None) -> None:
     """GRPO against the live MCP servers: each rollout gets its own session and workspace.
 
     \b
@@ -254,7 +257,8 @@ def train_grpo_cmd(data: Path, model: str | None, out: Path | None, profile: str
                            lora=lora, max_steps=max_steps or 50, num_generations=num_generations,
                            batch_size=batch_size, max_completion_length=max_completion_length,
                            max_tool_calls=max_tool_calls, learning_rate=learning_rate or 1e-6, beta=beta,
-                           seed=settings.seed if seed is None else seed, allow_untrusted_tests=allow_untrusted_tests)
+                           seed=settings.seed if seed is None else seed, allow_untrusted_tests=allow_untrusted_tests,
+                           gradient_checkpointing=gradient_checkpointing)
     specs = load_server_config(servers) if servers else None
     click.echo(f"saved checkpoint to {train_grpo(config, servers=specs)}")
 

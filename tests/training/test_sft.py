@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -60,3 +62,29 @@ def test_bad_data_directory_is_named(tmp_path: Path) -> None:
         train_sft(SFTRunConfig(data=tmp_path / "missing", out=tmp_path / "o"))
     with pytest.raises(TrainerConfigError, match="unknown profile 'tpu'"):
         train_sft(SFTRunConfig(data=tmp_path, out=tmp_path / "o", profile="tpu"))
+
+
+def test_gradient_checkpointing_can_be_turned_off_with_the_same_loss(sft_data: Path, tmp_path: Path) -> None:
+    from transformers import TrainerCallback
+
+    seen: dict[bool, bool] = {}
+
+    class Probe(TrainerCallback):  # type: ignore[misc]
+        def __init__(self, asked: bool) -> None:
+            self.asked = asked
+
+        def on_train_begin(self, args: object, state: object, control: object, **kwargs: Any) -> None:
+            seen[self.asked] = bool(kwargs["model"].is_activation_checkpointing)
+
+    losses = {}
+    for asked in (True, False):
+        out = tmp_path / f"ckpt-{asked}"
+        config = SFTRunConfig(data=sft_data, out=out, max_steps=1, batch_size=2, max_length=512, learning_rate=1e-4,
+                              logging_steps=1, gradient_checkpointing=asked)
+        train_sft(config, callbacks=[Probe(asked)])
+        run = json.loads((out / "mcpgym-train.json").read_text())
+        assert run["gradient_checkpointing"] is asked
+        losses[asked] = next(row["loss"] for row in run["log"] if "loss" in row)
+    assert seen == {True: True, False: False}
+    # recomputing activations changes where the work is done, not what is computed
+    assert losses[False] == pytest.approx(losses[True], rel=1e-4)

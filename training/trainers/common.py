@@ -35,19 +35,26 @@ class Profile:
     gradient_checkpointing: bool
     dataloader_num_workers: int
 
-    def trainer_kwargs(self) -> dict[str, Any]:
-        """The TRL/transformers config fields this profile sets (shared by SFTConfig and GRPOConfig)."""
+    def trainer_kwargs(self, gradient_checkpointing: bool | None = None) -> dict[str, Any]:
+        """The TRL/transformers config fields this profile sets (shared by SFTConfig and GRPOConfig).
+
+        Args:
+            gradient_checkpointing: overrides the profile's choice when not None.
+        """
         return {
             "use_cpu": self.use_cpu,
             "bf16": self.bf16,
-            "gradient_checkpointing": self.gradient_checkpointing,
+            # transformers' current name; `gradient_checkpointing` is its deprecated alias
+            "activation_checkpointing": (self.gradient_checkpointing if gradient_checkpointing is None
+                                         else gradient_checkpointing),
             "dataloader_num_workers": self.dataloader_num_workers,
         }
 
 
 PROFILES: dict[str, Profile] = {
     # SmolLM2-135M on a laptop CPU: float32, no vLLM, single process. Gradient checkpointing stays on: tool
-    # schemas make rows 1,500-3,000 tokens long, and without it one batch of 4 such rows needs over 20 GB.
+    # schemas make rows 1,500-3,000 tokens long, and without it one batch of 4 such rows needs over 20 GB. At batch
+    # 1 turning it off (`--no-gradient-checkpointing`) makes SFT steps ~18% faster for ~10 GB of memory.
     "cpu": Profile("cpu", use_cpu=True, bf16=False, use_vllm=False, gradient_checkpointing=True,
                    dataloader_num_workers=0),
     # One or more GPUs (launch with `accelerate launch` for several): bf16, vLLM generation for GRPO.

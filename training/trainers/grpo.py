@@ -49,6 +49,7 @@ class GRPORunConfig:
         seed: random seed.
         logging_steps: log every N steps.
         allow_untrusted_tests: score code with unit-test reports not marked trusted (see `training.rewards`).
+        gradient_checkpointing: recompute activations in the backward pass (None: the profile's choice).
     """
 
     data: Path
@@ -68,6 +69,7 @@ class GRPORunConfig:
     seed: int = 0
     logging_steps: int = 1
     allow_untrusted_tests: bool = False
+    gradient_checkpointing: bool | None = None
 
 
 def _with_environment(dataset: Any) -> Any:
@@ -120,7 +122,7 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
         seed=config.seed,
         use_vllm=uses_vllm(profile),
         vllm_mode="colocate",
-        **profile.trainer_kwargs(),
+        **profile.trainer_kwargs(config.gradient_checkpointing),
     )
     factory = MCPEnvironmentFactory(servers)
     try:

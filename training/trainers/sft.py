@@ -43,6 +43,7 @@ class SFTRunConfig:
         seed: random seed.
         logging_steps: log the loss every N steps.
         eval: evaluate the loss on the eval split at the end of each epoch (when the dataset has one).
+        gradient_checkpointing: recompute activations in the backward pass (None: the profile's choice).
     """
 
     data: Path
@@ -59,6 +60,7 @@ class SFTRunConfig:
     seed: int = 0
     logging_steps: int = 5
     eval: bool = False
+    gradient_checkpointing: bool | None = None
 
 
 def train_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = ()) -> Path:
@@ -100,7 +102,7 @@ def train_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = ()) -> Path:
         seed=config.seed,
         lr_scheduler_type="cosine",
         warmup_steps=0,
-        **profile.trainer_kwargs(),
+        **profile.trainer_kwargs(config.gradient_checkpointing),
     )
     trainer = SFTTrainer(
         model=model,
