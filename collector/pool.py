@@ -1,4 +1,10 @@
-"""The MCP client pool: per-episode tool sessions to stdio or HTTP servers, with cached tool lists and restarts."""
+"""The MCP client pool: per-episode tool sessions to stdio or HTTP servers, with cached tool lists and restarts.
+
+An HTTP server that speaks MCP 2026-07-28 (asked once per URL with `server/discover`) is reached without a session:
+each call is one POST over the pool's shared connections (`collector.http_calls`), the episode's workspace named by
+the `Mcpgym-Workspace` header. Other servers, stdio servers and `mcp_client="sdk"` get one MCP SDK client session
+per server and episode.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from collector.errors import ConfigError, ToolSessionError
+from collector.http_calls import ModernServer, SessionlessConnection, probe
 from collector.servers import ManagedGateway, ServerSpec
 from collector.settings import CollectorSettings
 from collector.tools import (
@@ -217,7 +224,7 @@ class ToolSession(WorkspaceOps):
     verifiers use it), offered or not.
     """
 
-    def __init__(self, conns: dict[str, _Connection], tools_by_server: dict[str, list[dict[str, Any]]], *,
+    def __init__(self, conns: dict[str, _Connection | SessionlessConnection], tools_by_server: dict[str, list[dict[str, Any]]], *,
                  call_timeout_s: float, max_output_chars: int, workspace_id: str = "",
                  scratch: Path | None = None, background: Callable[[Awaitable[None]], None] | None = None,
                  short_descriptions: bool = False) -> None:
@@ -236,6 +243,11 @@ class ToolSession(WorkspaceOps):
                 exposed = namespaced(server, str(tool["name"]), several=several)
                 self.refs[exposed] = ToolRef(exposed, server, str(tool["name"]), dict(tool.get("inputSchema") or {}))
                 self.tools.append(mcp_tool_to_openai(tool, name=exposed, short=short_descriptions))
+
+    @property
+    def sessionless(self) -> list[str]:
+        """The attached servers reached without an MCP session (one POST per call, MCP 2026-07-28)."""
+        return [n for n, c in self._conns.items() if isinstance(c, SessionlessConnection)]
 
     def resolve(self, name: str) -> ToolRef | None:
         """The tool a (possibly namespaced) name refers to, or None."""
@@ -269,8 +281,17 @@ class ToolSession(WorkspaceOps):
             raise ToolSessionError(f"server {server!r} is not attached to this session (attached: {self.servers})")
         start = time.perf_counter()
         try:
-            result = await conn.request(lambda c: c.call_tool(tool, arguments), self.call_timeout_s)
+            if isinstance(conn, SessionlessConnection):
+                async with asyncio.timeout(self.call_timeout_s):
+                    outcome = await conn.call_tool(tool, arguments)
+                text, is_error, structured = outcome.text, outcome.is_error, outcome.structured
+            else:
+                result = await conn.request(lambda c: c.call_tool(tool, arguments), self.call_timeout_s)
+                text, is_error, structured = result_text(result.content), bool(result.is_error), \
+                    result.structured_content
         except TimeoutError:
+            if isinstance(conn, SessionlessConnection):
+                conn.suspect()  # a hung server is found (and a managed one restarted) when the next session opens
             return ToolResult(f"Error: the tool '{tool}' did not answer within {self.call_timeout_s:g} seconds.",
                               is_error=True, duration_s=time.perf_counter() - start, server=server, tool=tool,
                               error_kind="timeout")
@@ -285,25 +306,28 @@ class ToolSession(WorkspaceOps):
             return ToolResult(f"Error: the server's answer could not be read ({type(exc).__name__}: {exc})"[:2000],
                               is_error=True, duration_s=time.perf_counter() - start, server=server, tool=tool,
                               error_kind="protocol_error")
-        text, truncated = truncate_output(result_text(result.content), self.max_output_chars)
-        return ToolResult(text, is_error=bool(result.is_error), structured=result.structured_content,
+        text, truncated = truncate_output(text, self.max_output_chars)
+        return ToolResult(text, is_error=is_error, structured=structured,
                           duration_s=time.perf_counter() - start, server=server, tool=tool,
-                          error_kind="tool_error" if result.is_error else None, truncated=truncated)
+                          error_kind="tool_error" if is_error else None, truncated=truncated)
 
     async def aclose(self, *, wait: bool = True) -> None:
-        """Close every server session.
+        """Close every server session (sessionless servers have none to close).
 
         Args:
             wait: wait until the servers acknowledged (and stdio processes exited). With False the closing goes on
                 in the background (the pool waits for it when it closes), which saves the episode a round trip.
         """
+        if self._scratch is None and all(isinstance(c, SessionlessConnection) for c in self._conns.values()):
+            return
         if not wait and self._background is not None:
             self._background(self._close_all())
         else:
             await self._close_all()
 
     async def _close_all(self) -> None:
-        await asyncio.gather(*(c.close() for c in self._conns.values()), return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in self._conns.values() if isinstance(c, _Connection)),
+                             return_exceptions=True)
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
@@ -340,6 +364,9 @@ class ToolPool:
         self.changed_tools: list[tuple[str, str]] = []
         self._scratch: Path | None = None
         self._http: httpx2.AsyncHTTPTransport | None = None
+        self._calls_client: httpx2.AsyncClient | None = None
+        self._modern: dict[str, ModernServer | None] = {}  # URL -> the server when it speaks 2026-07-28, else None
+        self._probe_locks: dict[str, asyncio.Lock] = {}
         self._closers: set[asyncio.Future[None]] = set()
 
     @property
@@ -359,6 +386,9 @@ class ToolPool:
             await asyncio.gather(*list(self._closers), return_exceptions=True)
         if self.gateway is not None:
             await asyncio.to_thread(self.gateway.cleanup)
+        if self._calls_client is not None:
+            await self._calls_client.aclose()
+            self._calls_client = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -382,6 +412,7 @@ class ToolPool:
             if await asyncio.to_thread(self.gateway.ensure_running, check_health=check_health):
                 self._specs = self.gateway.specs()
                 self._tools.clear()
+                self._modern.clear()
                 return True
         return False
 
@@ -410,33 +441,83 @@ class ToolPool:
         return replace(spec, args=tuple(fill(a) for a in spec.args), cwd=fill(spec.cwd) if spec.cwd else None,
                        env={k: fill(v) for k, v in spec.env.items()})
 
-    async def _connect(self, name: str, workspace_id: str) -> _Connection:
-        spec = self._session_spec(name, workspace_id)
-        if spec.url and self._http is None:
+    def _shared_transport(self) -> httpx2.AsyncHTTPTransport:
+        if self._http is None:
             self._http = httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=None,
                                                                         max_keepalive_connections=256))
-        transport = _SharedTransport(self._http) if spec.url and self._http is not None else None
+        return self._http
+
+    def _broken(self, url: str) -> None:
+        """A sessionless request to `url` failed at the connection: ask its revision again before the next session."""
+        self._modern.pop(url, None)
+
+    async def _modern_server(self, spec: ServerSpec) -> ModernServer | None:
+        """The server when it speaks 2026-07-28 and `mcp_client` allows sessionless calls (asked once per URL).
+
+        Raises:
+            ToolSessionError: the server cannot be reached.
+        """
+        url = spec.url or ""
+        if self.settings.mcp_client == "sdk" or self.settings.mcp_mode == "legacy":
+            return None
+        if url in self._modern:
+            return self._modern[url]
+        async with self._probe_locks.setdefault(url, asyncio.Lock()):
+            if url not in self._modern:
+                if self._calls_client is None:
+                    self._calls_client = httpx2.AsyncClient(
+                        transport=_SharedTransport(self._shared_transport()), trust_env=False,
+                        timeout=httpx2.Timeout(self.settings.connect_timeout_s, read=None))
+                try:
+                    async with asyncio.timeout(self.settings.connect_timeout_s):
+                        modern = await probe(self._calls_client, spec)
+                except (httpx2.TransportError, TimeoutError) as exc:
+                    detail = f"{type(exc).__name__}: {exc}" if str(exc) else \
+                        f"no answer in {self.settings.connect_timeout_s:g}s"
+                    raise ToolSessionError(f"cannot connect to MCP server {spec.name!r} ({url}): {detail}") from exc
+                self._modern[url] = ModernServer(url) if modern else None
+            return self._modern[url]
+
+    async def _connect(self, name: str, workspace_id: str) -> _Connection | SessionlessConnection:
+        spec = self._session_spec(name, workspace_id)
+        if spec.url:
+            server = await self._modern_server(spec)
+            if server is not None and self._calls_client is not None:
+                return SessionlessConnection(spec, server, self._calls_client, self._broken)
+        transport = _SharedTransport(self._shared_transport()) if spec.url else None
         conn = _Connection(spec, mode=self.settings.mcp_mode, errlog=self._errlog, transport=transport)
         await conn.open(self.settings.connect_timeout_s)
         return conn
 
-    async def _tools_of(self, name: str, conn: _Connection) -> list[dict[str, Any]]:
+    async def _tools_of(self, name: str, conn: _Connection | SessionlessConnection) -> list[dict[str, Any]]:
         lock = self._tool_locks.setdefault(name, asyncio.Lock())
         async with lock:
             if name not in self._tools:
                 try:
-                    listing = await conn.request(lambda c: c.list_tools(), self.settings.connect_timeout_s)
+                    if isinstance(conn, SessionlessConnection):
+                        async with asyncio.timeout(self.settings.connect_timeout_s):
+                            tools = await conn.list_tools()
+                    else:
+                        listing = await conn.request(lambda c: c.list_tools(), self.settings.connect_timeout_s)
+                        tools = [_tool_dict(t) for t in listing.tools]
                 except TimeoutError as exc:
                     raise ToolSessionError(f"MCP server {name!r} did not list its tools in time") from exc
-                tools = [_tool_dict(t) for t in listing.tools]
+                except (MCPError, ValueError) as exc:
+                    if not isinstance(conn, SessionlessConnection):
+                        raise
+                    detail = exc.error.message if isinstance(exc, MCPError) else f"{type(exc).__name__}: {exc}"
+                    raise ToolSessionError(f"MCP server {name!r} ({conn.spec.url}) did not list its tools: "
+                                           f"{detail}"[:2000]) from exc
                 self._tools[name] = tools
                 if self._on_tools is not None:
                     self.changed_tools.extend((name, t) for t in self._on_tools(name, tools))
+            if isinstance(conn, SessionlessConnection) and not conn.server.listed:
+                conn.server.absorb(self._tools[name])
             return self._tools[name]
 
     async def _open_all(self, names: list[str], workspace_id: str
-                        ) -> tuple[dict[str, _Connection], dict[str, list[dict[str, Any]]]]:
-        conns: dict[str, _Connection] = {}
+                        ) -> tuple[dict[str, _Connection | SessionlessConnection], dict[str, list[dict[str, Any]]]]:
+        conns: dict[str, _Connection | SessionlessConnection] = {}
         try:
             for n in names:
                 conns[n] = await self._connect(n, workspace_id)

@@ -26,10 +26,15 @@ class CollectorSettings(BaseSettings):
         keep_workspaces: keep the managed server's workspaces after the run (for debugging).
         call_timeout_s: timeout of one MCP tool call; a timed-out call is a tool error the model can read.
         step_timeout_s: timeout of one policy step (one assistant turn); a timeout fails the episode.
-        connect_timeout_s: timeout of opening an MCP session and listing its tools.
+        connect_timeout_s: timeout of opening an MCP session (or asking an HTTP server its revision) and listing its
+            tools.
         server_start_timeout_s: how long to wait for the managed server's `/healthz`.
         max_tool_output_chars: tool outputs longer than this are truncated with a visible marker.
         mcp_mode: MCP protocol negotiation: `auto` (probe, fall back to the initialize handshake) or `legacy`.
+        mcp_client: how an episode reaches an HTTP server: `auto` (sessionless requests, one POST per call, to a
+            server that speaks MCP 2026-07-28, asked once with `server/discover`; the MCP SDK's client session
+            otherwise) or `sdk` (always the SDK's client session). stdio servers and `mcp_mode=legacy` always use
+            the SDK's session.
         tool_descriptions: what the model is shown of each tool's and argument's description: `full`, or `short`
             (the first sentence of each; shorter prompts, see `collector.tools.mcp_tool_to_openai`).
         openai_timeout_s: HTTP timeout of one chat-completions request.
@@ -50,6 +55,7 @@ class CollectorSettings(BaseSettings):
     server_start_timeout_s: float = Field(default=60.0, gt=0)
     max_tool_output_chars: int = Field(default=16_000, ge=200)
     mcp_mode: Literal["auto", "legacy"] = "auto"
+    mcp_client: Literal["auto", "sdk"] = "auto"
     tool_descriptions: Literal["full", "short"] = "full"
     openai_timeout_s: float = Field(default=120.0, gt=0)
     openai_max_retries: int = Field(default=4, ge=0)
