@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -142,6 +143,8 @@ async def test_managed_gateway_per_session_workspaces_and_restart(tmp_path: Path
         pid = pool.gateway.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
+        while pool.gateway.alive():  # the kill has landed (sessionless sessions send nothing when they open)
+            await asyncio.sleep(0.01)
         async with pool.session(["files"]) as s:  # the dead gateway is restarted
             assert await s.snapshot_files() == {}
         assert pool.gateway.restarts == 1
