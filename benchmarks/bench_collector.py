@@ -14,10 +14,13 @@ Two overhead figures per step (one assistant turn), each the collector's minus t
 - wall: the time an episode's loop spends outside chat completions and tool calls, per step (MCP session connect
   and close are left out of both sides: they are server round trips, and under load they measure server queueing).
 The CPU time of the gateway's processes per episode is measured on both sides too (where the tools' time goes).
+With `--client-tree DIR` the collector of another checkout (e.g. the commit before a client change) runs too, in
+the same run and against the same gateway: then both collectors run in child processes (each warmed up first), the
+order of the three sides rotating between levels.
 Prints a table; writes JSON to benchmarks/results/ (gitignored).
 
 Usage:
-    python benchmarks/bench_collector.py [--levels 1,8,64] [--episodes 32,96,256] [--workers 1]
+    python benchmarks/bench_collector.py [--levels 1,8,64] [--episodes 32,96,256] [--workers 1] [--client-tree DIR]
 """
 
 from __future__ import annotations
@@ -145,6 +148,33 @@ def collector_run(db: Path, base: str, gateway_specs: dict[str, Any], level: int
             "outside_ms_per_step": 1000 * statistics.mean(outside)}
 
 
+def child_collector_run(tree: Path, base: str, url: str, level: int, n: int, run: str, db: Path) -> dict[str, Any]:
+    """`collector_run` in a child process that imports the collector of `tree` (warm-up run first)."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1"}  # not the working directory
+    args = json.dumps({"base": base, "url": url, "level": level, "n": n, "run": run, "db": str(db)})
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", args], env=env,
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"the collector of {tree} failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def child_main(raw: str) -> None:
+    """The child side of `child_collector_run`: print the run's figures as one JSON line."""
+    from collector.servers import ServerSpec
+
+    opts = json.loads(raw)
+    specs = {"weather": ServerSpec(name="weather", url=opts["url"])}
+    db = Path(opts["db"])
+    collector_run(db, opts["base"], specs, 1, 4, f"{opts['run']}-warm-up")
+    out = collector_run(db, opts["base"], specs, opts["level"], opts["n"], opts["run"])
+    import collector
+
+    out["tree"] = str(Path(collector.__file__).resolve().parent.parent)
+    print(json.dumps(out))
+
+
 async def _baseline(base: str, url: str, level: int, n: int) -> dict[str, Any]:
     """The same HTTP traffic with nothing around it."""
     from mcp import Client
@@ -195,7 +225,14 @@ def main() -> None:
     parser.add_argument("--other-tree", type=Path, default=None,
                         help="Run the gateway of another checkout of mcpgym (e.g. an older commit); the collector "
                              "stays this one.")
+    parser.add_argument("--client-tree", type=Path, default=None,
+                        help="Also run the collector of another checkout (e.g. the commit before a client change) "
+                             "against the same gateway; both collectors then run in child processes.")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child is not None:
+        child_main(args.child)
+        return
     levels = [int(x) for x in args.levels.split(",")]
     counts = [int(x) for x in args.episodes.split(",")]
     if len(counts) != len(levels):
@@ -231,19 +268,25 @@ def main() -> None:
                     out["gateway_cpu_s"] = tree_cpu_seconds(gw_pid) - before
                     return out
 
-                def coll_run(level: int = level, n: int = n, i: int = i) -> dict[str, Any]:
+                def coll_run(level: int = level, n: int = n, i: int = i, tree: Path | None = None) -> dict[str, Any]:
                     before = tree_cpu_seconds(gw_pid)
-                    out = collector_run(db, base, specs, level, n, f"bench-{i}-c{level}")
+                    if args.client_tree is None:
+                        out = collector_run(db, base, specs, level, n, f"bench-{i}-c{level}")
+                    else:
+                        name = "other" if tree is not None else "this"
+                        out = child_collector_run(tree or ROOT, base, url, level, n, f"bench-{i}-c{level}-{name}",
+                                                  Path(tmp) / f"bench-{name}.db")
                     out["gateway_cpu_s"] = tree_cpu_seconds(gw_pid) - before
                     return out
 
-                if i % 2 == 0:  # alternate which goes first, so drifting machine load does not favour one side
-                    b = base_run()
-                    c = coll_run()
-                else:
-                    c = coll_run()
-                    b = base_run()
-                rows.append({"concurrency": level, "collector": c, "baseline": b,
+                sides: dict[str, Any] = {"baseline": base_run, "collector": coll_run}
+                if args.client_tree is not None:
+                    sides["other"] = lambda level=level, n=n, i=i: coll_run(level, n, i, args.client_tree)
+                order = list(sides)
+                order = order[i % len(order):] + order[:i % len(order)]  # rotate: drifting load favours no side
+                got = {side: sides[side]() for side in order}
+                c, b = got["collector"], got["baseline"]
+                rows.append({"concurrency": level, **got, "order": order,
                              "overhead_ms_per_step": c["outside_ms_per_step"] - b["outside_ms_per_step"],
                              "cpu_overhead_ms_per_step": 1000 * (c["cpu_s"] / c["steps"] - b["cpu_s"] / b["steps"])})
     finally:
@@ -269,9 +312,20 @@ def main() -> None:
           "time outside chat and tool calls, per step; wall ovh = collector outside - baseline outside. CPU = the "
           "client process's CPU time per step; CPU ovh = collector - baseline. gw CPU ms/ep = the gateway processes' CPU "
           "time per collector episode. Target: overhead < 5 ms/step at concurrency 64.")
+    if args.client_tree is not None:
+        print(f"\nthe collector of {args.client_tree} (other) against this one, same run and gateway:")
+        print(f"{'conc':>4} {'episodes':>8} {'this ep/s':>9} {'other ep/s':>10} {'ratio':>6} {'this CPU':>8} "
+              f"{'other CPU':>9} {'this gw ms/ep':>13} {'other gw ms/ep':>14}")
+        for r in rows:
+            c, o = r["collector"], r["other"]
+            this_rate, other_rate = c["episodes"] / c["wall_s"], o["episodes"] / o["wall_s"]
+            print(f"{r['concurrency']:>4} {c['episodes']:>8} {this_rate:>9.1f} {other_rate:>10.1f} "
+                  f"{this_rate / other_rate:>6.2f} {1000 * c['cpu_s'] / c['steps']:>8.2f} "
+                  f"{1000 * o['cpu_s'] / o['steps']:>9.2f} {1000 * c['gateway_cpu_s'] / c['episodes']:>13.2f} "
+                  f"{1000 * o['gateway_cpu_s'] / o['episodes']:>14.2f}")
     load = os.getloadavg()
     tree = f" from {args.other_tree}" if args.other_tree else ""
-    print(f"gateway workers: {args.workers}{tree}; load average at the end: {load[0]:.1f}")
+    print(f"gateway workers: {args.workers}{tree}; load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     out = RESULTS / f"bench_collector_{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(rows, indent=2))
     print(f"results: {out}")
