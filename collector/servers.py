@@ -18,6 +18,10 @@ import yaml
 
 from collector.errors import ConfigError, ToolSessionError
 
+EXIT_WITH_PARENT_ENV = "MCPGYM_EXIT_WITH_PARENT"
+"""The gateway's variable (`mcp_servers.gateway.serve.EXIT_WITH_PARENT_ENV`; the collector imports nothing of the
+servers): a managed gateway stops by itself when the process that started it is gone."""
+
 __all__ = ["GATEWAY_SERVERS", "ManagedGateway", "ServerSpec", "load_server_config", "parse_server_config"]
 
 GATEWAY_SERVERS = ("files", "search", "weather", "exec", "almanac", "shop")
@@ -169,7 +173,10 @@ class ManagedGateway:
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, "-m", "mcpgym.cli", "serve", "all", "--transport", "http", "--host", "127.0.0.1",
                "--port", str(self.port), "--workspace", str(self.root / "workspaces")]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        # the gateway stops by itself if this process dies without stopping it (SIGKILL, an unhandled SIGTERM)
+        env = {**os.environ, EXIT_WITH_PARENT_ENV: str(os.getpid())}
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                                      env=env)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

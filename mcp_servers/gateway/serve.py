@@ -74,6 +74,45 @@ def check_http_settings(settings: ServerSettings) -> None:
             raise ConfigError(f"http.{label}: must be > 0, got {value}")
 
 
+EXIT_WITH_PARENT_ENV = "MCPGYM_EXIT_WITH_PARENT"
+"""Set to a process id by whoever starts a gateway it owns (the collector's managed gateway): the gateway shuts down
+when that process is gone, even when it died without stopping it (SIGKILL, an unhandled SIGTERM)."""
+
+
+def exit_with_parent(interval_s: float = 0.5) -> None:
+    """When `MCPGYM_EXIT_WITH_PARENT` names this process's parent, end this process (SIGTERM: a graceful shutdown
+    that removes the workspaces) once the parent is gone. Without the variable, nothing happens.
+
+    A thread polls `os.getppid()`: a process whose parent dies is handed to another parent, so the id changes. (Linux's
+    PR_SET_PDEATHSIG would fire when the *thread* that started the gateway ends, and the collector restarts gateways
+    from worker threads.)
+
+    Raises:
+        ConfigError: the variable is set but is not a process id.
+    """
+    import os
+    import signal
+    import threading
+    import time
+
+    raw = os.environ.pop(EXIT_WITH_PARENT_ENV, "")  # not inherited by the servers' own children
+    if not raw:
+        return
+    if not raw.isdigit():
+        raise ConfigError(f"{EXIT_WITH_PARENT_ENV} must be a process id (digits), got {raw!r}")
+    parent = int(raw)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        logging.getLogger(__name__).warning("the process that started this gateway (%d) is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    if os.getppid() != parent:  # already gone (or a wrong id): stop now rather than serve an owner that is not there
+        raise ConfigError(f"{EXIT_WITH_PARENT_ENV}={parent} is not this process's parent ({os.getppid()})")
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def serve_http(names: Sequence[str], settings: ServerSettings, workers: int = 1) -> None:
     """Serve the named servers over streamable HTTP at `/<name>/mcp` (plus `/healthz`) until interrupted.
 
@@ -97,6 +136,7 @@ def serve_http(names: Sequence[str], settings: ServerSettings, workers: int = 1)
             "the process that opened it, where requests arriving at another worker cannot reach it"
         )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    exit_with_parent()
     host = settings.http.host
     shown = f"[{host}]" if ":" in host else host
     if workers > 1:
