@@ -19,6 +19,7 @@ from mcp_servers.gateway.guard import HostOriginMiddleware, HostPolicy, is_loopb
 from mcp_servers.gateway.http_server import WorkerInfo
 from mcp_servers.gateway.shared_workspaces import SharedWorkspaceManager
 from mcp_servers.workspace import WorkspaceManager
+from mcp_servers.workspace.manager import WORKSPACE_EXTENSION, WORKSPACE_HEADER
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -157,7 +158,7 @@ def build_gateway(
         ConfigError: No server could be built, or a setting is invalid.
         ServerUnavailableError: A server is unavailable and `skip_unavailable` is false.
     """
-    from mcp_servers.registry import build_server
+    from mcp_servers.registry import SERVERS, build_server
 
     http = settings.http
     if workspaces is None:
@@ -187,6 +188,9 @@ def build_gateway(
             session_idle_timeout=http.session_idle_timeout_s,
             host=http.host,
         )
+        if SERVERS[name].needs_workspace and workspaces.per_session:
+            server.session_manager.app.extensions[WORKSPACE_EXTENSION] = {"header": WORKSPACE_HEADER,
+                                                                          "release": "DELETE"}
         servers[name] = server
         endpoints[name] = McpEndpoint(
             server,

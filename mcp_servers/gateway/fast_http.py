@@ -13,6 +13,8 @@ What it handles itself, and what it hands to the SDK's session manager unchanged
 - 2026-07-28 and later (`MCP-Protocol-Version` names a revision without the handshake): the SDK's single-exchange
   entry (`handle_modern_request`), called directly (no session manager, no router in between).
 - `initialize` without a session id, and POST / DELETE / GET carrying an id this endpoint handed out: here.
+- DELETE with an `Mcpgym-Workspace` header and no session id (in every mode): the client is done with that
+  workspace, which is released now (an extension of the gateway's; see `_release_workspace`).
 - Everything else (no session id and not a well-formed `initialize`, an id it does not know, SSE-response mode):
   the SDK's session manager, which answers exactly as before (400, 404, 405, 406, its SSE streams).
 
@@ -60,6 +62,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_servers.errors import ToolInputError
 from mcp_servers.gateway.http_wire import (
     FORWARDED,
     HOP_HEADERS,
@@ -217,7 +220,12 @@ class McpEndpoint:
         return idle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.json_response or not self._started:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        if scope["method"] == "DELETE" and await self._released(scope, send):
+            return
+        if not self.json_response or not self._started:
             await self.fallback(scope, receive, send)
             return
         relay = send  # a forwarded reply keeps the owner's stamp
@@ -305,19 +313,8 @@ class McpEndpoint:
         body = await read_body(scope, receive, send, self.max_body_bytes)
         if body is None:
             return
-        target = scope.get("raw_path") or scope["path"].encode()
-        if scope.get("query_string"):
-            target += b"?" + scope["query_string"]
-        head = [b"%s %s HTTP/1.1\r\n" % (scope["method"].encode(), target)]
-        head += [k + b": " + v + b"\r\n" for k, v in scope["headers"] if k not in HOP_HEADERS]
-        head.append(b"%s: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % (FORWARDED, len(body)))
         try:
-            reader, writer = await asyncio.open_unix_connection(peer)
-            try:
-                writer.write(b"".join(head) + body)
-                reply = await reader.read()
-            finally:
-                writer.close()
+            reply = await _exchange(peer, scope, body)
         except OSError as exc:
             _log.warning("forwarding to the worker at %s failed: %s", peer, exc)
             await respond(send, 502, error_body("the worker holding this session is unavailable", INTERNAL))
@@ -327,6 +324,64 @@ class McpEndpoint:
             headers.append((b"mcpgym-via", str(self.worker.index).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+    # -- releasing a header workspace ------------------------------------------------------------------------------
+    async def _released(self, scope: Scope, send: Send) -> bool:
+        """Answer a `DELETE` that carries `Mcpgym-Workspace` and no `Mcp-Session-Id` (a workspace release); False
+        for any other `DELETE` (a session's end, or a request the SDK answers)."""
+        session_id = workspace = None
+        forwarded = False
+        for key, value in scope["headers"]:
+            if key == b"mcp-session-id":
+                session_id = value
+            elif key == b"mcpgym-workspace":
+                workspace = value.decode("latin-1")
+            elif key == FORWARDED:
+                forwarded = True
+        if session_id is not None or workspace is None:
+            return False
+        await self._release_workspace(workspace, scope, stamped(send, self._stamp) if self._stamp else send, forwarded)
+        return True
+
+    async def _release_workspace(self, workspace: str, scope: Scope, send: Send, forwarded: bool) -> None:
+        """`DELETE` with `Mcpgym-Workspace` and no `Mcp-Session-Id`: the client is done with that workspace.
+
+        The workspace is released now, as an idle timeout would release it (release callbacks, then the directory).
+        With several workers, every other worker is told over its Unix socket (the same request, marked as
+        forwarded) before the reply leaves, so each drops what it holds for the workspace (its tracking entry, the
+        exec sandbox's uid); a client that sees 200 sees the workspace gone from every process.
+        """
+        try:
+            released = self.workspaces.release_header_workspace(workspace)
+        except ToolInputError as exc:
+            await respond(send, 400, _json({"error": "bad workspace id", "message": str(exc)}))
+            return
+        if self.worker is not None and not forwarded:
+            peers = [p for i, p in enumerate(self.worker.peers) if i != self.worker.index]
+            answers = await asyncio.gather(*(self._release_at(peer, scope) for peer in peers))
+            failed = [peer for peer, answer in zip(peers, answers, strict=True) if answer is None]
+            if failed:
+                message = (f"workspace {workspace!r} was removed, but {len(failed)} other gateway process(es) could "
+                           "not be told to drop their state for it; it is dropped when it idles out there")
+                await respond(send, 502, _json({"error": "worker unavailable", "message": message}))
+                return
+            released = released or any(answers)
+        await respond(send, 200, _json({"workspace": workspace, "released": released}))
+
+    async def _release_at(self, peer: str, scope: Scope) -> bool | None:
+        """Forward a workspace release to another worker: whether it held anything, None when it did not answer."""
+        try:
+            status, _, payload = parse_reply(await _exchange(peer, scope, b""))
+        except (OSError, ValueError, IndexError) as exc:
+            _log.warning("telling the worker at %s to release a workspace failed: %s", peer, exc)
+            return None
+        if status != 200:
+            _log.warning("the worker at %s answered %d to a workspace release: %s", peer, status, payload[:200])
+            return None
+        try:
+            return bool(json.loads(payload).get("released"))
+        except (ValueError, AttributeError):
+            return None
 
     # -- the 2026-07-28 revision ------------------------------------------------------------------------------------
     async def _modern(self, scope: Scope, receive: Receive, send: Send, accept: str) -> None:
@@ -491,6 +546,31 @@ class McpEndpoint:
         # release before the reply leaves, so a client that sees its DELETE answered sees the workspace gone
         self.workspaces.release_session(session_id)
         await aclose_shielded(session.runner.connection)
+
+
+async def _exchange(peer: str, scope: Scope, body: bytes) -> bytes:
+    """Send a request (the scope's method, target and end-to-end headers, marked as forwarded, with `body`) to the
+    worker listening on the Unix socket `peer`, and read its whole reply.
+
+    Raises:
+        OSError: the worker cannot be reached, or the connection broke.
+    """
+    target = scope.get("raw_path") or scope["path"].encode()
+    if scope.get("query_string"):
+        target += b"?" + scope["query_string"]
+    head = [b"%s %s HTTP/1.1\r\n" % (scope["method"].encode(), target)]
+    head += [k + b": " + v + b"\r\n" for k, v in scope["headers"] if k not in HOP_HEADERS]
+    head.append(b"%s: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % (FORWARDED, len(body)))
+    reader, writer = await asyncio.open_unix_connection(peer)
+    try:
+        writer.write(b"".join(head) + body)
+        return await reader.read()
+    finally:
+        writer.close()
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
 
 
 def _dispatch_context(request_id: Any, scope: Scope) -> Any:

@@ -15,7 +15,14 @@ from typing import Any
 from mcp_servers.errors import ToolInputError, WorkspaceError
 from mcp_servers.workspace.paths import normalize_root
 
-__all__ = ["DEFAULT_MAX_WORKSPACES", "WORKSPACE_HEADER", "WORKSPACE_ID_PATTERN", "WorkspaceManager"]
+__all__ = [
+    "DEFAULT_MAX_WORKSPACES",
+    "WORKSPACE_EXTENSION",
+    "WORKSPACE_HEADER",
+    "WORKSPACE_ID_PATTERN",
+    "WorkspaceManager",
+    "header_key",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -23,6 +30,12 @@ WORKSPACE_HEADER = "Mcpgym-Workspace"
 """HTTP header naming the caller's workspace. It takes precedence over the MCP session id, so a client that talks to
 several servers (say /files/mcp and /exec/mcp) sees one workspace by sending the same value to each; it is required
 where the negotiated protocol has no sessions (2026-07-28 and later)."""
+
+WORKSPACE_EXTENSION = "mcpgym/workspace"
+"""The capability extension (`capabilities.extensions`, in `server/discover` and `initialize` results) by which a
+gateway server says that it keeps per-client workspaces keyed by `WORKSPACE_HEADER`, and that a client releases one
+with an HTTP `DELETE` carrying the header and no `Mcp-Session-Id` (servers without workspaces do not advertise it, so
+a client knows there is nothing to release there)."""
 
 SESSION_HEADER = "mcp-session-id"
 
@@ -99,12 +112,7 @@ class WorkspaceManager:
         if headers is not None:
             value = headers.get(WORKSPACE_HEADER.lower())
             if value:
-                if not WORKSPACE_ID_PATTERN.match(value):
-                    raise ToolInputError(
-                        f"{WORKSPACE_HEADER} header {value[:80]!r}: must be 1-64 characters of letters, digits, "
-                        "'.', '_' or '-', starting with a letter or digit"
-                    )
-                return f"w-{value}"
+                return header_key(value)
             session_id = headers.get(SESSION_HEADER)
             if session_id and not _in_session(ctx):
                 raise WorkspaceError(
@@ -123,8 +131,8 @@ class WorkspaceManager:
 
         With `per_session=False` (stdio) this is always the root. With `per_session=True` (HTTP) it is a directory
         under the root keyed by the `Mcpgym-Workspace` header when sent, else by the MCP session id. The gateway
-        releases a session's workspace when the client ends the session (HTTP DELETE); any workspace unused for
-        `idle_timeout_s` is released by `sweep`.
+        releases a session's workspace when the client ends the session (HTTP DELETE), a header workspace when the
+        client asks (`release_header_workspace`); any workspace unused for `idle_timeout_s` is released by `sweep`.
 
         Args:
             ctx: The tool's `Context`; None outside a request (only valid with `per_session=False`).
@@ -165,6 +173,34 @@ class WorkspaceManager:
             session_id: The `Mcp-Session-Id` of the ended session.
         """
         self.release(f"s-{session_id}")
+
+    def release_header_workspace(self, workspace_id: str) -> bool:
+        """Release the workspace a client named with the `Mcpgym-Workspace` header, now (the client is done with it).
+
+        The same release as an idle timeout's: the release callbacks run, then the directory is removed. A
+        directory under the root that this manager does not track (another gateway process created it, or an
+        earlier run left it) is removed too. An id with no workspace is no error.
+
+        Args:
+            workspace_id: The header's value.
+
+        Returns:
+            Whether there was anything to release (tracked here, or a directory on disk).
+
+        Raises:
+            ToolInputError: `workspace_id` is not a valid workspace id (the message says what is accepted).
+        """
+        key = header_key(workspace_id)
+        if not self.per_session:
+            return False  # every caller works in the root itself: nothing of one client's to remove
+        with self._lock:
+            known = key in self._entries
+        self.release(key)
+        path = self.root / key
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            known = True
+        return known
 
     # -- release --------------------------------------------------------------------------------------------------
     def on_release(self, callback: ReleaseCallback) -> None:
@@ -219,6 +255,21 @@ class WorkspaceManager:
         """The workspaces currently in use, by key."""
         with self._lock:
             return {k: e.path for k, e in self._entries.items()}
+
+
+def header_key(value: str) -> str:
+    """The workspace key (and directory name) of an `Mcpgym-Workspace` header value: `w-<value>`.
+
+    Raises:
+        ToolInputError: The value is not 1-64 characters of letters, digits, '.', '_' or '-' starting with a letter
+            or digit.
+    """
+    if not WORKSPACE_ID_PATTERN.match(value):
+        raise ToolInputError(
+            f"{WORKSPACE_HEADER} header {value[:80]!r}: must be 1-64 characters of letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit"
+        )
+    return f"w-{value}"
 
 
 def _protocol_version(ctx: Any) -> str | None:
