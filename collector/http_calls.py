@@ -17,8 +17,10 @@ mirrored into `Mcp-Param-*` headers.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,8 +51,14 @@ from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 from collector.errors import ToolSessionError
 from collector.servers import ServerSpec
 
-__all__ = ["PROTOCOL_VERSION", "CallOutcome", "ModernServer", "SessionlessConnection", "UnreadableAnswer", "content_text",
-           "probe"]
+__all__ = ["PROTOCOL_VERSION", "WORKSPACE_EXTENSION", "CallOutcome", "ModernServer", "SessionlessConnection",
+           "UnreadableAnswer", "content_text", "probe", "release_workspace"]
+
+_log = logging.getLogger(__name__)
+
+WORKSPACE_EXTENSION = "mcpgym/workspace"
+"""The capability extension a gateway server advertises when it keeps per-client workspaces (`Mcpgym-Workspace`),
+which a client releases with a `DELETE` carrying the header (mcp_servers.workspace.manager.WORKSPACE_EXTENSION)."""
 
 PROTOCOL_VERSION = LATEST_MODERN_VERSION  # "2026-07-28"
 _META: dict[str, Any] = {
@@ -150,8 +158,9 @@ async def post(http: httpx2.AsyncClient, spec: ServerSpec, headers: Mapping[str,
     raise UnreadableAnswer(f"unexpected content type {kind or 'none'!r} (HTTP {response.status_code})")
 
 
-async def probe(http: httpx2.AsyncClient, spec: ServerSpec) -> bool:
-    """Whether a server speaks 2026-07-28: `server/discover` lists it. Any error answer means it does not.
+async def probe(http: httpx2.AsyncClient, spec: ServerSpec) -> ModernServer | None:
+    """The server when it speaks 2026-07-28 (`server/discover` lists it), else None. Any error answer means it
+    does not.
 
     Like the SDK's `mode="auto"` negotiation, only a discover result naming a modern version counts: a JSON-RPC or
     HTTP error, or an answer that cannot be read, means the session path (the `initialize` handshake).
@@ -162,9 +171,39 @@ async def probe(http: httpx2.AsyncClient, spec: ServerSpec) -> bool:
     try:
         result = await post(http, spec, spec.headers, "server/discover", {})
     except (MCPError, ValueError):
-        return False
+        return None
     versions = result.get("supportedVersions")
-    return isinstance(versions, list) and any(v in MODERN_PROTOCOL_VERSIONS for v in versions)
+    if not isinstance(versions, list) or not any(v in MODERN_PROTOCOL_VERSIONS for v in versions):
+        return None
+    capabilities = result.get("capabilities")
+    extensions = capabilities.get("extensions") if isinstance(capabilities, dict) else None
+    return ModernServer(spec.url or "", keeps_workspaces=isinstance(extensions, dict) and WORKSPACE_EXTENSION in extensions)
+
+
+async def release_workspace(http: httpx2.AsyncClient, spec: ServerSpec, timeout_s: float) -> bool | None:
+    """Tell a gateway that the episode is done with its workspace: `DELETE` on the server's URL with the spec's
+    headers (`Mcpgym-Workspace`, authorization) and no `Mcp-Session-Id`. Never raises: a failure is logged.
+
+    Returns:
+        True when the gateway answered 200; None when it does not take such requests (400, 404, 405, 501: not an
+        mcpgym gateway, or an older one), so the caller stops sending them there; False for any other failure.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            response = await http.delete(spec.url or "", headers=spec.headers)
+    except (httpx2.HTTPError, OSError, TimeoutError) as exc:
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else f"no answer in {timeout_s:g}s"
+        _log.warning("releasing the workspace at %s failed: %s", _where(spec), detail)
+        return False
+    if response.status_code == 200:
+        return True
+    text = response.text[:200]
+    if response.status_code in (400, 404, 405, 501):
+        _log.warning("%s does not release workspaces on request (HTTP %d: %s); none are sent there again by this "
+                     "pool, its workspaces are left to its own clean-up", _where(spec), response.status_code, text)
+        return None
+    _log.warning("releasing the workspace at %s failed: HTTP %d: %s", _where(spec), response.status_code, text)
+    return False
 
 
 class CallOutcome:
@@ -199,10 +238,12 @@ def content_text(content: list[Any]) -> str:
 
 class ModernServer:
     """What the pool keeps about one server that speaks 2026-07-28: its tools' `Mcp-Param-*` header maps and
-    output-schema validators (from its listing; tools are listed once per pool)."""
+    output-schema validators (from its listing; tools are listed once per pool), and whether it keeps per-client
+    workspaces (it advertises `WORKSPACE_EXTENSION`)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, keeps_workspaces: bool = False) -> None:
         self.url = url
+        self.keeps_workspaces = keeps_workspaces
         self.listed = False
         self._header_maps: dict[str, dict[tuple[str, ...], str]] = {}
         self._output_schemas: dict[str, dict[str, Any] | None] = {}
@@ -257,6 +298,11 @@ class SessionlessConnection:
     """
 
     dead = False
+
+    @property
+    def keeps_workspace(self) -> bool:
+        """The server keeps a workspace for the episode's `Mcpgym-Workspace` id (released when the episode ends)."""
+        return self.server.keeps_workspaces
 
     def __init__(self, spec: ServerSpec, server: ModernServer, http: httpx2.AsyncClient,
                  on_broken: Callable[[str], None]) -> None:

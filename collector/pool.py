@@ -26,9 +26,10 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from collector.errors import ConfigError, ToolSessionError
-from collector.http_calls import ModernServer, SessionlessConnection, probe
+from collector.http_calls import WORKSPACE_EXTENSION, ModernServer, SessionlessConnection, probe, release_workspace
 from collector.servers import ManagedGateway, ServerSpec
 from collector.settings import CollectorSettings
 from collector.tools import (
@@ -177,6 +178,24 @@ class _Connection:
             raise ToolSessionError(f"cannot connect to {self._describe(self._error)}")
 
     @property
+    def keeps_workspace(self) -> bool:
+        """An HTTP server that may keep a workspace for the episode's `Mcpgym-Workspace` id.
+
+        A 2026-07-28 server says so in its capabilities (the workspace extension); under the handshake revisions
+        (2025-11-25 and older) capabilities carry no extensions, so every HTTP server may (one that takes no
+        releases is asked once: `ToolPool` remembers it).
+        """
+        if self._client is None or not self.spec.url:
+            return False
+        try:
+            if self._client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                return True
+            extensions = self._client.server_capabilities.extensions
+        except RuntimeError:  # not connected
+            return False
+        return extensions is not None and WORKSPACE_EXTENSION in extensions
+
+    @property
     def dead(self) -> bool:
         """The transport ended (server exited or connection lost)."""
         return self._task is None or self._task.done()
@@ -227,11 +246,14 @@ class ToolSession(WorkspaceOps):
     def __init__(self, conns: dict[str, _Connection | SessionlessConnection], tools_by_server: dict[str, list[dict[str, Any]]], *,
                  call_timeout_s: float, max_output_chars: int, workspace_id: str = "",
                  scratch: Path | None = None, background: Callable[[Awaitable[None]], None] | None = None,
-                 short_descriptions: bool = False) -> None:
+                 short_descriptions: bool = False,
+                 release: Callable[[list[ServerSpec]], Awaitable[None]] | None = None) -> None:
         self._conns = conns
         self.workspace_id = workspace_id
         self._scratch = scratch
         self._background = background
+        self._release = release
+        self._called: set[str] = set()  # servers this session sent a tool call (only those may have made a workspace)
         self.servers = list(conns)
         self.call_timeout_s = call_timeout_s
         self.max_output_chars = max_output_chars
@@ -279,6 +301,7 @@ class ToolSession(WorkspaceOps):
         conn = self._conns.get(server)
         if conn is None:
             raise ToolSessionError(f"server {server!r} is not attached to this session (attached: {self.servers})")
+        self._called.add(server)
         start = time.perf_counter()
         try:
             if isinstance(conn, SessionlessConnection):
@@ -312,22 +335,31 @@ class ToolSession(WorkspaceOps):
                           error_kind="tool_error" if is_error else None, truncated=truncated)
 
     async def aclose(self, *, wait: bool = True) -> None:
-        """Close every server session (sessionless servers have none to close).
+        """Close every server session (sessionless servers have none to close), then release the workspace.
+
+        Over HTTP the episode's workspace (its `Mcpgym-Workspace` id) is released with one request per gateway
+        (`ToolPool` sends it) when the episode called a server that keeps workspaces; a failed release is logged
+        and never fails the episode. With nothing to close or release this returns at once.
 
         Args:
             wait: wait until the servers acknowledged (and stdio processes exited). With False the closing goes on
                 in the background (the pool waits for it when it closes), which saves the episode a round trip.
         """
-        if self._scratch is None and all(isinstance(c, SessionlessConnection) for c in self._conns.values()):
+        release = [self._conns[n].spec for n in self._called if self._conns[n].keeps_workspace] if self._release else []
+        self._called.clear()
+        if (self._scratch is None and not release
+                and all(isinstance(c, SessionlessConnection) for c in self._conns.values())):
             return
         if not wait and self._background is not None:
-            self._background(self._close_all())
+            self._background(self._close_all(release))
         else:
-            await self._close_all()
+            await self._close_all(release)
 
-    async def _close_all(self) -> None:
+    async def _close_all(self, release: list[ServerSpec]) -> None:
         await asyncio.gather(*(c.close() for c in self._conns.values() if isinstance(c, _Connection)),
                              return_exceptions=True)
+        if release and self._release is not None:
+            await self._release(release)  # after the sessions ended: no call of this episode is still running
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
@@ -368,6 +400,7 @@ class ToolPool:
         self._modern: dict[str, ModernServer | None] = {}  # URL -> the server when it speaks 2026-07-28, else None
         self._probe_locks: dict[str, asyncio.Lock] = {}
         self._closers: set[asyncio.Future[None]] = set()
+        self._no_release: set[tuple[str, str, int | None]] = set()  # gateways that do not take workspace releases
 
     @property
     def server_names(self) -> list[str]:
@@ -451,6 +484,30 @@ class ToolPool:
         """A sessionless request to `url` failed at the connection: ask its revision again before the next session."""
         self._modern.pop(url, None)
 
+    def _client(self) -> httpx2.AsyncClient:
+        """The client of the pool's own requests (sessionless calls, revision probes, workspace releases)."""
+        if self._calls_client is None:
+            self._calls_client = httpx2.AsyncClient(
+                transport=_SharedTransport(self._shared_transport()), trust_env=False,
+                timeout=httpx2.Timeout(self.settings.connect_timeout_s, read=None))
+        return self._calls_client
+
+    async def _release_workspace(self, specs: list[ServerSpec]) -> None:
+        """Release an ended episode's workspace: one `DELETE` per gateway (scheme, host and port), since every server
+        of a gateway shares its workspaces. Never raises; failures are logged (`http_calls.release_workspace`)."""
+        targets: dict[tuple[str, str, int | None], ServerSpec] = {}
+        for spec in specs:
+            url = httpx2.URL(spec.url or "")
+            origin = (url.scheme, url.host, url.port)
+            if origin not in self._no_release:
+                targets.setdefault(origin, spec)
+        if not targets:
+            return
+        client = self._client()
+        answers = await asyncio.gather(*(release_workspace(client, spec, self.settings.connect_timeout_s)
+                                         for spec in targets.values()))
+        self._no_release.update(origin for origin, answer in zip(targets, answers, strict=True) if answer is None)
+
     async def _modern_server(self, spec: ServerSpec) -> ModernServer | None:
         """The server when it speaks 2026-07-28 and `mcp_client` allows sessionless calls (asked once per URL).
 
@@ -464,18 +521,14 @@ class ToolPool:
             return self._modern[url]
         async with self._probe_locks.setdefault(url, asyncio.Lock()):
             if url not in self._modern:
-                if self._calls_client is None:
-                    self._calls_client = httpx2.AsyncClient(
-                        transport=_SharedTransport(self._shared_transport()), trust_env=False,
-                        timeout=httpx2.Timeout(self.settings.connect_timeout_s, read=None))
                 try:
                     async with asyncio.timeout(self.settings.connect_timeout_s):
-                        modern = await probe(self._calls_client, spec)
+                        server = await probe(self._client(), spec)
                 except (httpx2.TransportError, TimeoutError) as exc:
                     detail = f"{type(exc).__name__}: {exc}" if str(exc) else \
                         f"no answer in {self.settings.connect_timeout_s:g}s"
                     raise ToolSessionError(f"cannot connect to MCP server {spec.name!r} ({url}): {detail}") from exc
-                self._modern[url] = ModernServer(url) if modern else None
+                self._modern[url] = server
             return self._modern[url]
 
     async def _connect(self, name: str, workspace_id: str) -> _Connection | SessionlessConnection:
@@ -561,7 +614,8 @@ class ToolPool:
                            max_output_chars=self.settings.max_tool_output_chars, workspace_id=workspace_id,
                            scratch=scratch if scratch is not None and scratch.exists() else None,
                            background=self._in_background,
-                           short_descriptions=self.settings.tool_descriptions == "short")
+                           short_descriptions=self.settings.tool_descriptions == "short",
+                           release=self._release_workspace)
 
     def _in_background(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
