@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from modern_http import modern_call
 
 from mcp_servers.cli import serve
 from mcp_servers.gateway.http_server import UIDS_PER_WORKER, worker_settings
@@ -32,15 +33,9 @@ def gateway(root: Path) -> Iterator[GatewayProcess]:
         yield gw
 
 
-def modern_call(gw: GatewayProcess, tool: str, workspace: str, **arguments: object) -> httpx.Response:
-    """One 2026-07-28 tools/call on a fresh connection (each may be accepted by either worker)."""
-    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": tool, "arguments": arguments, "_meta": meta}}
-    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json", "MCP-Protocol-Version": MODERN,
-               "Mcp-Method": "tools/call", "Mcp-Name": tool, "Mcpgym-Workspace": workspace}
-    with httpx.Client(timeout=30) as http:
-        return http.post(gw.url("files"), json=body, headers=headers)
+def files_call(gw: GatewayProcess, tool: str, workspace: str, **arguments: object) -> httpx.Response:
+    """One 2026-07-28 files call on a fresh connection (each may be accepted by either worker)."""
+    return modern_call(gw, "files", tool, workspace, token=TOKEN, timeout=30, **arguments)
 
 
 def test_both_workers_answer_health(gateway: GatewayProcess) -> None:
@@ -56,11 +51,11 @@ def test_both_workers_answer_health(gateway: GatewayProcess) -> None:
 
 
 def test_header_workspace_calls_are_served_by_both_processes(gateway: GatewayProcess, root: Path) -> None:
-    r = modern_call(gateway, "write_file", "shared-job", path="note.txt", content="written once")
+    r = files_call(gateway, "write_file", "shared-job", path="note.txt", content="written once")
     assert r.status_code == 200 and r.json()["result"]["isError"] is False
     served_by = set()
     for _ in range(ATTEMPTS):
-        r = modern_call(gateway, "read_text_file", "shared-job", path="note.txt")
+        r = files_call(gateway, "read_text_file", "shared-job", path="note.txt")
         assert r.status_code == 200 and r.json()["result"]["content"][0]["text"] == "written once"
         served_by.add(r.headers["mcpgym-worker"])
         if served_by == {"0", "1"}:

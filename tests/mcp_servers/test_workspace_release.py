@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from modern_http import modern_call
 
 from mcp_servers.errors import ToolInputError
 from mcp_servers.gateway.process import GatewayProcess
@@ -23,14 +24,7 @@ ATTEMPTS = 200  # fresh connections tried until both workers have answered (each
 
 
 def call(gw: GatewayProcess, server: str, tool: str, workspace: str, **arguments: object) -> httpx.Response:
-    """One 2026-07-28 tools/call on a fresh connection (with several workers, either may accept it)."""
-    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": tool, "arguments": arguments, "_meta": meta}}
-    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json", "MCP-Protocol-Version": MODERN,
-               "Mcp-Method": "tools/call", "Mcp-Name": tool, "Mcpgym-Workspace": workspace}
-    with httpx.Client(timeout=60) as http:
-        return http.post(gw.url(server), json=body, headers=headers)
+    return modern_call(gw, server, tool, workspace, token=TOKEN, **arguments)
 
 
 def result(response: httpx.Response) -> dict[str, Any]:
