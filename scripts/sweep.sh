@@ -7,6 +7,7 @@
 #   scripts/sweep.sh                                       # FAMILIES=weather,search SIZES="8 16 32" TEST=16
 #   FAMILIES=files SIZES="16 48" EPOCHS=2 scripts/sweep.sh
 #   MCPGYM_TOOL_DESCRIPTIONS=short scripts/sweep.sh        # the same with first-sentence tool descriptions
+#   RESUME=1 scripts/sweep.sh                              # keep SWEEP_DIR: skip trained sizes and done evaluations
 #
 # Writes $SWEEP_DIR/sweep.md (one row per family and size: rows, SFT wall time, held-out success before and after)
 # and keeps every episode in $SWEEP_DIR/sweep.db.
@@ -30,29 +31,39 @@ for n in $SIZES; do
 done
 export MCPGYM_STEP_TIMEOUT_S="${MCPGYM_STEP_TIMEOUT_S:-3600}"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-rm -rf "$SWEEP_DIR"
+RESUME="${RESUME:-0}"
+case "$RESUME" in 0) rm -rf "$SWEEP_DIR";; 1) ;; *) echo "RESUME must be 0 or 1, not '$RESUME'" >&2; exit 2;; esac
 mkdir -p "$SWEEP_DIR"
 DB="$SWEEP_DIR/sweep.db"
-printf 'family\tsize\trows\tsft_s\tcheckpoint\n' > "$SWEEP_DIR/runs.tsv"
+[ -f "$SWEEP_DIR/runs.tsv" ] || printf 'family\tsize\trows\tsft_s\tcheckpoint\n' > "$SWEEP_DIR/runs.tsv"
+evaluate() {  # evaluate NAME MODEL FAMILY: one model on the family's TEST held-out tasks -> eval-NAME.json
+  [ "$RESUME" = 1 ] && [ -s "$SWEEP_DIR/eval-$1.json" ] && return 0
+  echo "[$(date -u +%H:%M:%S)] $3: evaluate $2 on $TEST test tasks"
+  "$MCPGYM" eval --model "$2" --tasks "$3" --split test --limit "$TEST" --samples 1 --max-turns "$MAX_TURNS" \
+    --max-new-tokens "$MAX_NEW_TOKENS" --temperature 0 --seed "$SEED" --db "$DB" --json > "$SWEEP_DIR/eval-$1.tmp"
+  mv "$SWEEP_DIR/eval-$1.tmp" "$SWEEP_DIR/eval-$1.json"
+}
 for fam in ${FAMILIES//,/ }; do
-  models=(--model smollm2-135m)
+  evaluate "$fam-base" smollm2-135m "$fam"
   for n in $SIZES; do
-    echo "[$(date -u +%H:%M:%S)] $fam: $n scripted episodes, SFT"
-    "$MCPGYM" collect --tasks "$fam" --policy scripted --split train --limit "$n" --seed "$SEED" --db "$DB" \
-      --run "expert-$fam-$n" --concurrency 8 --quiet
-    "$MCPGYM" dataset sft --db "$DB" --runs "expert-$fam-$n" --out "$SWEEP_DIR/sft-$fam-$n" --eval-fraction 0 \
-      --seed "$SEED" --max-tokens 5120 >/dev/null
-    rows=$(wc -l < "$SWEEP_DIR/sft-$fam-$n/train.jsonl")
-    t0=$(date +%s)
-    "$MCPGYM" train sft --data "$SWEEP_DIR/sft-$fam-$n" --model smollm2-135m --out "$SWEEP_DIR/ckpt-$fam-$n" \
-      --profile cpu --epochs "$EPOCHS" --batch-size 1 --lr "$LR" --max-length 5120 --seed "$SEED" >/dev/null 2>&1
-    printf '%s\t%s\t%s\t%s\t%s\n' "$fam" "$n" "$rows" $(( $(date +%s) - t0 )) "$SWEEP_DIR/ckpt-$fam-$n" \
-      >> "$SWEEP_DIR/runs.tsv"
-    models+=(--model "$SWEEP_DIR/ckpt-$fam-$n")
+    ckpt="$SWEEP_DIR/ckpt-$fam-$n"
+    if [ "$RESUME" = 1 ] && [ -f "$ckpt/mcpgym-train.json" ] && grep -q "^$fam	$n	" "$SWEEP_DIR/runs.tsv"; then
+      echo "[$(date -u +%H:%M:%S)] $fam: $n rows already trained ($ckpt)"
+    else
+      echo "[$(date -u +%H:%M:%S)] $fam: $n scripted episodes, SFT"
+      "$MCPGYM" collect --tasks "$fam" --policy scripted --split train --limit "$n" --seed "$SEED" --db "$DB" \
+        --run "expert-$fam-$n" --concurrency 8 --quiet --resume
+      "$MCPGYM" dataset sft --db "$DB" --runs "expert-$fam-$n" --out "$SWEEP_DIR/sft-$fam-$n" --eval-fraction 0 \
+        --seed "$SEED" --max-tokens 5120 >/dev/null
+      rows=$(wc -l < "$SWEEP_DIR/sft-$fam-$n/train.jsonl")
+      t0=$(date +%s)
+      "$MCPGYM" train sft --data "$SWEEP_DIR/sft-$fam-$n" --model smollm2-135m --out "$ckpt" --profile cpu \
+        --epochs "$EPOCHS" --batch-size 1 --lr "$LR" --max-length 5120 --seed "$SEED" --no-gradient-checkpointing \
+        >/dev/null 2>&1
+      printf '%s\t%s\t%s\t%s\t%s\n' "$fam" "$n" "$rows" $(( $(date +%s) - t0 )) "$ckpt" >> "$SWEEP_DIR/runs.tsv"
+    fi
+    evaluate "$fam-$n" "$ckpt" "$fam"
   done
-  echo "[$(date -u +%H:%M:%S)] $fam: evaluate the base model and ${SIZES// /, }-row checkpoints on $TEST test tasks"
-  "$MCPGYM" eval "${models[@]}" --tasks "$fam" --split test --limit "$TEST" --samples 1 --max-turns "$MAX_TURNS" \
-    --max-new-tokens "$MAX_NEW_TOKENS" --temperature 0 --seed "$SEED" --db "$DB" --json > "$SWEEP_DIR/eval-$fam.json"
 done
 "$PYTHON" - "$SWEEP_DIR" "$FAMILIES" "$SIZES" "$TEST" "$EPOCHS" "$LR" "$MAX_TURNS" "$MAX_NEW_TOKENS" <<'PY' | tee "$SWEEP_DIR/sweep.md"
 import csv, json, os, sys
@@ -70,19 +81,25 @@ print(f"Command: `{prefix}FAMILIES={sys.argv[2]} SIZES=\"{sizes}\" TEST={test} E
 print("| family | SFT rows | SFT wall time | held-out success | change vs base | episodes with a call |")
 print("| --- | --- | --- | --- | --- | --- |")
 for fam in families:
-    results = json.load(open(out / f"eval-{fam}.json"))
-    def cell(r):
+    def cell(name):
+        r = json.load(open(out / f"eval-{name}.json"))[0]
         f = r["families"].get(fam, {"passed": 0, "episodes": 0})
-        return int(f["passed"]), int(f["episodes"])
-    base_passed, base_n = cell(results[0])
-    print(f"| {fam} | 0 (base) | - | {base_passed}/{base_n} | - | {results[0]['episodes_with_calls']}/{base_n} |")
-    fam_runs = [r for r in runs if r["family"] == fam]
-    for run, result in zip(fam_runs, results[1:], strict=True):
-        passed, n = cell(result)
+        return int(f["passed"]), int(f["episodes"]), r["episodes_with_calls"]
+    base_passed, base_n, base_calls = cell(f"{fam}-base")
+    print(f"| {fam} | 0 (base) | - | {base_passed}/{base_n} | - | {base_calls}/{base_n} |")
+    done = {}
+    for run in runs:  # a resumed sweep may list a size twice: the last training counts
+        if run["family"] == fam:
+            done[run["size"]] = run
+    for size in sizes.split():
+        run = done.get(size)
+        if run is None or not (out / f"eval-{fam}-{size}.json").exists():
+            continue
+        passed, n, calls = cell(f"{fam}-{size}")
         change = 100 * (passed / n - base_passed / base_n) if n and base_n else 0.0
         sft_s = int(run["sft_s"])
         print(f"| {fam} | {run['rows']} | {sft_s // 60} min {sft_s % 60} s | {passed}/{n} | {change:+.0f} points "
-              f"| {result['episodes_with_calls']}/{n} |")
+              f"| {calls}/{n} |")
 PY
 }
 main "$@"
