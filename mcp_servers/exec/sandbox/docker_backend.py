@@ -268,10 +268,12 @@ def _kill_exec(api: Any, exec_id: str) -> None:
 
 
 def _remove(container: Any) -> None:
+    import requests  # docker's HTTP client
+
     try:
         container.remove(force=True)
-    except docker.errors.DockerException:
-        pass
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        pass  # already gone, or the engine stopped (at exit, after a test stopped dockerd): nothing left to remove
 
 
 def _pump(
