@@ -292,7 +292,7 @@ class ModernServer:
 class SessionlessConnection:
     """One episode's use of a 2026-07-28 server: no session, each request a POST with the episode's headers.
 
-    Stands in for the SDK session (`collector.pool._Connection`) in a `ToolSession`: opening and closing it costs
+    Stands in for the SDK session (`collector.sdk_session.SessionConnection`) in a `ToolSession`: opening and closing it costs
     nothing. A broken connection is a `ToolSessionError` naming the server and its URL; then, and after a call that
     timed out, `on_broken` tells the pool, which asks the server again before the next session.
     """

@@ -21,15 +21,11 @@ from pathlib import Path
 from typing import Any, Self, TextIO
 
 import httpx2
-from mcp import Client, StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from collector.errors import ConfigError, ToolSessionError
-from collector.http_calls import WORKSPACE_EXTENSION, ModernServer, SessionlessConnection, probe, release_workspace
+from collector.http_calls import ModernServer, SessionlessConnection, probe, release_workspace
+from collector.sdk_session import SessionConnection, SharedTransport, tool_dict
 from collector.servers import ManagedGateway, ServerSpec
 from collector.settings import CollectorSettings
 from collector.tools import (
@@ -82,154 +78,6 @@ def offered_tools(tools_by_server: Mapping[str, list[dict[str, Any]]], subset: M
     return out
 
 
-def _tool_dict(tool: Any) -> dict[str, Any]:
-    data: dict[str, Any] = tool.model_dump(by_alias=True, exclude_none=True, mode="json")
-    data.pop("_meta", None)
-    return data
-
-
-class _SharedTransport(httpx2.AsyncBaseTransport):
-    """One connection pool for every HTTP session of a tool pool; closing a session's client leaves it open.
-
-    Creating an httpx client with its own transport costs tens of milliseconds (TLS context); sharing one keeps
-    opening an MCP session per episode cheap.
-    """
-
-    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
-        self.inner = inner
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        """Leave the shared pool open (the tool pool closes it)."""
-
-
-class _Connection:
-    """One MCP client session to one server, owned by a background task.
-
-    The MCP SDK runs its transport in a task group; if the server dies, that group fails and cancels the task that
-    entered it. Entering the client in a task of its own keeps the episode's task alive: a dead server becomes a
-    `ToolSessionError` for the caller, not a cancellation.
-    """
-
-    def __init__(self, spec: ServerSpec, *, mode: str, errlog: TextIO,
-                 transport: httpx2.AsyncBaseTransport | None = None) -> None:
-        self.spec = spec
-        self._transport = transport
-        self._mode = mode
-        self._errlog = errlog
-        self._client: Client | None = None
-        self._ready: asyncio.Future[None] | None = None
-        self._closing = asyncio.Event()
-        self._error: BaseException | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def _own(self) -> None:
-        try:
-            if self.spec.url:
-                timeout = httpx2.Timeout(30.0, read=300.0)  # the MCP SDK's defaults: SSE streams stay open long
-                async with httpx2.AsyncClient(headers=self.spec.headers, timeout=timeout, transport=self._transport,
-                                              trust_env=self._transport is None) as http:
-                    transport = streamable_http_client(self.spec.url, http_client=http)
-                    async with Client(transport, mode=self._mode) as client:
-                        self._client = client
-                        self._set_ready()
-                        await self._closing.wait()
-            else:
-                params = StdioServerParameters(command=self.spec.command or "", args=list(self.spec.args),
-                                               env=self.spec.env or None, cwd=self.spec.cwd)
-                async with Client(stdio_client(params, errlog=self._errlog), mode=self._mode) as client:
-                    self._client = client
-                    self._set_ready()
-                    await self._closing.wait()
-        except BaseException as exc:  # noqa: BLE001 - the transport's failure is reported to callers
-            self._error = exc
-        finally:
-            self._set_ready()  # wake the opener in every case; it looks at the task's state
-
-    def _set_ready(self) -> None:
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_result(None)
-
-    def _describe(self, exc: BaseException | None) -> str:
-        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-            exc = exc.exceptions[0]
-        where = self.spec.url or " ".join([self.spec.command or "", *self.spec.args])
-        detail = f"{type(exc).__name__}: {exc}" if exc is not None else "connection closed"
-        return f"MCP server {self.spec.name!r} ({where}): {detail}"
-
-    async def open(self, timeout: float) -> None:
-        """Connect (handshake included) within `timeout` seconds.
-
-        Raises:
-            ToolSessionError: the server could not be reached or spawned.
-        """
-        self._ready = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._own(), name=f"mcp-{self.spec.name}")
-        try:
-            async with asyncio.timeout(timeout):
-                await self._ready
-        except TimeoutError:
-            await self.close()
-            raise ToolSessionError(
-                f"cannot connect to {self._describe(TimeoutError(f'no answer in {timeout:g}s'))}") from None
-        if self._client is None or self._task.done():
-            raise ToolSessionError(f"cannot connect to {self._describe(self._error)}")
-
-    @property
-    def keeps_workspace(self) -> bool:
-        """An HTTP server that may keep a workspace for the episode's `Mcpgym-Workspace` id.
-
-        A 2026-07-28 server says so in its capabilities (the workspace extension); under the handshake revisions
-        (2025-11-25 and older) capabilities carry no extensions, so every HTTP server may (one that takes no
-        releases is asked once: `ToolPool` remembers it).
-        """
-        if self._client is None or not self.spec.url:
-            return False
-        try:
-            if self._client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-                return True
-            extensions = self._client.server_capabilities.extensions
-        except RuntimeError:  # not connected
-            return False
-        return extensions is not None and WORKSPACE_EXTENSION in extensions
-
-    @property
-    def dead(self) -> bool:
-        """The transport ended (server exited or connection lost)."""
-        return self._task is None or self._task.done()
-
-    async def request(self, coro_factory: Callable[[Client], Any], timeout: float) -> Any:
-        """Run one request; TimeoutError after `timeout`, ToolSessionError when the server dies meanwhile.
-
-        The request is awaited in the caller's task (no extra task hop: under load every hop costs a loop turn);
-        a dying transport fails pending requests with CONNECTION_CLOSED, which becomes a ToolSessionError.
-        """
-        if self._client is None or self.dead:
-            raise ToolSessionError(f"server died: {self._describe(self._error)}")
-        try:
-            async with asyncio.timeout(timeout):
-                return await coro_factory(self._client)
-        except MCPError as exc:
-            if exc.code == CONNECTION_CLOSED or self.dead:
-                raise ToolSessionError(f"server died: {self._describe(self._error or exc)}") from exc
-            raise
-        except TimeoutError:
-            if self.dead:
-                raise ToolSessionError(f"server died: {self._describe(self._error)}") from None
-            raise
-
-    async def close(self) -> None:
-        """End the session (and a stdio server's process)."""
-        self._closing.set()
-        if self._task is not None and not self._task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except TimeoutError:
-                self._task.cancel()
-
-
 class ToolSession(WorkspaceOps):
     """The tools of one episode: one MCP session per attached server, all in one fresh workspace.
 
@@ -243,7 +91,7 @@ class ToolSession(WorkspaceOps):
     verifiers use it), offered or not.
     """
 
-    def __init__(self, conns: dict[str, _Connection | SessionlessConnection], tools_by_server: dict[str, list[dict[str, Any]]], *,
+    def __init__(self, conns: dict[str, SessionConnection | SessionlessConnection], tools_by_server: dict[str, list[dict[str, Any]]], *,
                  call_timeout_s: float, max_output_chars: int, workspace_id: str = "",
                  scratch: Path | None = None, background: Callable[[Awaitable[None]], None] | None = None,
                  short_descriptions: bool = False,
@@ -356,7 +204,7 @@ class ToolSession(WorkspaceOps):
             await self._close_all(release)
 
     async def _close_all(self, release: list[ServerSpec]) -> None:
-        await asyncio.gather(*(c.close() for c in self._conns.values() if isinstance(c, _Connection)),
+        await asyncio.gather(*(c.close() for c in self._conns.values() if isinstance(c, SessionConnection)),
                              return_exceptions=True)
         if release and self._release is not None:
             await self._release(release)  # after the sessions ended: no call of this episode is still running
@@ -488,7 +336,7 @@ class ToolPool:
         """The client of the pool's own requests (sessionless calls, revision probes, workspace releases)."""
         if self._calls_client is None:
             self._calls_client = httpx2.AsyncClient(
-                transport=_SharedTransport(self._shared_transport()), trust_env=False,
+                transport=SharedTransport(self._shared_transport()), trust_env=False,
                 timeout=httpx2.Timeout(self.settings.connect_timeout_s, read=None))
         return self._calls_client
 
@@ -531,18 +379,18 @@ class ToolPool:
                 self._modern[url] = server
             return self._modern[url]
 
-    async def _connect(self, name: str, workspace_id: str) -> _Connection | SessionlessConnection:
+    async def _connect(self, name: str, workspace_id: str) -> SessionConnection | SessionlessConnection:
         spec = self._session_spec(name, workspace_id)
         if spec.url:
             server = await self._modern_server(spec)
             if server is not None and self._calls_client is not None:
                 return SessionlessConnection(spec, server, self._calls_client, self._broken)
-        transport = _SharedTransport(self._shared_transport()) if spec.url else None
-        conn = _Connection(spec, mode=self.settings.mcp_mode, errlog=self._errlog, transport=transport)
+        transport = SharedTransport(self._shared_transport()) if spec.url else None
+        conn = SessionConnection(spec, mode=self.settings.mcp_mode, errlog=self._errlog, transport=transport)
         await conn.open(self.settings.connect_timeout_s)
         return conn
 
-    async def _tools_of(self, name: str, conn: _Connection | SessionlessConnection) -> list[dict[str, Any]]:
+    async def _tools_of(self, name: str, conn: SessionConnection | SessionlessConnection) -> list[dict[str, Any]]:
         lock = self._tool_locks.setdefault(name, asyncio.Lock())
         async with lock:
             if name not in self._tools:
@@ -552,7 +400,7 @@ class ToolPool:
                             tools = await conn.list_tools()
                     else:
                         listing = await conn.request(lambda c: c.list_tools(), self.settings.connect_timeout_s)
-                        tools = [_tool_dict(t) for t in listing.tools]
+                        tools = [tool_dict(t) for t in listing.tools]
                 except TimeoutError as exc:
                     raise ToolSessionError(f"MCP server {name!r} did not list its tools in time") from exc
                 except (MCPError, ValueError) as exc:
@@ -569,8 +417,8 @@ class ToolPool:
             return self._tools[name]
 
     async def _open_all(self, names: list[str], workspace_id: str
-                        ) -> tuple[dict[str, _Connection | SessionlessConnection], dict[str, list[dict[str, Any]]]]:
-        conns: dict[str, _Connection | SessionlessConnection] = {}
+                        ) -> tuple[dict[str, SessionConnection | SessionlessConnection], dict[str, list[dict[str, Any]]]]:
+        conns: dict[str, SessionConnection | SessionlessConnection] = {}
         try:
             for n in names:
                 conns[n] = await self._connect(n, workspace_id)
