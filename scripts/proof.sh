@@ -25,7 +25,7 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # The variables below, as given on the command line (the report shows the command).
 VARS="PROOF_DIR SUITES SCHEMA_SERVERS HELDOUT_SERVER EVAL_TOOL_SELECTION TRAIN_TASKS SCHEMA_TASKS MAX_TOKENS
   TEST_PER_FAMILY EPOCHS BATCH GRAD_ACCUM LR MAX_TURNS MAX_NEW_TOKENS GRPO_FAMILY GRPO_STEPS GRPO_PROMPTS
-  GRPO_GENERATIONS GRPO_COMPLETION GRPO_TOOL_CALLS GRPO_LR GRAD_CKPT SEED PROOF_STEPS"
+  GRPO_GENERATIONS GRPO_COMPLETION GRPO_TOOL_CALLS GRPO_LR GRAD_CKPT PRECISION TOOL_DESCRIPTIONS SEED PROOF_STEPS"
 COMMAND=""
 for v in $VARS; do if [ -n "${!v+x}" ]; then COMMAND+="$v=${!v} "; fi; done
 COMMAND+="scripts/proof.sh"
@@ -35,7 +35,7 @@ SUITES="${SUITES:-weather,search,files,code-repair,tool-selection}"  # the SFT f
 SCHEMA_SERVERS="${SCHEMA_SERVERS:-weather+search+files+exec+almanac}"  # schema tasks over these join the SFT mix
 HELDOUT_SERVER="${HELDOUT_SERVER:-shop}"               # schema tasks over this server: the generalization test
 EVAL_TOOL_SELECTION="${EVAL_TOOL_SELECTION:-0}"        # 1: also evaluate tool-selection when SUITES lacks it
-TRAIN_TASKS="${TRAIN_TASKS:-50}"      # scripted-expert episodes of SUITES (round-robin over the families)
+TRAIN_TASKS="${TRAIN_TASKS:-75}"      # scripted-expert episodes of SUITES (round-robin: 15 per family of 5)
 SCHEMA_TASKS="${SCHEMA_TASKS:-10}"    # scripted-expert schema episodes over SCHEMA_SERVERS
 MAX_TOKENS="${MAX_TOKENS:-5120}"      # drop longer rows (code-repair rows are 2,300-2,800 tokens with their 4 tools)
 TEST_PER_FAMILY="${TEST_PER_FAMILY:-16}"  # each 4 more add ~7 min on 2 cores (base and SFT, 6 families)
@@ -51,13 +51,22 @@ GRPO_PROMPTS="${GRPO_PROMPTS:-$GRPO_STEPS}"  # train-split prompts of GRPO_FAMIL
 GRPO_GENERATIONS="${GRPO_GENERATIONS:-4}"
 GRPO_COMPLETION="${GRPO_COMPLETION:-512}"  # per rollout, tool results included: a forecast result alone is ~360 tokens
 GRPO_TOOL_CALLS="${GRPO_TOOL_CALLS:-2}"  # a compare task calls twice
-GRPO_LR="${GRPO_LR:-1e-5}"
+GRPO_LR="${GRPO_LR:-3e-5}"
 GRAD_CKPT="${GRAD_CKPT:-0}"           # 1: recompute activations in the backward pass (SFT ~9-10 GB without, ~18% faster)
+# auto: SFT under bf16 autocast (float32 weights) on a CPU with AMX (~1.35x faster), GRPO in float32; fp32|bf16 force it
+PRECISION="${PRECISION:-auto}"
+# what the model sees of tool descriptions, in collection, SFT rows, GRPO and evaluation alike: short (first sentence)
+# or full. Short did not hurt and helped files in the size sweep (docs/training.md), and rows are 3-14% shorter.
+TOOL_DESCRIPTIONS="${TOOL_DESCRIPTIONS:-short}"
 SEED="${SEED:-0}"
 PROOF_STEPS="${PROOF_STEPS:-all}"     # all | data
 
 case "$GRAD_CKPT" in 0) CKPT_FLAG=--no-gradient-checkpointing;; 1) CKPT_FLAG=--gradient-checkpointing;;
   *) echo "GRAD_CKPT must be 0 or 1, not '$GRAD_CKPT'" >&2; exit 2;; esac
+case "$PRECISION" in auto|fp32|bf16) ;; *) echo "PRECISION must be auto, fp32 or bf16, not '$PRECISION'" >&2; exit 2;; esac
+case "$TOOL_DESCRIPTIONS" in short|full) ;; *) echo "TOOL_DESCRIPTIONS must be short or full, not '$TOOL_DESCRIPTIONS'" >&2
+  exit 2;; esac
+export MCPGYM_TOOL_DESCRIPTIONS="$TOOL_DESCRIPTIONS"
 case "$PROOF_STEPS" in all|data) ;; *) echo "PROOF_STEPS must be all or data, not '$PROOF_STEPS'" >&2; exit 2;; esac
 case "+$SCHEMA_SERVERS+" in *"+$HELDOUT_SERVER+"*)
   echo "SCHEMA_SERVERS ($SCHEMA_SERVERS) must not name HELDOUT_SERVER ($HELDOUT_SERVER): it is held out" >&2; exit 2;;
@@ -96,7 +105,7 @@ stage() {  # stage "name": close the running stage (its wall time goes to stages
   printf 'LOAD_START\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
   for v in SUITES SCHEMA_SERVERS HELDOUT_SERVER EVAL_TOOL_SELECTION TRAIN_TASKS SCHEMA_TASKS MAX_TOKENS \
     TEST_PER_FAMILY EPOCHS BATCH GRAD_ACCUM LR MAX_TURNS MAX_NEW_TOKENS GRPO_FAMILY GRPO_STEPS GRPO_PROMPTS \
-    GRPO_GENERATIONS GRPO_COMPLETION GRPO_TOOL_CALLS GRPO_LR GRAD_CKPT SEED; do printf '%s\t%s\n' "$v" "${!v}"; done
+    GRPO_GENERATIONS GRPO_COMPLETION GRPO_TOOL_CALLS GRPO_LR GRAD_CKPT PRECISION TOOL_DESCRIPTIONS SEED; do printf '%s\t%s\n' "$v" "${!v}"; done
 } > "$PROOF_DIR/settings.tsv"
 
 stage collect
@@ -155,7 +164,7 @@ stage sft
 echo "[$(stamp)] 3/6 SFT SmolLM2-135M on the CPU ($EPOCHS epochs, batch $BATCH x $GRAD_ACCUM, lr $LR)"
 "$MCPGYM" train sft --data "$PROOF_DIR/sft" --model smollm2-135m --out "$PROOF_DIR/ckpt" --profile cpu \
   --epochs "$EPOCHS" --batch-size "$BATCH" --grad-accum "$GRAD_ACCUM" --lr "$LR" --max-length "$MAX_TOKENS" \
-  --seed "$SEED" "$CKPT_FLAG"
+  --seed "$SEED" "$CKPT_FLAG" --precision "$PRECISION"
 
 stage eval-sft
 echo "[$(stamp)] 4/6 evaluate base vs SFT on $TEST_TASKS test tasks ($TEST_PER_FAMILY per family of $EVAL_SUITES)"
@@ -171,7 +180,8 @@ echo "[$(stamp)] 5/6 GRPO from the SFT checkpoint on $GRPO_FAMILY ($GRPO_STEPS s
 "$MCPGYM" dataset grpo --db "$DB" --runs grpo-prompts --out "$PROOF_DIR/grpo-data" --eval-fraction 0 --seed "$SEED"
 "$MCPGYM" train grpo --data "$PROOF_DIR/grpo-data" --model "$PROOF_DIR/ckpt" --out "$PROOF_DIR/grpo" --profile cpu \
   --max-steps "$GRPO_STEPS" --batch-size "$GRPO_GENERATIONS" --num-generations "$GRPO_GENERATIONS" \
-  --max-completion-length "$GRPO_COMPLETION" --max-tool-calls "$GRPO_TOOL_CALLS" --lr "$GRPO_LR" --seed "$SEED" "$CKPT_FLAG"
+  --max-completion-length "$GRPO_COMPLETION" --max-tool-calls "$GRPO_TOOL_CALLS" --lr "$GRPO_LR" --seed "$SEED" "$CKPT_FLAG" \
+  --precision "$PRECISION"
 
 stage eval-grpo
 echo "[$(stamp)] 6/6 evaluate the GRPO checkpoint on $TEST_PER_FAMILY $GRPO_FAMILY test tasks"

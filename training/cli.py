@@ -176,7 +176,7 @@ def _common_train_options(fn: F) -> F:
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Checkpoint directory [env MCPGYM_TRAIN_OUTPUT_DIR/<kind>]."),
         click.option("--profile", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
-                     help="cpu: float32, no vLLM. gpu: bf16, vLLM generation (GRPO), launch with accelerate."),
+                     help="cpu: float32 weights, no vLLM. gpu: bf16, vLLM generation (GRPO), launch with accelerate."),
         click.option("--lora", is_flag=True, help="Train LoRA adapters (merged into the saved checkpoint)."),
         click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps."),
         click.option("--batch-size", type=int, default=4, show_default=True, help="Sequences per device per step."),
@@ -184,6 +184,10 @@ def _common_train_options(fn: F) -> F:
         click.option("--seed", type=int, default=None, help="Random seed [env MCPGYM_TRAIN_SEED]."),
         click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None,
                      help="Recompute activations in the backward pass: less memory, slower [default: the profile's, on]."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+                     help="auto: bf16 on the gpu profile; on the cpu profile bf16 autocast (float32 weights) for SFT where "
+                          "the CPU has bf16 matrix hardware (Intel AMX), float32 elsewhere and for GRPO. fp32/bf16: "
+                          "force it (cpu)."),
     ]):
         fn = option(fn)
     return fn
@@ -209,7 +213,7 @@ def train() -> None:
 @_clean_errors
 def train_sft_cmd(data: Path, model: str | None, out: Path | None, profile: str, lora: bool, max_steps: int | None,
                   batch_size: int, learning_rate: float | None, seed: int | None, epochs: float, grad_accum: int,
-                  max_length: int, do_eval: bool, gradient_checkpointing: bool | None) -> None:
+                  max_length: int, do_eval: bool, gradient_checkpointing: bool | None, precision: str) -> None:
     """Supervised fine-tuning with assistant-only loss on an SFT dataset.
 
     \b
@@ -223,7 +227,7 @@ def train_sft_cmd(data: Path, model: str | None, out: Path | None, profile: str,
                           epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                           learning_rate=learning_rate or 5e-5, max_length=max_length,
                           seed=settings.seed if seed is None else seed, eval=do_eval,
-                          gradient_checkpointing=gradient_checkpointing)
+                          gradient_checkpointing=gradient_checkpointing, precision=precision)
     click.echo(f"saved checkpoint to {train_sft(config)}")
 
 
@@ -242,7 +246,7 @@ def train_sft_cmd(data: Path, model: str | None, out: Path | None, profile: str,
 def train_grpo_cmd(data: Path, model: str | None, out: Path | None, profile: str, lora: bool, max_steps: int | None,
                    batch_size: int, learning_rate: float | None, seed: int | None, num_generations: int,
                    max_completion_length: int, max_tool_calls: int, beta: float, servers: str | None,
-                   allow_untrusted_tests: bool, gradient_checkpointing: bool | None) -> None:
+                   allow_untrusted_tests: bool, gradient_checkpointing: bool | None, precision: str) -> None:
     """GRPO against the live MCP servers: each rollout gets its own session and workspace.
 
     \b
@@ -258,7 +262,7 @@ def train_grpo_cmd(data: Path, model: str | None, out: Path | None, profile: str
                            batch_size=batch_size, max_completion_length=max_completion_length,
                            max_tool_calls=max_tool_calls, learning_rate=learning_rate or 1e-6, beta=beta,
                            seed=settings.seed if seed is None else seed, allow_untrusted_tests=allow_untrusted_tests,
-                           gradient_checkpointing=gradient_checkpointing)
+                           gradient_checkpointing=gradient_checkpointing, precision=precision)
     specs = load_server_config(servers) if servers else None
     click.echo(f"saved checkpoint to {train_grpo(config, servers=specs)}")
 

@@ -50,6 +50,7 @@ class GRPORunConfig:
         logging_steps: log every N steps.
         allow_untrusted_tests: score code with unit-test reports not marked trusted (see `training.rewards`).
         gradient_checkpointing: recompute activations in the backward pass (None: the profile's choice).
+        precision: "auto", "fp32" or "bf16" (see `Profile.mixed_bf16`).
     """
 
     data: Path
@@ -70,6 +71,7 @@ class GRPORunConfig:
     logging_steps: int = 1
     allow_untrusted_tests: bool = False
     gradient_checkpointing: bool | None = None
+    precision: str = "auto"
 
 
 def _with_environment(dataset: Any) -> Any:
@@ -122,7 +124,7 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
         seed=config.seed,
         use_vllm=uses_vllm(profile),
         vllm_mode="colocate",
-        **profile.trainer_kwargs(config.gradient_checkpointing),
+        **profile.trainer_kwargs(config.gradient_checkpointing, config.precision, generates=True),
     )
     factory = MCPEnvironmentFactory(servers)
     try:

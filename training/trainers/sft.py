@@ -44,6 +44,7 @@ class SFTRunConfig:
         logging_steps: log the loss every N steps.
         eval: evaluate the loss on the eval split at the end of each epoch (when the dataset has one).
         gradient_checkpointing: recompute activations in the backward pass (None: the profile's choice).
+        precision: "auto", "fp32" or "bf16" (see `Profile.mixed_bf16`).
     """
 
     data: Path
@@ -61,6 +62,7 @@ class SFTRunConfig:
     logging_steps: int = 5
     eval: bool = False
     gradient_checkpointing: bool | None = None
+    precision: str = "auto"
 
 
 def train_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = ()) -> Path:
@@ -102,7 +104,7 @@ def train_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = ()) -> Path:
         seed=config.seed,
         lr_scheduler_type="cosine",
         warmup_steps=0,
-        **profile.trainer_kwargs(config.gradient_checkpointing),
+        **profile.trainer_kwargs(config.gradient_checkpointing, config.precision),
     )
     trainer = SFTTrainer(
         model=model,
