@@ -33,7 +33,9 @@ __all__ = [
     "proof_markdown",
     "proof_svg",
     "reward_curve",
+    "targets_markdown",
     "write_report",
+    "zero_spread_share",
 ]
 
 NO_TOOL_KIND = "no_tool"  # tool-selection tasks that no offered tool serves (or that the message answers)
@@ -124,6 +126,57 @@ def reward_curve(train_record: Path) -> list[tuple[int, float]]:
             if isinstance(entry, dict) and isinstance(entry.get("reward"), int | float)]
 
 
+def zero_spread_share(train_record: Path) -> list[float]:
+    """Per logged GRPO step, the share of its prompt groups whose rollouts all got the same reward (no gradient)."""
+    if not train_record.is_file():
+        return []
+    log = json.loads(train_record.read_text(encoding="utf-8")).get("log") or []
+    return [float(entry["frac_reward_zero_std"]) for entry in log
+            if isinstance(entry, dict) and isinstance(entry.get("frac_reward_zero_std"), int | float)]
+
+
+TARGET_POINTS = 30.0  # held-out success gain after SFT the proof aims at, per family
+TARGET_MINUTES = 75.0  # wall time of the defaults on an idle 2-core machine
+
+
+def _points(before: FamilyMetrics | None, after: FamilyMetrics | None) -> float | None:
+    if before is None or after is None or not before.episodes or not after.episodes:
+        return None
+    return 100 * (after.success - before.success)
+
+
+def targets_markdown(data: ProofData) -> list[str]:
+    """The proof's targets against what this run measured: gains per family, the GRPO gain, the wall time."""
+    heldout = data.settings.get("HELDOUT_SERVER", "almanac")
+    lines = ["## Targets", ""]
+    gains = []
+    for fam in sorted(set(data.base) | set(data.sft)):
+        points = _points(data.base.get(fam), data.sft.get(fam))
+        if points is not None:
+            gains.append((f"schema ({heldout}, held out)" if fam == "schema" else fam, points))
+    met = [name for name, points in gains if points >= TARGET_POINTS]
+    lines.append(f"- SFT, held-out success gain of at least {TARGET_POINTS:.0f} points: {len(met)} of {len(gains)} "
+                 f"families ({', '.join(met) or 'none'}). Per family: "
+                 + ", ".join(f"{name} {points:+.1f}" for name, points in gains) + ".")
+    fam = data.settings.get("GRPO_FAMILY", "weather")
+    before, after = data.sft.get(fam), data.grpo.get(fam)
+    points = _points(before, after)
+    if points is not None and before is not None and after is not None:
+        lines.append(f"- GRPO on {fam}, held-out success {points:+.1f} points ({before.passed}/{before.episodes} -> "
+                     f"{after.passed}/{after.episodes}), mean reward {before.mean_reward:.3f} -> "
+                     f"{after.mean_reward:.3f}.")
+    if data.zero_spread:
+        dead = sum(1 for share in data.zero_spread if share >= 1.0)
+        lines.append(f"- GRPO steps whose rollouts all scored the same (no gradient): {dead} of "
+                     f"{len(data.zero_spread)}.")
+    if data.stages:
+        total = sum(sec for _, sec in data.stages) / 60
+        lines.append(f"- Wall time {total:.1f} min against {TARGET_MINUTES:.0f} (load "
+                     f"{data.settings.get('LOAD_START', '?')} at the start, {data.settings.get('LOAD_END', '?')} at "
+                     "the end: the target is for an idle machine).")
+    return lines + [""]
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
@@ -154,6 +207,7 @@ class ProofData:
     sft: dict[str, FamilyMetrics]
     grpo: dict[str, FamilyMetrics] = field(default_factory=dict)
     curve: list[tuple[int, float]] = field(default_factory=list)
+    zero_spread: list[float] = field(default_factory=list)
     base_model: str = "smollm2-135m"
     sft_model: str = "SFT checkpoint"
 
@@ -203,6 +257,7 @@ def load_proof(proof_dir: Path) -> ProofData:
         grpo_runs = _eval_runs(proof_dir / "eval-grpo.json")
         data.grpo = family_metrics(db, grpo_runs[-1]["run"])
     data.curve = reward_curve(proof_dir / "grpo" / "mcpgym-train.json")
+    data.zero_spread = zero_spread_share(proof_dir / "grpo" / "mcpgym-train.json")
     return data
 
 
@@ -217,7 +272,7 @@ def proof_markdown(data: ProofData) -> str:
     lines = ["# CPU proof", "", f"Command: `{s.get('COMMAND', 'scripts/proof.sh')}`", "",
              (f"Started {s.get('STARTED', '?')} on {s.get('CPU', '?')} ({s.get('CORES', '?')} cores, load "
              f"{s.get('LOAD_START', '?')} at the start, {s.get('LOAD_END', '?')} at the end)."), "",
-             "## Sizes", "", "| variable | value |", "| --- | --- |"]
+             *targets_markdown(data), "## Sizes", "", "| variable | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in s.items() if k.isupper() and k not in
               ("COMMAND", "STARTED", "CPU", "CORES", "LOAD_START", "LOAD_END")]
     lines += ["", "## Wall time per stage", "", "| stage | wall time |", "| --- | --- |"]

@@ -12,7 +12,7 @@ import pytest
 from collector.collect import CollectConfig, run_collection
 from collector.servers import ServerSpec
 from training.evaluate import metrics_from_run
-from training.proof_report import family_metrics, heldout_leaks, main, reward_curve, write_report
+from training.proof_report import family_metrics, heldout_leaks, main, reward_curve, write_report, zero_spread_share
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -37,8 +37,8 @@ def proof_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (out / "eval-sft.json").write_text(json.dumps(records), encoding="utf-8")
     (out / "eval-grpo.json").write_text(json.dumps(records[1:]), encoding="utf-8")
     (out / "grpo").mkdir()
-    log = [{"loss": 0.0, "reward": 3.5, "reward_std": 1.2, "step": 1, "epoch": 0.5},
-           {"loss": 0.01, "reward": 7.25, "reward_std": 0.8, "step": 2, "epoch": 1.0},
+    log = [{"loss": 0.0, "reward": 3.5, "reward_std": 0.0, "frac_reward_zero_std": 1.0, "step": 1, "epoch": 0.5},
+           {"loss": 0.01, "reward": 7.25, "reward_std": 0.8, "frac_reward_zero_std": 0.0, "step": 2, "epoch": 1.0},
            {"train_runtime": 51.0, "train_loss": 0.005, "step": 2, "epoch": 1.0}]
     (out / "grpo" / "mcpgym-train.json").write_text(json.dumps({"kind": "grpo", "log": log}), encoding="utf-8")
     (out / "settings.tsv").write_text("COMMAND\tTEST_PER_FAMILY=3 scripts/proof.sh\nCORES\t2\nGRPO_FAMILY\tweather\n"
@@ -62,6 +62,7 @@ def test_family_metrics_of_real_runs(proof_dir: Path) -> None:
 
 def test_report_tables_and_svg(proof_dir: Path) -> None:
     assert reward_curve(proof_dir / "grpo" / "mcpgym-train.json") == [(1, 3.5), (2, 7.25)]
+    assert zero_spread_share(proof_dir / "grpo" / "mcpgym-train.json") == [1.0, 0.0]
     md_path, svg_path = write_report(proof_dir)
     md = md_path.read_text(encoding="utf-8")
     assert "Command: `TEST_PER_FAMILY=3 scripts/proof.sh`" in md
@@ -74,6 +75,12 @@ def test_report_tables_and_svg(proof_dir: Path) -> None:
     assert "| weather | SFT (before) | 100.0% (3/3) |" in md and "| weather | GRPO (after) | 100.0% (3/3) |" in md
     assert "| schema (almanac) | base | - | - | - | - |" in md  # no held-out schema run in this directory
     assert "first 3.500, last 7.250" in md and "not over the same tasks" not in md
+    # the targets, from the same figures: weather 0/3 -> 3/3 after SFT, GRPO 3/3 -> 3/3, one step without a gradient
+    assert ("- SFT, held-out success gain of at least 30 points: 1 of 1 families (weather). Per family: "
+            "weather +100.0.") in md
+    assert "- GRPO on weather, held-out success +0.0 points (3/3 -> 3/3)" in md
+    assert "- GRPO steps whose rollouts all scored the same (no gradient): 1 of 2." in md
+    assert "- Wall time 2.6 min against 75 (load ? at the start" in md
     root = ElementTree.fromstring(svg_path.read_text(encoding="utf-8"))  # valid XML
     assert root.tag == f"{SVG}svg"
     texts = [t.text for t in root.iter(f"{SVG}text")]

@@ -80,7 +80,7 @@ def test_gradient_checkpointing_can_be_turned_off_with_the_same_loss(sft_data: P
     for asked in (True, False):
         out = tmp_path / f"ckpt-{asked}"
         config = SFTRunConfig(data=sft_data, out=out, max_steps=1, batch_size=2, max_length=512, learning_rate=1e-4,
-                              logging_steps=1, gradient_checkpointing=asked)
+                              logging_steps=1, gradient_checkpointing=asked, precision="fp32")
         train_sft(config, callbacks=[Probe(asked)])
         run = json.loads((out / "mcpgym-train.json").read_text())
         assert run["gradient_checkpointing"] is asked
@@ -88,3 +88,52 @@ def test_gradient_checkpointing_can_be_turned_off_with_the_same_loss(sft_data: P
     assert seen == {True: True, False: False}
     # recomputing activations changes where the work is done, not what is computed
     assert losses[False] == pytest.approx(losses[True], rel=1e-4)
+
+
+def test_bf16_autocast_runs_the_matrix_products_in_bf16_with_float32_weights(sft_data: Path, tmp_path: Path) -> None:
+    from transformers import TrainerCallback
+
+    seen: dict[str, set[torch.dtype]] = {}
+
+    class Probe(TrainerCallback):  # type: ignore[misc]
+        """Record the dtype of the first linear layer's outputs, and of the weights, during the first step."""
+
+        def __init__(self, precision: str) -> None:
+            self.precision = precision
+
+        def on_train_begin(self, args: object, state: object, control: object, **kwargs: Any) -> None:
+            model = kwargs["model"]
+            found = seen.setdefault(self.precision, set())
+            seen[self.precision + "-weights"] = {p.dtype for p in model.parameters()}
+            linear = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+            linear.register_forward_hook(lambda _m, _i, out: found.add(out.dtype))
+
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"ckpt-{precision}"
+        config = SFTRunConfig(data=sft_data, out=out, max_steps=1, batch_size=2, max_length=512, learning_rate=1e-4,
+                              logging_steps=1, precision=precision)
+        train_sft(config, callbacks=[Probe(precision)])
+        run = json.loads((out / "mcpgym-train.json").read_text())
+        assert run["precision"] == precision and run["bf16"] is (precision == "bf16")
+        losses[precision] = next(row["loss"] for row in run["log"] if "loss" in row)
+        saved = load_model_and_tokenizer(str(out), device="cpu")[0]
+        assert {p.dtype for p in saved.parameters()} == {torch.float32}  # the checkpoint keeps float32 weights
+    assert seen["fp32"] == {torch.float32} and seen["bf16"] == {torch.bfloat16}
+    assert seen["fp32-weights"] == seen["bf16-weights"] == {torch.float32}
+    # the same loss to bf16's precision (8 bits of mantissa in the products)
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2)
+
+
+def test_precision_choices_and_their_errors() -> None:
+    from training.trainers.common import cpu_has_bf16_matmul, get_profile
+
+    cpu, gpu = get_profile("cpu"), get_profile("gpu")
+    assert cpu.mixed_bf16("auto") is cpu_has_bf16_matmul()
+    assert cpu.mixed_bf16("auto", generates=True) is False  # GRPO generates: float32 on the CPU unless asked
+    assert cpu.mixed_bf16("bf16", generates=True) is True and cpu.mixed_bf16("fp32") is False
+    assert gpu.mixed_bf16("auto") is True and gpu.trainer_kwargs(precision="bf16")["bf16"] is True
+    with pytest.raises(TrainerConfigError, match="precision fp32 is not accepted"):
+        gpu.mixed_bf16("fp32")
+    with pytest.raises(TrainerConfigError, match="unknown precision 'fp16'; accepted: auto, fp32, bf16"):
+        cpu.mixed_bf16("fp16")
