@@ -2,8 +2,8 @@
 
 Inputs, all in the proof directory: `proof.db` (the trajectory store with the eval runs), `eval-sft.json` (the
 `mcpgym eval --json` output of base vs SFT checkpoint), optionally `eval-grpo.json` (the GRPO checkpoint on its
-family) and `grpo/mcpgym-train.json` (the GRPO run record with TRL's log history), `settings.tsv` (NAME, value) and
-`stages.tsv` (stage, seconds). Outputs: `proof.md` and `proof.svg`.
+family) and `grpo/mcpgym-train.json` (the GRPO run record with TRL's log history), `settings.tsv` (NAME, value),
+`stages.tsv` (stage, seconds) and `lengths.md` (the SFT rows' lengths per family, when present). Outputs: `proof.md` and `proof.svg`.
 
     python -m training.proof_report --dir PROOF_DIR
     python -m training.proof_report --dir PROOF_DIR --check-heldout almanac --run expert
@@ -208,6 +208,7 @@ class ProofData:
     grpo: dict[str, FamilyMetrics] = field(default_factory=dict)
     curve: list[tuple[int, float]] = field(default_factory=list)
     zero_spread: list[float] = field(default_factory=list)
+    lengths: list[str] = field(default_factory=list)
     base_model: str = "smollm2-135m"
     sft_model: str = "SFT checkpoint"
 
@@ -258,6 +259,9 @@ def load_proof(proof_dir: Path) -> ProofData:
         data.grpo = family_metrics(db, grpo_runs[-1]["run"])
     data.curve = reward_curve(proof_dir / "grpo" / "mcpgym-train.json")
     data.zero_spread = zero_spread_share(proof_dir / "grpo" / "mcpgym-train.json")
+    if (proof_dir / "lengths.md").is_file():  # the table the dataset stage writes
+        data.lengths = [line for line in (proof_dir / "lengths.md").read_text(encoding="utf-8").splitlines()
+                        if line.startswith("|")]
     return data
 
 
@@ -275,6 +279,8 @@ def proof_markdown(data: ProofData) -> str:
              *targets_markdown(data), "## Sizes", "", "| variable | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in s.items() if k.isupper() and k not in
               ("COMMAND", "STARTED", "CPU", "CORES", "LOAD_START", "LOAD_END")]
+    if data.lengths:
+        lines += ["", "## SFT row lengths per family (tokens, tool schemas included)", "", *data.lengths]
     lines += ["", "## Wall time per stage", "", "| stage | wall time |", "| --- | --- |"]
     lines += [f"| {name} | {_minutes(sec)} |" for name, sec in data.stages]
     if data.stages:

@@ -175,7 +175,7 @@ def test_grpo_prompts_tokenize_like_sft_rows_for_every_family(
         sft_by_prompt[str(row["messages"][:first])] = (row["messages"][:first], row["tools"])
     args = GRPOConfig(output_dir=str(recorded.parent / "trainer"), max_steps=1, per_device_train_batch_size=2,
                       num_generations=2, max_completion_length=8, report_to="none",
-                      **get_profile("cpu").trainer_kwargs())
+                      **get_profile("cpu").trainer_kwargs(generates=True))
     trainer = GRPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)], args=args,
                           train_dataset=_dataset(grpo.splits["train"]), processing_class=tokenizer,
                           environment_factory=dict(factory.factories_for(r["task"] for r in grpo.splits["train"])))

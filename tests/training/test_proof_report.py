@@ -44,6 +44,8 @@ def proof_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (out / "settings.tsv").write_text("COMMAND\tTEST_PER_FAMILY=3 scripts/proof.sh\nCORES\t2\nGRPO_FAMILY\tweather\n"
                                       "HELDOUT_SERVER\talmanac\nTEST_PER_FAMILY\t3\n", encoding="utf-8")
     (out / "stages.tsv").write_text("collect\t31\nsft\t125\n", encoding="utf-8")
+    (out / "lengths.md").write_text("| family | rows | tokens min | median | max | rows <= 5120 |\n| --- | --- | --- | "
+                                    "--- | --- | --- |\n| weather | 3 | 746 | 913 | 1412 | 3 |\n", encoding="utf-8")
     return out
 
 
@@ -81,6 +83,8 @@ def test_report_tables_and_svg(proof_dir: Path) -> None:
     assert "- GRPO on weather, held-out success +0.0 points (3/3 -> 3/3)" in md
     assert "- GRPO steps whose rollouts all scored the same (no gradient): 1 of 2." in md
     assert "- Wall time 2.6 min against 75 (load ? at the start" in md
+    assert "## SFT row lengths per family (tokens, tool schemas included)\n\n| family | rows |" in md
+    assert "| weather | 3 | 746 | 913 | 1412 | 3 |" in md
     root = ElementTree.fromstring(svg_path.read_text(encoding="utf-8"))  # valid XML
     assert root.tag == f"{SVG}svg"
     texts = [t.text for t in root.iter(f"{SVG}text")]

@@ -26,11 +26,8 @@ def cpu_has_bf16_matmul() -> bool:
     """
     import torch
 
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    try:
-        return bool(probe()) if probe is not None else False
-    except Exception:  # a private probe: any failure means "not known to have it"
-        return False
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: absent in some builds means "no"
+    return bool(probe()) if callable(probe) else False
 
 
 @dataclass(frozen=True)
