@@ -11,8 +11,8 @@ from typing import Any, Literal
 from collector.errors import CollectorError
 from training.errors import TrainerConfigError
 
-__all__ = ["PRECISIONS", "PROFILES", "Profile", "cpu_has_bf16_matmul", "get_profile", "is_main_process", "load_model", "load_splits", "lora_config",
-           "process_count", "save_checkpoint", "uses_vllm"]
+__all__ = ["PRECISIONS", "PROFILES", "Profile", "cpu_has_bf16_matmul", "get_profile", "is_main_process", "load_model",
+           "load_splits", "lora_config", "process_count", "save_checkpoint", "uses_vllm"]
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
