@@ -60,18 +60,32 @@ class _BufferLayer(DynamicLayer):  # type: ignore[no-untyped-call]
     cache) at every step.
     """
 
-    def __init__(self, rows: int, capacity: int, prefix: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    def __init__(self, rows: int, capacity: int) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.rows, self.capacity, self.length = rows, capacity, 0
         self.key_buffer: torch.Tensor | None = None
         self.value_buffer: torch.Tensor | None = None
-        if prefix is not None:
-            self._allocate(prefix[0])
-            assert self.key_buffer is not None and self.value_buffer is not None
-            self.length = prefix[0].shape[-2]
-            self.key_buffer[:, :, : self.length] = prefix[0]
-            self.value_buffer[:, :, : self.length] = prefix[1]
-            self._views()
+
+    @classmethod
+    def prefilled(cls, rows: int, capacity: int, cached: list[tuple[Any, Any, int]], length: int) -> _BufferLayer:
+        """A layer holding `length` positions, row i's cached `(keys, values, n)` right-aligned in them.
+
+        Keys and values are `[kv_heads, positions, head_dim]` with at least n positions; the positions before a
+        row's cached ones are padding (masked out by the caller).
+        """
+        layer = cls(rows, capacity)
+        like = next((keys for keys, _, n in cached if n), None)
+        if like is None:
+            return layer
+        layer._allocate(like.unsqueeze(0))
+        assert layer.key_buffer is not None and layer.value_buffer is not None
+        for row, (keys, values, n) in enumerate(cached):
+            if n:
+                layer.key_buffer[row, :, length - n : length] = keys[:, :n]
+                layer.value_buffer[row, :, length - n : length] = values[:, :n]
+        layer.length = length
+        layer._views()
+        return layer
 
     @classmethod
     def adopt(cls, keys: torch.Tensor, values: torch.Tensor, length: int) -> _BufferLayer:
@@ -162,15 +176,15 @@ def stop_token_ids(tokenizer: Any) -> list[int]:
 class Batch:
     """The rows being decoded together, left-padded to one length, with their key/value cache.
 
-    `admit` prefills new requests (the shared prefix from `PrefixCache`, then each prompt's rest) and joins them to
-    the running rows, padding whichever side is shorter on the left; `step` runs one decode step for all rows and
+    `admit` prefills new requests (each from the longest prefix `PrefixCache` holds, then the prompt's rest) and joins
+    them to the running rows, padding whichever side is shorter on the left; `step` runs one decode step for all rows and
     removes the rows that finished, so a finished row stops costing. Padding is masked out and every row has its
     own position ids, so a row's tokens do not depend on what else is in the batch.
 
     Args:
         model: the causal LM (transformers, with `past_key_values` support).
         tokenizer: its tokenizer (pad and end-of-turn ids).
-        prefixes: the shared-prefix cache.
+        prefixes: the prefix cache (finished rows are stored in it).
         max_new_tokens: the cap on generated tokens per row.
         pick: chooses the next token of each row from the last logits `[rows, vocab]`.
     """
@@ -205,26 +219,32 @@ class Batch:
     def admit(self, items: list[tuple[Any, list[int]]]) -> list[Row]:
         """Prefill `(item, prompt ids)` pairs and join them to the batch.
 
+        Each prompt starts from the longest prefix the cache holds; the rest of the prompts are computed in groups
+        of similar length (so that little of a prefill is padding), then joined to the running rows.
+
         Returns:
             The new rows already finished by their first token (they do not join).
 
         Raises:
             Exception: whatever the model raised; the running rows are left as they were.
         """
+        end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         with self._timed():
-            rows, layers, mask, positions, length = self._prefill(items)
-        self.counters.prefills += 1
-        finished = [i for i, row in enumerate(rows) if self._done(row)]
-        if finished:
+            cached = [(item, ids, *self.prefixes.lookup(self.model, ids, end_id)) for item, ids in items]
+            prefilled = [self._prefill(group) for group in _groups(cached)]
+        done = []
+        for rows, layers, mask, positions, length in prefilled:
+            self.counters.prefills += 1
+            finished = [i for i, row in enumerate(rows) if self._done(row)]
+            self._retire(rows, layers, mask, length, finished)
+            done += [rows[i] for i in finished]
             keep = [i for i in range(len(rows)) if i not in finished]
-            done = [rows[i] for i in finished]
             if not keep:
-                return done
-            rows, layers, mask, positions = self._select(rows, layers, mask, positions, keep)
-        else:
-            done = []
-        with self._timed():
-            self._join(rows, layers, mask, positions, length)
+                continue
+            if finished:
+                rows, layers, mask, positions = self._select(rows, layers, mask, positions, keep)
+            with self._timed():
+                self._join(rows, layers, mask, positions, length)
         return done
 
     def step(self) -> list[Row]:
@@ -254,6 +274,7 @@ class Batch:
             finished = [i for i, row in enumerate(self.rows) if self._done(row)]
             if not finished:
                 return []
+            self._retire(self.rows, self._layers, self._mask, self._length, finished)
             keep = [i for i in range(count) if i not in finished]
             done = [self.rows[i] for i in finished]
             if not keep:
@@ -288,32 +309,35 @@ class Batch:
         return row.tokens[-1] in self.stop_ids or len(row.tokens) >= self.max_new_tokens
 
     def _prefill(
-        self, items: list[tuple[Any, list[int]]]
+        self, items: list[tuple[Any, list[int], Any, int]]
     ) -> tuple[list[Row], list[_BufferLayer], torch.Tensor, torch.Tensor, int]:
-        """Run the prompts as `prefix | padding | rest` (prefix shared and cached) and pick each first token."""
+        """Run `(item, ids, cached states, cached length)` rows as `padding | cached | padding | rest`, pick first tokens.
+
+        Each row's cached keys and values are right-aligned before the computed part, whose rest is left-padded;
+        padding is masked out and each row gets its own position ids.
+        """
         model, device = self.model, self.model.device
-        prompts = [ids for _, ids in items]
         count = len(items)
-        prefix = self.prefixes.shared_prefix(prompts, self.tokenizer.convert_tokens_to_ids("<|im_end|>"))
-        states = self.prefixes.states(model, prefix) if prefix else None
-        start = len(prefix)
-        suffixes = [ids[start:] for ids in prompts]
-        width = max(len(s) for s in suffixes)
+        start = max(n for _, _, _, n in items)
+        rests = [ids[n:] for _, ids, _, n in items]
+        width = max(len(rest) for rest in rests)
         length = start + width
         capacity = length + self.max_new_tokens
         pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], dtype=torch.long, device=device)
+        ids = torch.tensor([[pad] * (width - len(rest)) + rest for rest in rests], dtype=torch.long, device=device)
         mask = torch.zeros(count, capacity, dtype=torch.long, device=device)
-        mask[:, :start] = 1
-        for i, suffix in enumerate(suffixes):
-            mask[i, length - len(suffix) : length] = 1
-        suffix_mask = mask[:, start:length]
-        position_ids = start + (suffix_mask.cumsum(-1) - 1).clamp(min=0)
-        if states is None:
-            layers = [_BufferLayer(count, capacity) for _ in range(model.config.num_hidden_layers)]
-        else:
-            layers = [_BufferLayer(count, capacity, (k.expand(count, -1, -1, -1), v.expand(count, -1, -1, -1)))
-                      for k, v in states]
+        for i, ((_, _, _, n), rest) in enumerate(zip(items, rests, strict=True)):
+            mask[i, start - n : start] = 1
+            mask[i, length - len(rest) : length] = 1
+        cached = torch.tensor([n for _, _, _, n in items], dtype=torch.long, device=device)
+        position_ids = cached.unsqueeze(1) + (mask[:, start:length].cumsum(-1) - 1).clamp(min=0)
+        layers = [
+            _BufferLayer.prefilled(
+                count, capacity, [(s[layer][0], s[layer][1], n) if s else (None, None, 0) for _, _, s, n in items],
+                start,
+            )
+            for layer in range(model.config.num_hidden_layers)
+        ]
         out = model(
             input_ids=ids,
             attention_mask=mask[:, :length],
@@ -324,9 +348,29 @@ class Batch:
         )
         first = self._picked(out.logits[:, -1])
         rows = [Row(item, len(prompt), [token], [logprob], list(prompt))
-                for (item, prompt), (token, logprob) in zip(items, first, strict=True)]
-        positions = torch.tensor([len(prompt) for prompt in prompts], dtype=torch.long, device=device)
+                for (item, prompt, _, _), (token, logprob) in zip(items, first, strict=True)]
+        positions = torch.tensor([len(prompt) for _, prompt, _, _ in items], dtype=torch.long, device=device)
         return rows, layers, mask, positions, length
+
+    def _retire(
+        self, rows: list[Row], layers: list[_BufferLayer], mask: torch.Tensor, length: int, finished: list[int]
+    ) -> None:
+        """Hand the keys and values of finished rows (prompt and generated tokens) to the prefix cache."""
+        if not finished or not self.prefixes.turns or self.prefixes.max_bytes <= 0:
+            return
+        with self._timed():
+            for i in finished:
+                row = rows[i]
+                tokens = row.prompt_ids + row.tokens[:-1]  # the last token was picked, never run through the model
+                held = mask[i, :length].nonzero().squeeze(1)
+                if len(held) != len(tokens):
+                    continue
+                states = []
+                for layer in layers:
+                    assert layer.key_buffer is not None and layer.value_buffer is not None
+                    states.append((layer.key_buffer[i].index_select(1, held),
+                                   layer.value_buffer[i].index_select(1, held)))
+                self.prefixes.store(tokens, states)
 
     @staticmethod
     def _select(
@@ -381,6 +425,30 @@ class Batch:
         self.rows = self.rows + rows
         self._layers, self._mask, self._length = joined, joined_mask, total
         self._positions = torch.cat([self._positions, positions])
+
+
+def _groups(items: list[Any], slack: float = 0.25, min_slack: int = 64) -> list[list[Any]]:
+    """Split `(item, ids, states, cached)` rows into prefill groups of similar uncached length.
+
+    Rows sorted by what is left to compute join a group while its padding stays within `slack` of its real tokens
+    (or `min_slack` tokens a row): on a CPU a prefill costs its padded size, so one long rest would make every short
+    one cost as much.
+    """
+    ordered = sorted(items, key=lambda entry: len(entry[1]) - entry[3])
+    groups: list[list[Any]] = []
+    real = 0
+    for entry in ordered:
+        rest = len(entry[1]) - entry[3]
+        if groups:
+            group = groups[-1]
+            padding = rest * (len(group) + 1) - (real + rest)
+            if padding <= max(slack * (real + rest), min_slack * (len(group) + 1)):
+                group.append(entry)
+                real += rest
+                continue
+        groups.append([entry])
+        real = rest
+    return groups
 
 
 def greedy(logits: torch.Tensor) -> torch.Tensor:

@@ -1,81 +1,157 @@
-"""The shared prompt prefix of the local policy (system turn and tools): run through the model once, then reused."""
+"""The local policy's prefix cache: keys and values of recent prompts, reused by the longest common token prefix."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 __all__ = ["PrefixCache"]
 
+States = list[tuple[Any, Any]]  # one (keys, values) pair per decoder layer, each `[kv_heads, positions, head_dim]`
+
+
+@dataclass
+class _Entry:
+    tokens: np.ndarray
+    states: States
+    nbytes: int
+    first_turn: bool  # a system turn, run on its own: kept when a longer sequence starting with it is stored
+
 
 class PrefixCache:
-    """Keeps the per-layer keys and values of recent shared prompt prefixes.
+    """Keeps the per-layer keys and values of recent token sequences, found again by their longest common prefix.
 
-    Episodes of one task family share their system turn, which carries the tool schemas: often most of the prompt.
-    When every prompt of a prefill starts with the same system turn, that prefix is run through the model once (and
-    then found here); its keys and values are copied into each row's cache, so only the rest of each prompt is
-    computed.
+    Two kinds of entries:
+
+    - the first turn of a prompt (the system turn, which carries the tool schemas: often most of a first-turn prompt),
+      run through the model on its own the first time a prompt starts with it, so that every episode of a family
+      shares it;
+    - with `turns`, every finished turn: the prompt and the tokens generated after it. An episode's next prompt is
+      the same conversation plus the answer and the tool results, so its prefill computes only what is new (vLLM's
+      automatic prefix caching, for one process). When a turn is stored, the entries of its conversation's earlier
+      turns (prefixes of it) are dropped.
+
+    A lookup takes the entry sharing the most leading tokens with the prompt, at most all but its last token (the
+    prefill must compute at least one position to get the next token's logits). The keys and values of a position
+    depend only on the tokens up to it, so any common prefix is reusable, even where the rendered conversation
+    tokenizes an answer differently from the tokens generated (the match stops there). Least recently used entries
+    go first once `max_bytes` is reached.
 
     Args:
-        max_entries: how many prefixes to keep (least recently used dropped first).
-        min_tokens: shorter shared prefixes are not worth a cache entry.
+        max_bytes: the most bytes of keys and values kept (0 keeps nothing: every prompt is computed whole).
+        turns: also keep finished turns (False: only first turns, the cache of the shared system prompt).
+        min_tokens: shorter matches are not used, and shorter first turns not cached.
     """
 
-    def __init__(self, max_entries: int = 4, min_tokens: int = 16) -> None:
-        self.max_entries = max_entries
+    def __init__(self, max_bytes: int = 2 << 30, *, turns: bool = True, min_tokens: int = 16) -> None:
+        self.max_bytes = max_bytes
+        self.turns = turns
         self.min_tokens = min_tokens
-        self.hits = 0
-        self.misses = 0
-        self._entries: OrderedDict[tuple[int, ...], list[tuple[Any, Any]]] = OrderedDict()
+        self.hits = 0  # prompts whose prefill started from cached keys and values
+        self.misses = 0  # first turns run through the model on their own (then cached)
+        self.cached_tokens = 0  # prompt tokens taken from the cache instead of computed
+        self.nbytes = 0
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._next = 0
 
-    def shared_prefix(self, rows: list[list[int]], end_id: int) -> list[int]:
-        """The first turn (through `end_id` and the token after it) when all rows share it and go on after it.
+    def __len__(self) -> int:
+        return len(self._entries)
 
-        Args:
-            rows: the token ids of each prompt.
-            end_id: the end-of-turn token id (`<|im_end|>`).
-
-        Returns:
-            The shared prefix, or `[]` when there is none worth caching.
-        """
-        first = rows[0]
+    @staticmethod
+    def first_turn(ids: list[int], end_id: int) -> list[int]:
+        """The prompt's first turn, through `end_id` and the token after it (`[]` when the prompt has no more)."""
         try:
-            boundary = first.index(end_id) + 2
+            boundary = ids.index(end_id) + 2
         except ValueError:
             return []
-        prefix = first[:boundary]
-        if len(prefix) < self.min_tokens:
-            return []
-        if any(len(row) <= boundary or row[:boundary] != prefix for row in rows):
-            return []
-        return prefix
+        return ids[:boundary] if len(ids) > boundary else []
 
-    def states(self, model: Any, prefix: list[int]) -> list[tuple[Any, Any]]:
-        """The (keys, values) of each layer for `prefix`, shaped `[1, kv_heads, len(prefix), head_dim]`.
+    def lookup(self, model: Any, ids: list[int], end_id: int) -> tuple[States | None, int]:
+        """Cached keys and values for the start of `ids`.
 
-        Runs the prefix through the model on a miss. The tensors are shared between calls: copy, never modify them.
+        When no entry covers the prompt's first turn, the first turn is run through the model and cached first.
         Call under `torch.inference_mode()`.
 
         Args:
             model: the causal LM.
-            prefix: the prefix token ids (from `shared_prefix`).
+            ids: the prompt's token ids.
+            end_id: the end-of-turn token id (`<|im_end|>`).
 
         Returns:
-            One (keys, values) pair per decoder layer.
+            `(states, n)`: the first `n` positions of `states` (whose tensors may hold more) are the keys and values
+            of `ids[:n]`; `(None, 0)` when nothing is cached. The tensors are shared: copy, never modify them.
         """
+        if self.max_bytes <= 0:
+            return None, 0
+        entry, length = self._longest(ids)
+        first = self.first_turn(ids, end_id)
+        if len(first) > length and len(first) >= self.min_tokens:
+            entry, length = self._run(model, first), len(first)
+        if entry is None or length < self.min_tokens:
+            return None, 0
+        self.hits += 1
+        self.cached_tokens += length
+        return entry.states, length
+
+    def store(self, tokens: list[int], states: States) -> None:
+        """Keep a finished turn: `states` are the keys and values of `tokens` (copies, owned by the cache from now)."""
+        if self.max_bytes <= 0 or not self.turns or len(tokens) < self.min_tokens:
+            return
+        array = np.asarray(tokens, dtype=np.int64)
+        for key, entry in list(self._entries.items()):  # earlier turns of this conversation: superseded
+            if not entry.first_turn and len(entry.tokens) <= len(array) and _common(entry.tokens, array) == len(
+                entry.tokens
+            ):
+                self._drop(key)
+        self._add(_Entry(array, states, _nbytes(states), first_turn=False))
+
+    def _longest(self, ids: list[int]) -> tuple[_Entry | None, int]:
+        if not self._entries:
+            return None, 0
+        array = np.asarray(ids[:-1], dtype=np.int64)  # at least the last prompt token is computed
+        best_key, best = None, 0
+        for key, entry in self._entries.items():
+            length = _common(entry.tokens, array)
+            if length > best:
+                best_key, best = key, length
+        if best_key is None:
+            return None, 0
+        self._entries.move_to_end(best_key)
+        return self._entries[best_key], best
+
+    def _run(self, model: Any, prefix: list[int]) -> _Entry:
         import torch
 
-        key = tuple(prefix)
-        entry = self._entries.get(key)
-        if entry is not None:
-            self.hits += 1
-            self._entries.move_to_end(key)
-            return entry
         self.misses += 1
         ids = torch.tensor([prefix], dtype=torch.long, device=model.device)
         cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
-        entry = [(layer.keys, layer.values) for layer in cache.layers]
-        self._entries[key] = entry
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        states = [(layer.keys[0], layer.values[0]) for layer in cache.layers]
+        entry = _Entry(np.asarray(prefix, dtype=np.int64), states, _nbytes(states), first_turn=True)
+        self._add(entry)
         return entry
+
+    def _add(self, entry: _Entry) -> None:
+        if entry.nbytes > self.max_bytes:
+            return
+        while self._entries and self.nbytes + entry.nbytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+        self._entries[self._next] = entry
+        self._next += 1
+        self.nbytes += entry.nbytes
+
+    def _drop(self, key: int) -> None:
+        self.nbytes -= self._entries.pop(key).nbytes
+
+
+def _common(a: np.ndarray, b: np.ndarray) -> int:
+    """The number of leading tokens `a` and `b` share."""
+    length = min(len(a), len(b))
+    differ = np.flatnonzero(a[:length] != b[:length])
+    return int(differ[0]) if differ.size else length
+
+
+def _nbytes(states: States) -> int:
+    return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in states)

@@ -42,8 +42,10 @@ class BatchStats:
         prompt_tokens: prompt tokens of all requests (without padding).
         completion_tokens: generated tokens of all requests (up to and including the end-of-turn token).
         generate_s: wall time spent in prefills and decode steps.
-        prefix_hits: prefills that reused a cached shared prefix (the system turn with the tools).
-        prefix_misses: shared prefixes run through the model (then cached).
+        prefix_hits: prompts whose prefill started from cached keys and values (a shared system turn, or the
+            episode's earlier turns).
+        prefix_misses: first turns (system turn with the tools) run through the model on their own, then cached.
+        cached_tokens: prompt tokens taken from the prefix cache instead of computed.
     """
 
     batches: int = 0
@@ -58,6 +60,7 @@ class BatchStats:
     generate_s: float = 0.0
     prefix_hits: int = 0
     prefix_misses: int = 0
+    cached_tokens: int = 0
 
     @property
     def tokens_per_s(self) -> float:
@@ -96,6 +99,10 @@ class LocalPolicy:
         cache_dir: where built-in models are converted and cached.
         loaded: an already loaded `(model, tokenizer)` pair to use instead of loading `model` (its tokenizer
             must have been prepared by `collector.models.prepare_tokenizer`).
+        prefix_cache_mb: the most memory the keys and values of recent prompts may take (0: none kept, every prompt
+            computed whole). An episode's next turn is prefilled from its previous one, and episodes share their
+            system turn (see `PrefixCache`).
+        cache_turns: keep finished turns in the prefix cache (False: only the shared system turns).
 
     Raises:
         ConfigError: a parameter is out of range, or the model is neither a built-in name nor a checkpoint
@@ -122,12 +129,15 @@ class LocalPolicy:
         device: str | None = None,
         cache_dir: Path | None = None,
         loaded: tuple[Any, Any] | None = None,
+        prefix_cache_mb: float = 2048,
+        cache_turns: bool = True,
     ) -> None:
         _check(max_new_tokens >= 1, f"max_new_tokens must be >= 1 (got {max_new_tokens})")
         _check(temperature >= 0, f"temperature must be >= 0, 0 meaning greedy (got {temperature})")
         _check(0 < top_p <= 1, f"top_p must be in (0, 1] (got {top_p})")
         _check(batch_size >= 1, f"batch_size must be >= 1 (got {batch_size})")
         _check(batch_wait_ms >= 0, f"batch_wait_ms must be >= 0 (got {batch_wait_ms})")
+        _check(prefix_cache_mb >= 0, f"prefix_cache_mb must be >= 0, 0 meaning no cache (got {prefix_cache_mb})")
         self.model = model or DEFAULT_MODEL
         if loaded is None:
             check_model(self.model)
@@ -138,7 +148,7 @@ class LocalPolicy:
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_ms / 1000.0
         self.stats = BatchStats()
-        self._prefixes = PrefixCache()
+        self._prefixes = PrefixCache(int(prefix_cache_mb * 2**20), turns=cache_turns)
         self._device = device
         self._cache_dir = cache_dir
         self._loaded = loaded
@@ -333,7 +343,8 @@ class LocalPolicy:
         stats.prefills, stats.decode_steps, stats.max_batch = counters.prefills, counters.decode_steps, counters.max_rows
         stats.batch_sizes = dict(counters.step_rows)
         stats.generate_s = counters.seconds
-        stats.prefix_hits, stats.prefix_misses = self._prefixes.hits, self._prefixes.misses
+        prefixes = self._prefixes
+        stats.prefix_hits, stats.prefix_misses, stats.cached_tokens = prefixes.hits, prefixes.misses, prefixes.cached_tokens
 
     def _fail_pending(self, error: PolicyError) -> None:
         while True:

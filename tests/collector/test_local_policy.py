@@ -74,8 +74,12 @@ def test_concurrent_requests_share_forward_passes(batched: tuple[LocalPolicy, li
     assert (stats.batches, stats.prefills, stats.max_batch, stats.joined) == (1, 1, 8, 0)
     assert stats.completion_tokens == sum(r.completion_tokens for r in results)
     assert stats.prompt_tokens == sum(r.prompt_tokens for r in results)
-    # all eight share the system turn with the tools: run through the model once
-    assert (stats.prefix_misses, stats.prefix_hits) == (1, 0)
+    # all eight share the system turn with the tools: run through the model once, then the prefill of each prompt
+    # starts from it
+    assert (stats.prefix_misses, stats.prefix_hits) == (1, 8)
+    end = loaded_model()[1].convert_tokens_to_ids("<|im_end|>")
+    system = len(local._prefixes.first_turn(results[0].tokens.prompt_token_ids, end))  # type: ignore[union-attr]
+    assert system > 50 and stats.cached_tokens == 8 * system
     for result in results:
         assert isinstance(result.raw_text, str)
         assert 1 <= result.completion_tokens <= MAX_NEW
@@ -110,7 +114,7 @@ async def test_greedy_batched_output_equals_unbatched(batched: tuple[LocalPolicy
     finally:
         await alone.aclose()
     assert alone.stats.max_batch == 1
-    assert (alone.stats.prefix_misses, alone.stats.prefix_hits) == (1, 1)
+    assert (alone.stats.prefix_misses, alone.stats.prefix_hits) == (1, 2)
 
 
 def test_cached_prefix_output_equals_plain_generation(batched: tuple[LocalPolicy, list[Completion]]) -> None:
@@ -156,7 +160,7 @@ async def test_requests_arriving_while_a_batch_runs_join_it() -> None:
         await local.aclose()
     stats = local.stats
     assert (stats.batches, stats.joined, stats.prefills, stats.max_batch) == (1, 2, 3, 4)
-    assert (stats.prefix_misses, stats.prefix_hits) == (1, 2)
+    assert (stats.prefix_misses, stats.prefix_hits) == (1, 4)
     alone = policy(max_new_tokens=24, batch_size=1)
     try:
         for question, together in ((longer, late), (shorter, third), (running, early[0])):
@@ -201,6 +205,66 @@ async def test_a_failed_decode_step_is_delivered_to_every_waiter_and_the_worker_
             await local.complete(conversation("Hi"), [], task=TASK)
     finally:
         await local.aclose()
+
+
+async def test_an_episode_turn_is_prefilled_from_its_previous_turn() -> None:
+    """A second turn computes only what is new, with the same tokens as a policy that caches nothing."""
+    first_messages = conversation(QUESTIONS[1])
+    turns = policy(max_new_tokens=24)
+    plain = policy(max_new_tokens=24, prefix_cache_mb=0)
+    try:
+        first = await turns.complete(first_messages, TOOLS, task=TASK)
+        assert first.tokens is not None
+        prompt_one = first.tokens.prompt_token_ids
+        second_messages = [*first_messages, first.message, {"role": "user", "content": "And in Lyon?"}]
+        before = turns.stats.cached_tokens
+        second = await turns.complete(second_messages, TOOLS, task=TASK)
+        assert second.tokens is not None
+        reused = turns.stats.cached_tokens - before
+        # the whole first prompt at least (and the answer where the template renders it as generated)
+        assert len(prompt_one) <= reused < len(second.tokens.prompt_token_ids)
+        assert second.tokens.prompt_token_ids[:reused] == (prompt_one + first.tokens.token_ids)[:reused]
+        assert len(turns._prefixes) == 2  # the system turn and the latest turn; the first turn was superseded
+        for messages, cached in ((first_messages, first), (second_messages, second)):
+            alone = await plain.complete(messages, TOOLS, task=TASK)
+            assert alone.raw_text == cached.raw_text
+            assert alone.tokens is not None and cached.tokens is not None
+            assert alone.tokens.token_ids == cached.tokens.token_ids
+    finally:
+        await turns.aclose()
+        await plain.aclose()
+    assert (plain.stats.prefix_hits, plain.stats.cached_tokens, len(plain._prefixes)) == (0, 0, 0)
+
+
+def test_prefix_cache_lookup_budget_and_superseded_turns() -> None:
+    """Longest common prefix (never the whole prompt), least recently used out first, earlier turns dropped."""
+    import torch
+
+    from collector.policies._prefix_cache import PrefixCache
+
+    def states(tokens: list[int]) -> list[tuple[Any, Any]]:  # 2 layers, 1 head, 4 dims: 64 bytes a position
+        keys = torch.tensor(tokens, dtype=torch.float32).view(1, -1, 1).expand(1, -1, 4).contiguous()
+        return [(keys, keys.clone()), (keys.clone(), keys.clone())]
+
+    cache = PrefixCache(max_bytes=64 * 100, min_tokens=4)
+    a = list(range(40))
+    cache.store(a, states(a))
+    found, n = cache.lookup(None, [*a, 99], end_id=-1)
+    assert n == 40 and found is not None and found[0][0][0, :n, 0].tolist() == [float(t) for t in a]
+    assert cache.lookup(None, a, end_id=-1)[1] == 39  # the last prompt token is always computed
+    assert cache.lookup(None, [*a[:10], 77, 78], end_id=-1)[1] == 10  # the match stops where the tokens differ
+    assert cache.lookup(None, [*a[:3], 77, 78], end_id=-1) == (None, 0)  # under min_tokens
+    longer = [*a, 5, 6, 7]
+    cache.store(longer, states(longer))
+    assert len(cache) == 1  # `a` was a prefix of it: superseded
+    b = list(range(100, 160))
+    cache.store(b, states(b))  # 43 + 60 positions > 100: the least recently used goes
+    assert len(cache) == 1 and cache.nbytes == 60 * 64 <= cache.max_bytes
+    assert cache.lookup(None, [*longer, 1], end_id=-1) == (None, 0)
+    assert cache.lookup(None, [*b, 1], end_id=-1)[1] == 60
+    cache.store(list(range(200, 310)), states(list(range(200, 310))))  # larger than the whole budget: not kept
+    assert len(cache) == 1 and cache.lookup(None, [*b, 1], end_id=-1)[1] == 60
+    assert (cache.hits, cache.misses) == (5, 0)
 
 
 async def test_sampling_is_reproducible_with_a_seed() -> None:
@@ -266,6 +330,7 @@ async def test_closed_policy_refuses_requests() -> None:
         ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"batch_wait_ms": -1}, "batch_wait_ms must be >= 0"),
+        ({"prefix_cache_mb": -1}, "prefix_cache_mb must be >= 0"),
         ({"model": "no-such-model"}, "unknown model 'no-such-model'"),
     ],
 )
