@@ -2,7 +2,7 @@
 
 Inputs, all in the proof directory: `proof.db` (the trajectory store with the eval runs), `eval-sft.json` (the
 `mcpgym eval --json` output of base vs SFT checkpoint), optionally `eval-grpo.json` (the GRPO checkpoint on its
-family) and `grpo/mcpgym-train.json` (the GRPO run record with TRL's log history), `settings.tsv` (NAME, value),
+family, after the SFT checkpoint on the same tasks when it holds two runs; else the SFT side is from eval-sft.json) and `grpo/mcpgym-train.json` (the GRPO run record with TRL's log history), `settings.tsv` (NAME, value),
 `stages.tsv` (stage, seconds) and `lengths.md` (the SFT rows' lengths per family, when present). Outputs: `proof.md` and `proof.svg`.
 
     python -m training.proof_report --dir PROOF_DIR
@@ -159,7 +159,7 @@ def targets_markdown(data: ProofData) -> list[str]:
                  f"families ({', '.join(met) or 'none'}). Per family: "
                  + ", ".join(f"{name} {points:+.1f}" for name, points in gains) + ".")
     fam = data.settings.get("GRPO_FAMILY", "weather")
-    before, after = data.sft.get(fam), data.grpo.get(fam)
+    before, after = (data.grpo_before or data.sft).get(fam), data.grpo.get(fam)
     points = _points(before, after)
     if points is not None and before is not None and after is not None:
         lines.append(f"- GRPO on {fam}, held-out success {points:+.1f} points ({before.passed}/{before.episodes} -> "
@@ -206,6 +206,7 @@ class ProofData:
     base: dict[str, FamilyMetrics]
     sft: dict[str, FamilyMetrics]
     grpo: dict[str, FamilyMetrics] = field(default_factory=dict)
+    grpo_before: dict[str, FamilyMetrics] = field(default_factory=dict)  # the SFT checkpoint on the GRPO eval's tasks
     curve: list[tuple[int, float]] = field(default_factory=list)
     zero_spread: list[float] = field(default_factory=list)
     lengths: list[str] = field(default_factory=list)
@@ -257,6 +258,8 @@ def load_proof(proof_dir: Path) -> ProofData:
     if (proof_dir / "eval-grpo.json").is_file():
         grpo_runs = _eval_runs(proof_dir / "eval-grpo.json")
         data.grpo = family_metrics(db, grpo_runs[-1]["run"])
+        if len(grpo_runs) == 2:  # SFT then GRPO checkpoint, on the same GRPO_TEST_TASKS tasks
+            data.grpo_before = family_metrics(db, grpo_runs[0]["run"])
     data.curve = reward_curve(proof_dir / "grpo" / "mcpgym-train.json")
     data.zero_spread = zero_spread_share(proof_dir / "grpo" / "mcpgym-train.json")
     if (proof_dir / "lengths.md").is_file():  # the table the dataset stage writes
@@ -303,7 +306,7 @@ def proof_markdown(data: ProofData) -> str:
     fam = s.get("GRPO_FAMILY", "weather")
     if data.grpo or data.curve:
         lines += ["", f"## GRPO on {fam}: the SFT checkpoint before, the GRPO checkpoint after", ""]
-        before, after = data.sft.get(fam), data.grpo.get(fam)
+        before, after = (data.grpo_before or data.sft).get(fam), data.grpo.get(fam)
         lines += _table([(fam, "SFT (before)", before), (fam, "GRPO (after)", after)])
         if before is not None and after is not None and before.task_ids != after.task_ids:
             lines += ["", (f"Note: the two rows are not over the same tasks ({len(before.task_ids & after.task_ids)} "

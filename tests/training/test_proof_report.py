@@ -94,6 +94,19 @@ def test_report_tables_and_svg(proof_dir: Path) -> None:
     assert len(list(root.iter(f"{SVG}circle"))) == 2
 
 
+def test_grpo_before_is_the_sft_run_of_the_grpo_eval_when_it_has_two(proof_dir: Path, tmp_path: Path) -> None:
+    """eval-grpo.json with two runs (SFT then GRPO checkpoint, on GRPO_TEST_TASKS tasks): the first is 'before'."""
+    import shutil
+
+    copy = tmp_path / "proof"
+    shutil.copytree(proof_dir, copy)
+    sft_runs = json.loads((copy / "eval-sft.json").read_text(encoding="utf-8"))
+    (copy / "eval-grpo.json").write_text(json.dumps(sft_runs), encoding="utf-8")  # 0/3 before, 3/3 after
+    md = write_report(copy)[0].read_text(encoding="utf-8")
+    assert "| weather | SFT (before) | 0.0% (0/3) |" in md and "| weather | GRPO (after) | 100.0% (3/3) |" in md
+    assert "- GRPO on weather, held-out success +100.0 points (0/3 -> 3/3)" in md
+
+
 def test_missing_eval_output_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--dir", str(tmp_path)]) == 1
     assert "eval-sft.json is missing: the evaluation stage did not finish" in capsys.readouterr().err
