@@ -16,7 +16,7 @@ benchmarks/results/ (gitignored).
 Usage:
     MCPGYM_TOOL_DESCRIPTIONS=short python benchmarks/bench_prefix_cache.py [--model DIR] [--tasks code-repair,files]
         [--limit 12] [--max-turns 5] [--max-new-tokens 192] [--concurrency 8] [--repeats 1] [--modes system,turns]
-        [--db PATH]
+        [--db PATH] [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--db", type=Path, default=None, help="keep the episodes in this database (default: a temporary one)")
+    parser.add_argument("--dtype", default=None, help="load the model in this dtype (default: the checkpoint's)")
     parser.add_argument("--modes", default="system,turns", help="system, turns, or both (compared)")
     args = parser.parse_args()
     modes = tuple(args.modes.split(","))
@@ -87,7 +88,7 @@ def main() -> None:
         parser.error(f"--modes takes system, turns or both, comma-separated (got {args.modes!r})")
     if not args.model.is_dir():
         parser.error(f"--model {args.model} is not a checkpoint directory (run scripts/proof.sh first, or pass one)")
-    loaded = load_model_and_tokenizer(str(args.model))
+    loaded = load_model_and_tokenizer(str(args.model), dtype=args.dtype)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "bench.db"

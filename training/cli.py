@@ -286,11 +286,14 @@ def train_grpo_cmd(data: Path, model: str | None, out: Path | None, profile: str
 @click.option("--seed", type=int, default=0, show_default=True, help="Task and sampling seed.")
 @click.option("--servers", type=click.Path(exists=True, dir_okay=False), default=None,
               help="MCP client config [default: start 'mcpgym serve all' on a loopback port].")
+@click.option("--dtype", type=click.Choice(["checkpoint", "auto", "float32", "bfloat16"]), default="checkpoint",
+              show_default=True, help="Weights and key/value cache: the checkpoint's, or auto (bfloat16 on a GPU or a "
+                                      "CPU with AMX, else float32).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of a table.")
 @_clean_errors
 def eval_cmd(models: tuple[str, ...], tasks: str, split: str, samples: int, db: Path, limit: int | None,
              max_turns: int, max_new_tokens: int, temperature: float, concurrency: int, seed: int,
-             servers: str | None, as_json: bool) -> None:
+             servers: str | None, dtype: str, as_json: bool) -> None:
     """Evaluate one or two models on held-out tasks: success per family, code pass@k, tool-call validity.
 
     \b
@@ -304,7 +307,8 @@ def eval_cmd(models: tuple[str, ...], tasks: str, split: str, samples: int, db: 
 
     config = EvalConfig(models=tuple(models) or (None,), db=db, tasks=tuple(_runs(tasks)), split=split,
                         samples=samples, limit=limit, max_turns=max_turns, max_new_tokens=max_new_tokens,
-                        temperature=temperature, concurrency=concurrency, seed=seed, servers=servers)
+                        temperature=temperature, concurrency=concurrency, seed=seed, servers=servers,
+                        dtype=None if dtype == "checkpoint" else dtype)
     results = evaluate(config)
     if as_json:
         click.echo(json.dumps([{**asdict(r), "validity": r.validity, "success_rate": r.success_rate}

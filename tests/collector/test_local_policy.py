@@ -267,6 +267,18 @@ def test_prefix_cache_lookup_budget_and_superseded_turns() -> None:
     assert (cache.hits, cache.misses) == (5, 0)
 
 
+async def test_the_model_loads_in_the_dtype_asked_for() -> None:
+    import torch
+
+    local = LocalPolicy(temperature=0.0, max_new_tokens=8, dtype="bfloat16")
+    try:
+        result = await local.complete(conversation(QUESTIONS[2]), TOOLS, task=TASK)
+        assert local._loaded is not None and local._loaded[0].dtype == torch.bfloat16
+        assert result.completion_tokens >= 1 and result.tokens is not None and result.tokens.token_ids
+    finally:
+        await local.aclose()
+
+
 async def test_sampling_is_reproducible_with_a_seed() -> None:
     texts = []
     for _ in range(2):

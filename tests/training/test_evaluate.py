@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import sys
 from math import comb
 from pathlib import Path
@@ -59,6 +61,16 @@ def test_bad_eval_options(tmp_path: Path) -> None:
         evaluate(EvalConfig(models=("a", "b", "c"), db=tmp_path / "e.db"))
     with pytest.raises(EvaluationError, match="samples must be at least 1"):
         evaluate(EvalConfig(models=(None,), db=tmp_path / "e.db", samples=0))
+    with pytest.raises(EvaluationError, match="unknown dtype 'half'; accepted: auto, float32, bfloat16"):
+        evaluate(EvalConfig(models=(None,), db=tmp_path / "e.db", dtype="half"))
+
+
+def test_auto_dtype_is_bfloat16_where_the_cpu_multiplies_it() -> None:
+    from training.evaluate import resolve_dtype
+
+    amx = "amx_bf16" in Path("/proc/cpuinfo").read_text(encoding="utf-8").split()
+    assert resolve_dtype("auto") == ("bfloat16" if amx else "float32")
+    assert (resolve_dtype(None), resolve_dtype("float32"), resolve_dtype("bfloat16")) == (None, "float32", "bfloat16")
 
 
 @pytest.mark.slow
@@ -66,12 +78,14 @@ def test_real_local_eval_of_the_base_model(tmp_path: Path) -> None:
     weather = {"weather": ServerSpec(name="weather", command=sys.executable,
                                      args=("-m", "mcpgym.cli", "serve", "weather", "--transport", "stdio"))}
     config = EvalConfig(models=(None,), db=tmp_path / "eval.db", tasks=("weather",), split="test", samples=1,
-                        limit=2, max_turns=1, max_new_tokens=24, concurrency=2)
+                        limit=2, max_turns=1, max_new_tokens=24, concurrency=2, dtype="bfloat16")
     [m] = evaluate(config, servers=weather)
     assert m.episodes == 2 and m.model == "smollm2-135m"
     assert set(m.families) == {"weather"}
     runs = Store(tmp_path / "eval.db", readonly=True)
-    assert runs.get_run(m.run)["kind"] == "eval"
+    run = runs.get_run(m.run)
+    assert run["kind"] == "eval"
+    assert '"dtype": "bfloat16"' in json.dumps(run["config"])  # the run records what the model ran in
     runs.close()
 
 
