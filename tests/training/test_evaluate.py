@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import sys
 from math import comb
 from pathlib import Path
