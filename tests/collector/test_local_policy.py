@@ -279,6 +279,20 @@ async def test_the_model_loads_in_the_dtype_asked_for() -> None:
         await local.aclose()
 
 
+def test_prefill_groups_keep_padding_small() -> None:
+    """Prompts whose uncached rests differ a lot are prefilled apart: one long rest would pad every short one."""
+    from collector.policies._batcher import _groups
+
+    def row(name: str, total: int, cached: int) -> tuple[str, list[int], None, int]:
+        return (name, [0] * total, None, cached)
+
+    rows = [row("long", 3000, 0), row("a", 1200, 1100), row("b", 1150, 1040), row("c", 900, 0)]
+    groups = [[entry[0] for entry in group] for group in _groups(rows)]
+    assert groups == [["a", "b"], ["c"], ["long"]]  # rests 100 and 110 together; 900 and 3000 each alone
+    assert [[e[0] for e in g] for g in _groups([row(str(i), 500 + i, 0) for i in range(8)])] == [
+        [str(i) for i in range(8)]]  # similar prompts: one prefill
+
+
 async def test_sampling_is_reproducible_with_a_seed() -> None:
     texts = []
     for _ in range(2):
