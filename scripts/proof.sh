@@ -25,8 +25,8 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # The variables below, as given on the command line (the report shows the command).
 VARS="PROOF_DIR SUITES SCHEMA_SERVERS HELDOUT_SERVER EVAL_TOOL_SELECTION TRAIN_TASKS SCHEMA_TASKS MAX_TOKENS
   TEST_PER_FAMILY EPOCHS BATCH GRAD_ACCUM LR MAX_TURNS MAX_NEW_TOKENS GRPO_FAMILY GRPO_STEPS GRPO_PROMPTS
-  GRPO_GENERATIONS GRPO_COMPLETION GRPO_TOOL_CALLS GRPO_LR GRPO_TEST_TASKS EVAL_CONCURRENCY EVAL_DTYPE GRAD_CKPT
-  PRECISION TOOL_DESCRIPTIONS SEED PROOF_STEPS"
+  GRPO_GENERATIONS GRPO_COMPLETION GRPO_TOOL_CALLS GRPO_LR GRPO_TEST_TASKS GRPO_TEMPERATURE EVAL_CONCURRENCY
+  EVAL_DTYPE GRAD_CKPT PRECISION TOOL_DESCRIPTIONS SEED PROOF_STEPS"
 COMMAND=""
 for v in $VARS; do if [ -n "${!v+x}" ]; then COMMAND+="$v=${!v} "; fi; done
 COMMAND+="scripts/proof.sh"
@@ -53,6 +53,7 @@ GRPO_GENERATIONS="${GRPO_GENERATIONS:-4}"
 GRPO_COMPLETION="${GRPO_COMPLETION:-512}"  # per rollout, tool results included: a forecast result alone is ~360 tokens
 GRPO_TOOL_CALLS="${GRPO_TOOL_CALLS:-2}"  # a compare task calls twice
 GRPO_LR="${GRPO_LR:-3e-5}"
+GRPO_TEMPERATURE="${GRPO_TEMPERATURE:-1.0}"  # rollout sampling temperature
 # held-out GRPO_FAMILY tasks the SFT and the GRPO checkpoints are both evaluated on after GRPO (16 tasks left a gain
 # of one task unreadable; weather has 49 test tasks)
 GRPO_TEST_TASKS="${GRPO_TEST_TASKS:-32}"
@@ -115,8 +116,8 @@ stage() {  # stage "name": close the running stage (its wall time goes to stages
   printf 'LOAD_START\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
   for v in SUITES SCHEMA_SERVERS HELDOUT_SERVER EVAL_TOOL_SELECTION TRAIN_TASKS SCHEMA_TASKS MAX_TOKENS \
     TEST_PER_FAMILY EPOCHS BATCH GRAD_ACCUM LR MAX_TURNS MAX_NEW_TOKENS GRPO_FAMILY GRPO_STEPS GRPO_PROMPTS \
-    GRPO_GENERATIONS GRPO_COMPLETION GRPO_TOOL_CALLS GRPO_LR GRPO_TEST_TASKS EVAL_CONCURRENCY EVAL_DTYPE GRAD_CKPT \
-    PRECISION TOOL_DESCRIPTIONS SEED; do printf '%s\t%s\n' "$v" "${!v}"; done
+    GRPO_GENERATIONS GRPO_COMPLETION GRPO_TOOL_CALLS GRPO_LR GRPO_TEST_TASKS GRPO_TEMPERATURE EVAL_CONCURRENCY \
+    EVAL_DTYPE GRAD_CKPT PRECISION TOOL_DESCRIPTIONS SEED; do printf '%s\t%s\n' "$v" "${!v}"; done
 } > "$PROOF_DIR/settings.tsv"
 
 stage collect
@@ -193,6 +194,7 @@ echo "[$(stamp)] 5/6 GRPO from the SFT checkpoint on $GRPO_FAMILY ($GRPO_STEPS s
 "$MCPGYM" train grpo --data "$PROOF_DIR/grpo-data" --model "$PROOF_DIR/ckpt" --out "$PROOF_DIR/grpo" --profile cpu \
   --max-steps "$GRPO_STEPS" --batch-size "$GRPO_GENERATIONS" --num-generations "$GRPO_GENERATIONS" \
   --max-completion-length "$GRPO_COMPLETION" --max-tool-calls "$GRPO_TOOL_CALLS" --lr "$GRPO_LR" --seed "$SEED" "$CKPT_FLAG" \
+  --temperature "$GRPO_TEMPERATURE" \
   --precision "$PRECISION"
 
 stage eval-grpo

@@ -76,3 +76,8 @@ def test_missing_database_is_named(tmp_path: Path) -> None:
 def test_train_refuses_a_non_dataset_directory(tmp_path: Path) -> None:
     result = CliRunner().invoke(train, ["sft", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "not a dataset directory" in result.output
+
+
+def test_grpo_temperature_must_be_positive(tmp_path: Path) -> None:
+    result = CliRunner().invoke(train, ["grpo", "--data", str(tmp_path), "--temperature", "0"])
+    assert result.exit_code == 2 and "--temperature" in result.output and "not in the range x>0" in result.output
