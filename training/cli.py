@@ -248,7 +248,8 @@ def train_sft_cmd(data: Path, model: str | None, out: Path | None, profile: str,
 def train_grpo_cmd(data: Path, model: str | None, out: Path | None, profile: str, lora: bool, max_steps: int | None,
                    batch_size: int, learning_rate: float | None, seed: int | None, num_generations: int,
                    max_completion_length: int, max_tool_calls: int, beta: float, temperature: float,
-                   servers: str | None, allow_untrusted_tests: bool, gradient_checkpointing: bool | None, precision: str) -> None:
+                   servers: str | None, allow_untrusted_tests: bool, gradient_checkpointing: bool | None,
+                   precision: str) -> None:
     """GRPO against the live MCP servers: each rollout gets its own session and workspace.
 
     \b
@@ -263,7 +264,8 @@ def train_grpo_cmd(data: Path, model: str | None, out: Path | None, profile: str
                            lora=lora, max_steps=max_steps or 50, num_generations=num_generations,
                            batch_size=batch_size, max_completion_length=max_completion_length,
                            max_tool_calls=max_tool_calls, learning_rate=learning_rate or 1e-6, beta=beta,
-                           temperature=temperature, seed=settings.seed if seed is None else seed, allow_untrusted_tests=allow_untrusted_tests,
+                           temperature=temperature, seed=settings.seed if seed is None else seed,
+                           allow_untrusted_tests=allow_untrusted_tests,
                            gradient_checkpointing=gradient_checkpointing, precision=precision)
     specs = load_server_config(servers) if servers else None
     click.echo(f"saved checkpoint to {train_grpo(config, servers=specs)}")

@@ -177,8 +177,8 @@ class Batch:
     """The rows being decoded together, left-padded to one length, with their key/value cache.
 
     `admit` prefills new requests (each from the longest prefix `PrefixCache` holds, then the prompt's rest) and joins
-    them to the running rows, padding whichever side is shorter on the left; `step` runs one decode step for all rows and
-    removes the rows that finished, so a finished row stops costing. Padding is masked out and every row has its
+    them to the running rows, padding whichever side is shorter on the left; `step` runs one decode step for all rows
+    and removes the rows that finished, so a finished row stops costing. Padding is masked out and every row has its
     own position ids, so a row's tokens do not depend on what else is in the batch.
 
     Args:
@@ -311,7 +311,9 @@ class Batch:
     def _prefill(
         self, items: list[tuple[Any, list[int], Any, int]]
     ) -> tuple[list[Row], list[_BufferLayer], torch.Tensor, torch.Tensor, int]:
-        """Run `(item, ids, cached states, cached length)` rows as `padding | cached | padding | rest`, pick first tokens.
+        """Prefill `(item, ids, cached states, cached length)` rows as `padding | cached | padding | rest`.
+
+        Picks each row's first token.
 
         Each row's cached keys and values are right-aligned before the computed part, whose rest is left-padded;
         padding is masked out and each row gets its own position ids.

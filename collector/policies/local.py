@@ -349,7 +349,8 @@ class LocalPolicy:
         stats.batch_sizes = dict(counters.step_rows)
         stats.generate_s = counters.seconds
         prefixes = self._prefixes
-        stats.prefix_hits, stats.prefix_misses, stats.cached_tokens = prefixes.hits, prefixes.misses, prefixes.cached_tokens
+        stats.prefix_hits, stats.prefix_misses = prefixes.hits, prefixes.misses
+        stats.cached_tokens = prefixes.cached_tokens
 
     def _fail_pending(self, error: PolicyError) -> None:
         while True:
