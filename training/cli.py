@@ -242,6 +242,8 @@ def train_sft_cmd(data: Path, model: str | None, out: Path | None, profile: str,
               help="Sampling temperature of the rollouts (higher: more spread within a group).")
 @click.option("--servers", type=click.Path(exists=True, dir_okay=False), default=None,
               help="MCP client config (mcpServers JSON) [default: start 'mcpgym serve all' on a loopback port].")
+@click.option("--save-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also save the model every N steps as OUT/step-N (0: only the final checkpoint).")
 @click.option("--allow-untrusted-tests", is_flag=True,
               help="Score code with unit-test reports not marked trusted (tests run without an isolating sandbox).")
 @_clean_errors
@@ -249,7 +251,7 @@ def train_grpo_cmd(data: Path, model: str | None, out: Path | None, profile: str
                    batch_size: int, learning_rate: float | None, seed: int | None, num_generations: int,
                    max_completion_length: int, max_tool_calls: int, beta: float, temperature: float,
                    servers: str | None, allow_untrusted_tests: bool, gradient_checkpointing: bool | None,
-                   precision: str) -> None:
+                   precision: str, save_steps: int) -> None:
     """GRPO against the live MCP servers: each rollout gets its own session and workspace.
 
     \b
@@ -266,7 +268,8 @@ def train_grpo_cmd(data: Path, model: str | None, out: Path | None, profile: str
                            max_tool_calls=max_tool_calls, learning_rate=learning_rate or 1e-6, beta=beta,
                            temperature=temperature, seed=settings.seed if seed is None else seed,
                            allow_untrusted_tests=allow_untrusted_tests,
-                           gradient_checkpointing=gradient_checkpointing, precision=precision)
+                           gradient_checkpointing=gradient_checkpointing, precision=precision,
+                           save_steps=save_steps)
     specs = load_server_config(servers) if servers else None
     click.echo(f"saved checkpoint to {train_grpo(config, servers=specs)}")
 

@@ -55,6 +55,8 @@ class FamilyMetrics:
         no_tool: episodes of tasks that need no tool call (tool-selection `no_tool`).
         no_tool_passed_without_call: those passed with no call made.
         task_ids: the tasks evaluated.
+        passed_ids: the tasks passed.
+        kinds: task id -> the task's kind (its metadata `kind`; "" when it has none).
     """
 
     episodes: int = 0
@@ -66,6 +68,8 @@ class FamilyMetrics:
     no_tool: int = 0
     no_tool_passed_without_call: int = 0
     task_ids: set[str] = field(default_factory=set)
+    passed_ids: set[str] = field(default_factory=set)
+    kinds: dict[str, str] = field(default_factory=dict)
 
     @property
     def success(self) -> float:
@@ -99,7 +103,11 @@ def family_metrics(db: str | Path, run: str) -> dict[str, FamilyMetrics]:
         m.malformed += malformed_count(calls)
         m.with_calls += bool(calls)
         m.task_ids.add(str(e["task_id"]))
-        if ((e.get("task") or {}).get("metadata") or {}).get("kind") == NO_TOOL_KIND:
+        if passed:
+            m.passed_ids.add(str(e["task_id"]))
+        kind = str(((e.get("task") or {}).get("metadata") or {}).get("kind") or "")
+        m.kinds[str(e["task_id"])] = kind
+        if kind == NO_TOOL_KIND:
             m.no_tool += 1
             m.no_tool_passed_without_call += passed and not calls
     return dict(sorted(out.items()))

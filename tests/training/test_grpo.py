@@ -40,16 +40,22 @@ def grpo_data(store: Store, add_episode, tmp_path: Path) -> Path:  # type: ignor
     return save_dataset(built, tmp_path / "grpo")
 
 
-def test_one_step_grpo_with_the_mcp_environment(grpo_data: Path, tmp_path: Path) -> None:
+def test_grpo_with_the_mcp_environment_and_a_checkpoint_per_step(grpo_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ckpt"
-    config = GRPORunConfig(data=grpo_data, out=out, max_steps=1, num_generations=2, batch_size=2,
-                           max_completion_length=24, max_tool_calls=1, learning_rate=1e-5)
+    config = GRPORunConfig(data=grpo_data, out=out, max_steps=2, num_generations=2, batch_size=2,
+                           max_completion_length=24, max_tool_calls=1, learning_rate=1e-5, save_steps=1)
     assert train_grpo(config, servers=WEATHER) == out
     run = json.loads((out / "mcpgym-train.json").read_text())
-    assert run["kind"] == "grpo"
+    assert run["kind"] == "grpo" and run["save_steps"] == 1
     logged = run["log"][0]
     assert "rewards/success_reward/mean" in logged and "rewards/format_reward/mean" in logged
     assert (out / "config.json").is_file() and (out / "tokenizer_config.json").is_file()
+    # the step-1 checkpoint: loadable like the final one, with the run record up to its step; the last step is `out`
+    step = json.loads((out / "step-1" / "mcpgym-train.json").read_text())
+    assert step["step"] == 1 and [e["step"] for e in step["log"]] == [1]
+    assert (out / "step-1" / "config.json").is_file() and (out / "step-1" / "tokenizer_config.json").is_file()
+    assert (out / "step-1" / "model.safetensors").is_file()
+    assert sorted(p.name for p in out.glob("step-*")) == ["step-1"]
 
 
 def test_batch_shape_is_checked(grpo_data: Path, tmp_path: Path) -> None:
@@ -57,3 +63,5 @@ def test_batch_shape_is_checked(grpo_data: Path, tmp_path: Path) -> None:
         train_grpo(GRPORunConfig(data=grpo_data, out=tmp_path, num_generations=4, batch_size=6), servers=WEATHER)
     with pytest.raises(TrainerConfigError, match="not a dataset directory"):
         train_grpo(GRPORunConfig(data=grpo_data.parent / "missing", out=tmp_path), servers=WEATHER)
+    with pytest.raises(TrainerConfigError, match="save_steps must be 0"):
+        train_grpo(GRPORunConfig(data=grpo_data, out=tmp_path, save_steps=-1), servers=WEATHER)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -219,17 +220,19 @@ def process_count(trainer: Any) -> int:
     return int(accelerator.num_processes) if accelerator is not None else 1
 
 
-def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, run_config: dict[str, Any]) -> Path:
+def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, run_config: dict[str, Any], *,
+                    during_training: bool = False) -> Path:
     """Save the trained model (LoRA merged into the base) and the tokenizer with the chat template.
 
     The directory loads back into the collector's `local` policy by path (`--model <out>`). Under several processes
     only the main process writes (every process holds the same weights after the last step); the others wait until
-    the checkpoint is complete, so every process returns with it on disk.
+    the checkpoint is complete, so every process returns with it on disk. `during_training` saves a copy of the
+    weights with LoRA merged, leaving the adapters of the model being trained in place.
     """
     if is_main_process(trainer):
         model = trainer.model
         if hasattr(model, "merge_and_unload"):
-            model = model.merge_and_unload()
+            model = (copy.deepcopy(model) if during_training else model).merge_and_unload()
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(out))
         tokenizer.padding_side = "left"

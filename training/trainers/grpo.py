@@ -51,6 +51,8 @@ class GRPORunConfig:
         allow_untrusted_tests: score code with unit-test reports not marked trusted (see `training.rewards`).
         gradient_checkpointing: recompute activations in the backward pass (None: the profile's choice).
         precision: "auto", "fp32" or "bf16" (see `Profile.mixed_bf16`).
+        save_steps: also save the model every N steps before the last, as `out/step-N` (0: only at the end); each
+            loads like the final checkpoint, so one run gives a learning curve (`scripts/grpo_sweep.sh`).
     """
 
     data: Path
@@ -72,11 +74,32 @@ class GRPORunConfig:
     allow_untrusted_tests: bool = False
     gradient_checkpointing: bool | None = None
     precision: str = "auto"
+    save_steps: int = 0
 
 
 def _with_environment(dataset: Any) -> Any:
     """Add the `environment` column (the task's server set and tool subset) that routes each row to its environment."""
     return dataset.map(lambda row: {"environment": task_environment_key(row["task"])})
+
+
+def _step_saver(trainer: Any, tokenizer: Any, config: GRPORunConfig) -> Any:
+    """A callback that saves `out/step-N` every `config.save_steps` steps before the last (the run record so far)."""
+    from transformers import TrainerCallback
+
+    saved: set[int] = set()
+
+    class StepSaver(TrainerCallback):
+        # on_log, not on_step_end: the trainer logs a step after its step-end callbacks, and the record should hold it
+        def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            step = int(state.global_step)
+            if step % config.save_steps or step >= config.max_steps or step in saved:
+                return
+            saved.add(step)
+            run = {"kind": "grpo", **config_dict(config), "step": step, "log": list(state.log_history)}
+            save_checkpoint(trainer, tokenizer, config.out / f"step-{step}", run, during_training=True)
+            logger.info("saved the step-%d checkpoint to %s", step, config.out / f"step-{step}")
+
+    return StepSaver()
 
 
 def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | None = None) -> Path:
@@ -97,6 +120,9 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
     from trl.trainer.grpo_trainer import GRPOTrainer
 
     profile = get_profile(config.profile)
+    if config.save_steps < 0 or config.save_steps % config.logging_steps:
+        raise TrainerConfigError(f"save_steps must be 0 (only the final checkpoint) or a positive multiple of "
+                                 f"logging_steps ({config.logging_steps}), not {config.save_steps}")
     if config.num_generations < 2:
         raise TrainerConfigError("num_generations must be at least 2 (GRPO compares completions of one prompt)")
     if config.batch_size % config.num_generations:
@@ -138,6 +164,8 @@ def train_grpo(config: GRPORunConfig, *, servers: Mapping[str, ServerSpec] | Non
             environment_factory=dict[str, Any](factory.factories_for(train["task"])),
         )
         use_mcp_schemas(trainer, factory)  # prompts show the MCP tools' own schemas, as in collection and SFT
+        if config.save_steps:
+            trainer.add_callback(_step_saver(trainer, tokenizer, config))
         result = trainer.train()
         run = {"kind": "grpo", **config_dict(config), "metrics": result.metrics, "log": trainer.state.log_history}
         return save_checkpoint(trainer, tokenizer, config.out, run)
