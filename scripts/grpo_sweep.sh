@@ -105,33 +105,31 @@ if [ ! -f "$SWEEP_DIR/grpo-data/train.jsonl" ]; then
     --run grpo-prompts --concurrency 8 --quiet --resume
   "$MCPGYM" dataset grpo --db "$DB" --runs grpo-prompts --out "$SWEEP_DIR/grpo-data" --eval-fraction 0 --seed "$SEED"
 fi
+evaluate sft "$PROOF_DIR/ckpt"
 for k in "${!NAMES[@]}"; do
   name="${NAMES[$k]}"
   IFS='|' read -r point steps gen lr temp save completion calls <<<"${ARGS[$k]}"
   if [ "$RESUME" = 1 ] && [ -f "$SWEEP_DIR/$name/mcpgym-train.json" ] && grep -q "^$name	" "$SWEEP_DIR/runs.tsv"; then
     echo "[$(date -u +%H:%M:%S)] $name ($point) already trained"
-    continue
+  else
+    echo "[$(date -u +%H:%M:%S)] $name: GRPO $point ($steps steps x $gen rollouts, lr $lr, temperature $temp)"
+    t0=$(date +%s)
+    "$MCPGYM" train grpo --data "$SWEEP_DIR/grpo-data" --model "$PROOF_DIR/ckpt" --out "$SWEEP_DIR/$name" \
+      --profile cpu --max-steps "$steps" --batch-size "$gen" --num-generations "$gen" \
+      --max-completion-length "$completion" --max-tool-calls "$calls" --lr "$lr" --temperature "$temp" \
+      --seed "$SEED" --no-gradient-checkpointing --precision "$PRECISION" --save-steps "$save" \
+      > "$SWEEP_DIR/$name.log" 2>&1 \
+      || { echo "GRPO of $name failed; its log: $SWEEP_DIR/$name.log" >&2; tail -20 "$SWEEP_DIR/$name.log" >&2; exit 1; }
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$point" "$steps" "$gen" $(( $(date +%s) - t0 )) >> "$SWEEP_DIR/runs.tsv"
   fi
-  echo "[$(date -u +%H:%M:%S)] $name: GRPO $point ($steps steps x $gen rollouts, lr $lr, temperature $temp)"
-  t0=$(date +%s)
-  "$MCPGYM" train grpo --data "$SWEEP_DIR/grpo-data" --model "$PROOF_DIR/ckpt" --out "$SWEEP_DIR/$name" --profile cpu \
-    --max-steps "$steps" --batch-size "$gen" --num-generations "$gen" --max-completion-length "$completion" \
-    --max-tool-calls "$calls" --lr "$lr" --temperature "$temp" --seed "$SEED" --no-gradient-checkpointing \
-    --precision "$PRECISION" --save-steps "$save" > "$SWEEP_DIR/$name.log" 2>&1 \
-    || { echo "GRPO of $name failed; its log: $SWEEP_DIR/$name.log" >&2; tail -20 "$SWEEP_DIR/$name.log" >&2; exit 1; }
-  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$point" "$steps" "$gen" $(( $(date +%s) - t0 )) >> "$SWEEP_DIR/runs.tsv"
-done
-
-evaluate sft "$PROOF_DIR/ckpt"
-for k in "${!NAMES[@]}"; do
-  name="${NAMES[$k]}"
-  IFS='|' read -r point steps _ <<<"${ARGS[$k]}"
+  # each point is evaluated as soon as it is trained: a sweep stopped early still reports what it finished
   for dir in "$SWEEP_DIR/$name"/step-*; do
     [ -d "$dir" ] && evaluate "$name-${dir##*step-}" "$dir"
   done
   evaluate "$name-$steps" "$SWEEP_DIR/$name"
+  "$PYTHON" -m training.grpo_sweep --dir "$SWEEP_DIR" > /dev/null
 done
-"$PYTHON" -m training.grpo_sweep --dir "$SWEEP_DIR"
+cat "$SWEEP_DIR/grpo-sweep.md"
 echo "[$(date -u +%H:%M:%S)] done: $SWEEP_DIR/grpo-sweep.md, episodes in $DB (mcpgym view --db $DB)"
 }
 main "$@"
