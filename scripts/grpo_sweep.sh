@@ -21,7 +21,9 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 VARS="PROOF_DIR SWEEP_DIR FAMILY POINTS TEST PROMPTS MAX_TURNS MAX_NEW_TOKENS EVAL_CONCURRENCY EVAL_DTYPE PRECISION
   TOOL_DESCRIPTIONS SEED RESUME"
 COMMAND=""
-for v in $VARS; do if [ -n "${!v+x}" ]; then COMMAND+="$v=${!v} "; fi; done
+for v in $VARS; do
+  if [ -n "${!v+x}" ]; then case "${!v}" in *" "*) COMMAND+="$v=\"${!v}\" ";; *) COMMAND+="$v=${!v} ";; esac; fi
+done
 COMMAND+="scripts/grpo_sweep.sh"
 PROOF_DIR="${PROOF_DIR:-$HOME/.cache/mcpgym/proof}"
 SWEEP_DIR="${SWEEP_DIR:-$HOME/.cache/mcpgym/grpo-sweep}"
@@ -87,6 +89,8 @@ if [ ! -f "$SWEEP_DIR/settings.tsv" ]; then
     for v in PROOF_DIR FAMILY POINTS TEST PROMPTS MAX_TURNS MAX_NEW_TOKENS EVAL_DTYPE PRECISION TOOL_DESCRIPTIONS SEED; do
       printf '%s\t%s\n' "$v" "${!v}"; done
   } > "$SWEEP_DIR/settings.tsv"
+else  # resumed: the report names the command that finished the sweep and its points (points keep their names p1...)
+  sed -i -e "s|^COMMAND\t.*|COMMAND\t$COMMAND|" -e "s|^POINTS\t.*|POINTS\t$POINTS|" "$SWEEP_DIR/settings.tsv"
 fi
 [ -f "$SWEEP_DIR/runs.tsv" ] || printf 'name\tpoint\tsteps\tgen\tseconds\n' > "$SWEEP_DIR/runs.tsv"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -86,3 +88,49 @@ def test_a_missing_evaluation_is_a_clear_error(sweep_dir: Path, tmp_path: Path,
 def test_main_writes_the_report(sweep_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--dir", str(sweep_dir)]) == 0
     assert (sweep_dir / "grpo-sweep.md").read_text(encoding="utf-8") == capsys.readouterr().out
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "grpo_sweep.sh"
+
+
+def _sweep(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {**os.environ, "MCPGYM": str(Path(sys.executable).with_name("mcpgym")), "PYTHON": sys.executable,
+            "SWEEP_DIR": str(tmp_path / "sweep")}
+    return subprocess.run(["bash", str(SCRIPT)], env={**base, **env}, capture_output=True, text=True, timeout=900,
+                          check=False)
+
+
+def test_the_script_refuses_bad_points_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "proof" / "ckpt").mkdir(parents=True)
+    (tmp_path / "proof" / "ckpt" / "config.json").write_text("{}", encoding="utf-8")
+    proof = str(tmp_path / "proof")
+    bad = {"steps=3,foo=2": "unknown key 'foo' (accepted: steps, gen, lr, temp, save, completion, calls)",
+           "steps=x": "steps must be a whole number, not 'x'", "lr=fast": "lr must be a number, not 'fast'",
+           "gen=1": "steps must be >= 1 and gen >= 2"}
+    for point, message in bad.items():
+        result = _sweep(tmp_path, PROOF_DIR=proof, POINTS=point)
+        assert result.returncode == 2 and message in result.stderr, (point, result.stderr)
+    result = _sweep(tmp_path, PROOF_DIR=str(tmp_path / "none"))
+    assert result.returncode == 2 and "no SFT checkpoint in" in result.stderr
+    assert not (tmp_path / "sweep").exists()  # nothing was started
+
+
+@pytest.mark.slow
+def test_a_real_sweep_of_two_grpo_steps(tmp_path: Path) -> None:
+    """The script end to end: GRPO from a checkpoint (the base model stands for the proof's SFT checkpoint) with a
+    checkpoint after step 1, the SFT, step-1 and final checkpoints evaluated on the same held-out weather tasks."""
+    from collector.models import resolve_model
+
+    (tmp_path / "proof").mkdir()
+    (tmp_path / "proof" / "ckpt").symlink_to(resolve_model("smollm2-135m"))
+    result = _sweep(tmp_path, PROOF_DIR=str(tmp_path / "proof"), POINTS="steps=2,gen=2,save=1,completion=24,calls=1",
+                    TEST="2", PROMPTS="2", MAX_TURNS="1", MAX_NEW_TOKENS="16", EVAL_CONCURRENCY="2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = tmp_path / "sweep"
+    assert sorted(p.name for p in out.glob("eval-*.json")) == ["eval-p1-1.json", "eval-p1-2.json", "eval-sft.json"]
+    md = (out / "grpo-sweep.md").read_text(encoding="utf-8")
+    assert 'Command: `SWEEP_DIR=' in md and 'POINTS=steps=2,gen=2,save=1,completion=24,calls=1' in md
+    rows = [line for line in md.splitlines() if line.startswith("| steps=2,gen=2")]
+    assert [row.split(" | ")[1:3] for row in rows] == [["1", "2"], ["2", "4"]]  # step and rollouts
+    assert md in result.stdout
