@@ -130,7 +130,8 @@ def test_a_real_sweep_of_two_grpo_steps(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     assert sorted(p.name for p in out.glob("eval-*.json")) == ["eval-p1-1.json", "eval-p1-2.json", "eval-sft.json"]
     md = (out / "grpo-sweep.md").read_text(encoding="utf-8")
-    assert 'Command: `SWEEP_DIR=' in md and 'POINTS=steps=2,gen=2,save=1,completion=24,calls=1' in md
-    rows = [line for line in md.splitlines() if line.startswith("| steps=2,gen=2")]
+    [command] = [line for line in md.splitlines() if line.startswith("Command: `")]
+    assert f"SWEEP_DIR={out} " in command and "POINTS=steps=2,gen=2,save=1,completion=24,calls=1 " in command
+    rows = [line for line in md.splitlines() if line.startswith("| steps=2,gen=2") and line.count("|") == 11]
     assert [row.split(" | ")[1:3] for row in rows] == [["1", "2"], ["2", "4"]]  # step and rollouts
     assert md in result.stdout
